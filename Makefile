@@ -1,0 +1,66 @@
+# kefu: `make run` sets everything up and serves the demo shop; `make test` runs the suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON311 ?= $(shell command -v python3.11 || echo $$(pyenv root 2>/dev/null)/versions/3.11.7/bin/python)
+PYTHON310 ?= $(shell command -v python3.10 || echo $$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python)
+# Built models and the Rasa venv live outside the clone so later runs on this machine reuse them.
+CACHE ?= $(HOME)/.cache/kefu
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA_HASH := $(shell sha256sum intents/requirements.txt | cut -c1-12)
+RASA_VENV ?= $(CACHE)/rasa-venv-$(RASA_HASH)
+EMBED_MODEL ?= $(CACHE)/e5-small-1
+export KEFU_EMBED_MODEL ?= $(EMBED_MODEL)
+export KEFU_RASA_VENV ?= $(RASA_VENV)
+export KEFU_CACHE ?= $(CACHE)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RASA_TELEMETRY_ENABLED := false
+
+.PHONY: setup run test lint bench browser models clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, from the CPU wheel on this disk: anything else pulls gigabytes of CUDA
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(RASA_VENV)/.complete: intents/requirements.txt
+	rm -rf $(RASA_VENV)
+	$(PYTHON310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --upgrade pip
+	$(RASA_VENV)/bin/pip install --quiet -r intents/requirements.txt
+	touch $@
+
+$(EMBED_MODEL)/kefu_build.json: $(VENV)/.installed kb/model_build.py
+	$(PY) -m kb.model_build $(EMBED_MODEL)
+
+models: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json
+
+setup: models
+
+run: setup
+	$(VENV)/bin/kefu serve
+
+# Debian's Chromium and a CJK font for the browser tests (everything here runs as root).
+browser:
+	@if ! command -v chromium >/dev/null || ! fc-list | grep -q "Noto Sans CJK"; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	fi
+
+test: setup browser
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,178 @@
+"""From a stored inbound message to exactly one reply, in band or through the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot import store, texts
+from bot.metrics import Metrics
+from bot.outbox import MessageSender, TransientSendError, WeChatAPIError
+from bot.wechat import Inbound
+from kb.db import DbRunner
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot answers, and what it understood (stored with the message)."""
+
+    text: str | None
+    intent: str | None = None
+    confidence: float | None = None
+
+
+Responder = Callable[[Inbound], Awaitable[Reply]]
+
+
+class Dispatcher:
+    """Stores each message once, runs the responder, and answers within WeChat's deadline."""
+
+    def __init__(
+        self,
+        runner: DbRunner,
+        responder: Responder,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        *,
+        sender: MessageSender | None = None,
+        wake_outbox: Callable[[], None] = lambda: None,
+        inband_deadline: float = 4.0,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        self.runner = runner
+        self.responder = responder
+        self.metrics = metrics
+        self.clock = clock
+        self.sender = sender
+        self.wake_outbox = wake_outbox
+        self.inband_deadline = inband_deadline
+        self.lease_seconds = lease_seconds
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def record(self, inbound: Inbound) -> int | None:
+        """Store the message before anything else; None if it is a repeat."""
+        message_id = await self.runner.run(
+            store.record_inbound,
+            dedup_key=inbound.dedup_key,
+            channel=inbound.channel,
+            openid=inbound.openid,
+            kind=inbound.kind,
+            text=inbound.text,
+            payload=inbound.raw,
+            now=self.clock(),
+            lease_seconds=self.lease_seconds,
+        )
+        if message_id is None:
+            self.metrics.duplicates.inc()
+        else:
+            self.metrics.messages_in.labels(kind=inbound.kind).inc()
+        return message_id
+
+    async def respond(self, inbound: Inbound) -> Reply:
+        """Run the responder; any failure becomes an apology and a handoff, never silence."""
+        started = self.clock()
+        try:
+            reply = await self.responder(inbound)
+        except Exception:  # the handler runner: log, apologise to the shopper, hand off
+            logger.exception("responder failed for %s", inbound.dedup_key)
+            self.metrics.errors.labels(kind="responder").inc()
+            reply = Reply(texts.SORRY_HANDOFF, intent="error")
+        self.metrics.reply_latency.observe(max(0.0, self.clock() - started))
+        return reply
+
+    async def handle(self, inbound: Inbound) -> str | None:
+        """Answer a WeChat push: the reply text for in-band delivery, or None for "success"."""
+        message_id = await self.record(inbound)
+        if message_id is None:
+            return None
+        task = asyncio.ensure_future(self.respond(inbound))
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(task), self.inband_deadline)
+        except TimeoutError:
+            self._keep(self._finish_later(message_id, inbound, task))
+            if self.sender is not None:
+                self._keep(self._typing(inbound.openid))
+            return None
+        outbound_id = await self._finish(message_id, inbound, reply, inband=True)
+        if outbound_id is None:
+            return None
+        self.metrics.replies_out.labels(via="inband").inc()
+        return reply.text
+
+    async def handle_local(self, inbound: Inbound) -> Reply:
+        """Answer without WeChat (``kefu chat``): store, respond, record the reply as delivered."""
+        message_id = await self.record(inbound)
+        reply = await self.respond(inbound)
+        if message_id is not None:
+            await self._finish(message_id, inbound, reply, inband=True)
+        return reply
+
+    async def _finish(self, message_id: int, inbound: Inbound, reply: Reply, *, inband: bool) -> int | None:
+        return await self.runner.run(
+            store.finish_message,
+            message_id,
+            openid=inbound.openid,
+            text=reply.text,
+            inband=inband,
+            intent=reply.intent,
+            confidence=reply.confidence,
+            now=self.clock(),
+        )
+
+    async def _finish_later(self, message_id: int, inbound: Inbound, task: asyncio.Future[Reply]) -> None:
+        reply = await task
+        if await self._finish(message_id, inbound, reply, inband=False) is not None:
+            self.wake_outbox()
+
+    async def _typing(self, openid: str) -> None:
+        assert self.sender is not None
+        try:
+            await self.sender.typing(openid, True)
+        except (WeChatAPIError, TransientSendError) as exc:
+            logger.info("typing indicator not shown to %s: %s", openid, exc)
+
+    def _keep(self, coro: Awaitable[None]) -> None:
+        # Keep a reference so the task is not garbage-collected before it finishes.
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def recover(self) -> int:
+        """Answer messages whose process died before replying; they go out through the outbox."""
+        rows = await self.runner.run(store.claim_stale_messages, now=self.clock(), lease_seconds=self.lease_seconds)
+        for row in rows:
+            inbound = Inbound(
+                dedup_key=row["dedup_key"],
+                openid=row["openid"],
+                account="",
+                kind=row["kind"],
+                text=row["text"] or "",
+                created_at=int(row["received_at"]),
+                raw=json.loads(row["payload"] or "{}"),
+                channel=row["channel"],
+            )
+            logger.info("recovering unanswered message %s", row["id"])
+            reply = await self.respond(inbound)
+            await self._finish(row["id"], inbound, reply, inband=False)
+        if rows:
+            self.wake_outbox()
+        return len(rows)
+
+    async def drain(self) -> None:
+        """Wait for replies still being prepared (on shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def recover_forever(self, interval: float = 10.0) -> None:
+        """Look for abandoned messages every ``interval`` seconds."""
+        while True:
+            try:
+                await self.recover()
+            except Exception:  # keep recovering; a failed pass leaves the rows for the next
+                logger.exception("recovery pass failed")
+            await asyncio.sleep(interval)

@@ -1,0 +1,269 @@
+"""Storage of shopper messages, outbound replies (the outbox) and the shared access_token.
+
+Times are Unix seconds (floats) passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("kefu.bot")
+
+# Outbound states. "inband" was returned in the HTTP answer to WeChat itself.
+PENDING, SENT, INBAND, WINDOW_CLOSED, QUOTA, FAILED = (
+    "pending",
+    "sent",
+    "inband",
+    "window_closed",
+    "quota",
+    "failed",
+)
+FINAL_STATES = (SENT, INBAND, WINDOW_CLOSED, QUOTA, FAILED)
+
+
+@migrations()
+def m001_messages(db: sqlite_utils.Database) -> None:
+    db["messages"].create(
+        {
+            "id": int,
+            "dedup_key": str,
+            "channel": str,
+            "openid": str,
+            "kind": str,
+            "text": str,
+            "payload": str,
+            "received_at": float,
+            "state": str,
+            "lease_until": float,
+            "intent": str,
+            "confidence": float,
+            "answered_at": float,
+        },
+        pk="id",
+        not_null={"dedup_key", "openid", "kind", "received_at", "state"},
+        defaults={"state": "received", "lease_until": 0.0},
+    )
+    db["messages"].create_index(["dedup_key"], unique=True)
+    db["messages"].create_index(["state", "lease_until"])
+    db["messages"].create_index(["openid", "received_at"])
+    db["outbound"].create(
+        {
+            "id": int,
+            "message_id": int,
+            "openid": str,
+            "text": str,
+            "sender": str,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "last_error": str,
+            "created_at": float,
+            "sent_at": float,
+        },
+        pk="id",
+        not_null={"openid", "text", "state", "created_at"},
+        defaults={"attempts": 0, "next_attempt_at": 0.0, "sender": "bot"},
+    )
+    # One bot answer per inbound message, whichever process or retry produced it.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_outbound_bot_reply ON outbound(message_id) "
+        "WHERE message_id IS NOT NULL AND sender = 'bot'"
+    )
+    db["outbound"].create_index(["state", "next_attempt_at"])
+    db["wechat_token"].create(
+        {"appid": str, "access_token": str, "expires_at": float, "refreshing_until": float},
+        pk="appid",
+        defaults={"expires_at": 0.0, "refreshing_until": 0.0},
+    )
+
+
+@dataclass(frozen=True)
+class OutboundRow:
+    """An outbound text waiting for (or past) delivery."""
+
+    id: int
+    message_id: int | None
+    openid: str
+    text: str
+    attempts: int
+
+
+def record_inbound(
+    db: sqlite_utils.Database,
+    *,
+    dedup_key: str,
+    channel: str,
+    openid: str,
+    kind: str,
+    text: str,
+    payload: dict[str, Any],
+    now: float,
+    lease_seconds: float,
+) -> int | None:
+    """Store a message and lease it for processing; None when it was seen before."""
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO messages (dedup_key, channel, openid, kind, text, payload, received_at, state, lease_until) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?) ON CONFLICT(dedup_key) DO NOTHING",
+            [dedup_key, channel, openid, kind, text, json.dumps(payload, ensure_ascii=False), now, now + lease_seconds],
+        )
+    if cursor.rowcount == 0:
+        return None
+    return int(cursor.lastrowid or 0)
+
+
+def finish_message(
+    db: sqlite_utils.Database,
+    message_id: int,
+    *,
+    openid: str,
+    text: str | None,
+    inband: bool,
+    intent: str | None,
+    confidence: float | None,
+    now: float,
+) -> int | None:
+    """Mark a message answered and store its reply: sent in band, or queued for the API.
+
+    Returns the outbound id, or None when another worker had already answered it.
+    """
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE messages SET state = 'answered', answered_at = ?, intent = ?, confidence = ? "
+            "WHERE id = ? AND state = 'received'",
+            [now, intent, confidence, message_id],
+        )
+        if cursor.rowcount == 0:
+            return None
+        if text is None:
+            return None
+        cursor = db.execute(
+            "INSERT INTO outbound (message_id, openid, text, sender, state, created_at, sent_at, next_attempt_at) "
+            "VALUES (?, ?, ?, 'bot', ?, ?, ?, ?)",
+            [message_id, openid, text, INBAND if inband else PENDING, now, now if inband else None, now],
+        )
+        return int(cursor.lastrowid or 0)
+
+
+def enqueue_text(db: sqlite_utils.Database, *, openid: str, text: str, sender: str, now: float) -> int:
+    """Queue a text for the customer-service API (agent replies, notices)."""
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO outbound (message_id, openid, text, sender, state, created_at, next_attempt_at) "
+            "VALUES (NULL, ?, ?, ?, 'pending', ?, ?)",
+            [openid, text, sender, now, now],
+        )
+        return int(cursor.lastrowid or 0)
+
+
+def claim_stale_messages(
+    db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Take over messages whose processing lease ran out (their process died)."""
+    with db.atomic():
+        rows = list(
+            db.query(
+                "SELECT id, dedup_key, channel, openid, kind, text, payload, received_at FROM messages "
+                "WHERE state = 'received' AND channel = 'wechat' AND lease_until < ? ORDER BY id LIMIT ?",
+                [now, limit],
+            )
+        )
+        for row in rows:
+            db.execute("UPDATE messages SET lease_until = ? WHERE id = ?", [now + lease_seconds, row["id"]])
+    return rows
+
+
+def claim_due_outbound(db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20) -> list[OutboundRow]:
+    """Lease due outbox rows so only one sender in any process delivers each."""
+    with db.atomic():
+        rows = list(
+            db.query(
+                "SELECT id, message_id, openid, text, attempts FROM outbound "
+                "WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+                [now, limit],
+            )
+        )
+        for row in rows:
+            db.execute("UPDATE outbound SET next_attempt_at = ? WHERE id = ?", [now + lease_seconds, row["id"]])
+    return [OutboundRow(r["id"], r["message_id"], r["openid"], r["text"], r["attempts"]) for r in rows]
+
+
+def mark_outbound(
+    db: sqlite_utils.Database,
+    outbound_id: int,
+    *,
+    state: str,
+    now: float,
+    error: str | None = None,
+    retry_at: float | None = None,
+) -> None:
+    """Record a delivery attempt's outcome (final state, or pending with the next try time)."""
+    with db.atomic():
+        db.execute(
+            "UPDATE outbound SET state = ?, attempts = attempts + 1, last_error = ?, "
+            "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, "
+            "next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
+            [state, error, state, now, retry_at, outbound_id],
+        )
+
+
+def outbound_state(db: sqlite_utils.Database, outbound_id: int) -> dict[str, Any]:
+    """One outbound row, for callers that show delivery state."""
+    return dict(db["outbound"].get(outbound_id))
+
+
+def pending_outbound_count(db: sqlite_utils.Database) -> int:
+    """How many texts still wait for delivery."""
+    return int(db.execute("SELECT count(*) FROM outbound WHERE state = 'pending'").fetchone()[0])
+
+
+def last_inbound_at(db: sqlite_utils.Database, openid: str) -> float | None:
+    """When the shopper last wrote (the 48-hour customer-service window starts there)."""
+    row = db.execute("SELECT max(received_at) FROM messages WHERE openid = ?", [openid]).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
+def read_token(db: sqlite_utils.Database, appid: str, now: float, margin: float) -> str | None:
+    """The shared access_token if it is still valid for at least ``margin`` seconds."""
+    row = db.execute(
+        "SELECT access_token, expires_at FROM wechat_token WHERE appid = ?", [appid]
+    ).fetchone()
+    if row and row[0] and row[1] - margin > now:
+        return str(row[0])
+    return None
+
+
+def claim_token_refresh(db: sqlite_utils.Database, appid: str, now: float, hold: float, margin: float) -> bool:
+    """Become the one refresher for ``hold`` seconds, if nobody is and no valid token exists."""
+    with db.atomic():
+        db.execute("INSERT OR IGNORE INTO wechat_token (appid, expires_at, refreshing_until) VALUES (?, 0, 0)", [appid])
+        # The validity check sits in the same statement, so a process that read "no token"
+        # just before another stored one does not fetch a second token.
+        cursor = db.execute(
+            "UPDATE wechat_token SET refreshing_until = ? WHERE appid = ? AND refreshing_until < ? "
+            "AND NOT (access_token IS NOT NULL AND access_token != '' AND expires_at - ? > ?)",
+            [now + hold, appid, now, margin, now],
+        )
+        return cursor.rowcount == 1
+
+
+def store_token(db: sqlite_utils.Database, appid: str, token: str, expires_at: float) -> None:
+    """Save a fresh token for every process and release the refresh claim."""
+    with db.atomic():
+        db.execute(
+            "UPDATE wechat_token SET access_token = ?, expires_at = ?, refreshing_until = 0 WHERE appid = ?",
+            [token, expires_at, appid],
+        )
+
+
+def forget_token(db: sqlite_utils.Database, appid: str, token: str) -> None:
+    """Drop a token WeChat called invalid, unless another process already replaced it."""
+    with db.atomic():
+        db.execute(
+            "UPDATE wechat_token SET expires_at = 0 WHERE appid = ? AND access_token = ?", [appid, token]
+        )

@@ -1,0 +1,142 @@
+"""A message once received is never lost: kill -9 the server with a reply queued, restart, delivered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot import store
+from bot.dispatch import Dispatcher, Reply
+from bot.metrics import Metrics
+from bot.wechat import Inbound
+from kb.db import DbRunner, open_db
+from tests.fakes import APPID, SECRET, FakeWeChatAPI
+from tests.pushes import TOKEN, fixture, signed_query
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(db: Path, port: int, api_base: str, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Run ``kefu serve`` in its own process, logging next to its database."""
+    env = {
+        **os.environ,
+        "KEFU_DB": str(db),
+        "KEFU_PORT": str(port),
+        "KEFU_WECHAT_TOKEN": TOKEN,
+        "KEFU_WECHAT_APPID": APPID,
+        "KEFU_WECHAT_SECRET": SECRET,
+        "KEFU_WECHAT_API_BASE": api_base,
+        "KEFU_INBAND_DEADLINE": "0",  # every reply goes through the outbox
+        "KEFU_LOG_FORMAT": "text",
+        **extra_env,
+    }
+    with open(db.with_suffix(".log"), "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]) -> None:
+    db = tmp_path / "crash.db"
+    port = free_port()
+    dead_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: delivery fails, the reply stays queued
+    proc = start_server(db, port, dead_api, server_env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def healthy() -> bool:
+                try:
+                    async with http.get(base + "/healthz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(healthy, 120)
+            async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:
+                assert await r.text() == "success"
+
+            def queued() -> bool:
+                check = open_db(db)
+                try:
+                    return store.pending_outbound_count(check) == 1
+                finally:
+                    check.close()
+
+            async def is_queued() -> bool:
+                return queued()
+
+            await wait_until(is_queued, 60)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+
+            fake = FakeWeChatAPI(now=time.time())
+            fake_srv = await aiohttp_server(fake.app())
+            proc = start_server(db, port, str(fake_srv.make_url("")).rstrip("/"), server_env)
+            await wait_until(healthy, 120)
+
+            async def delivered() -> bool:
+                return len(fake.sent) == 1
+
+            await wait_until(delivered, 30)
+            assert fake.sent[0]["touser"] == "oShopperA"
+            # The retry WeChat makes after the restart still gets no second answer.
+            async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:
+                assert await r.text() == "success"
+            await asyncio.sleep(1.5)
+            assert len(fake.sent) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path) -> None:
+    runner = DbRunner(open_db(tmp_path / "r.db", [store.migrations]))
+    now = [1000.0]
+    woken: list[bool] = []
+
+    async def responder(inbound: Inbound) -> Reply:
+        return Reply(f"补发：{inbound.text}")
+
+    try:
+        # A process stored the message, took its lease, then died before answering.
+        await runner.run(
+            store.record_inbound, dedup_key="msg:1", channel="wechat", openid="o1", kind="text", text="在吗",
+            payload={}, now=now[0], lease_seconds=60,
+        )
+        dispatcher = Dispatcher(runner, responder, Metrics(), lambda: now[0], wake_outbox=lambda: woken.append(True))
+        assert await dispatcher.recover() == 0  # its lease is still running
+        now[0] += 61
+        assert await dispatcher.recover() == 1
+        assert woken == [True]
+        due = await runner.run(store.claim_due_outbound, now=now[0], lease_seconds=60)
+        assert [(r.openid, r.text) for r in due] == [("o1", "补发：在吗")]
+        assert await dispatcher.recover() == 0
+    finally:
+        runner.close()

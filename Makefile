@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test lint bench browser models clean
+.PHONY: setup run test lint bench browser models rasa-model clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
@@ -38,11 +38,16 @@ $(RASA_VENV)/.complete: intents/requirements.txt
 $(EMBED_MODEL)/kefu_build.json: $(VENV)/.installed kb/model_build.py
 	$(PY) -m kb.model_build $(EMBED_MODEL)
 
-models: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json
+# Trains only when intents/config.yml or intents/data changed (content hash in the file name).
+rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete
+	$(PY) -m intents.training $(CACHE) $(RASA_VENV)
+
+models: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json rasa-model
 
 setup: models
 
 run: setup
+	$(VENV)/bin/kefu kb import kb/demo
 	$(VENV)/bin/kefu serve
 
 # Debian's Chromium and a CJK font for the browser tests (everything here runs as root).

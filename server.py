@@ -19,13 +19,21 @@ import aiohttp
 from aiohttp import web
 
 from bot import store as bot_store
-from bot import texts
-from bot.dispatch import Dispatcher, Reply, Responder
+from bot.dialogue import Dialogue
+from bot.dispatch import Dispatcher, Responder
+from bot.hours import BusinessHours, HoursError
 from bot.metrics import Metrics
+from bot.orders import HttpOrders, OrderSource, SqliteOrders
 from bot.outbox import Outbox, WeChatAPI
 from bot.views import RUNTIME, Runtime, add_routes
 from bot.wechat import FORMATS, MODES, Inbound, WeChatConfig
+from intents.client import NluClient, RasaClient
+from intents.service import RasaService
+from intents.training import default_cache, default_rasa_venv, model_path
+from kb import store as kb_store
 from kb.db import DbRunner, open_db
+from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from kb.search import KnowledgeBase
 
 logger = logging.getLogger("kefu")
 
@@ -40,12 +48,14 @@ def _setting(env: str, default: Any, help: str) -> Any:
 class Settings:
     """Every setting, read once from the environment (see the README's table)."""
 
-    wechat_token: str = _setting("KEFU_WECHAT_TOKEN", "kefu-dev-token", "Token set in the WeChat console (signs every push)")
-    wechat_appid: str = _setting("KEFU_WECHAT_APPID", "wx0000000000000000", "AppID of the official account or mini-program")
-    wechat_secret: str = _setting("KEFU_WECHAT_SECRET", "", "AppSecret, used to fetch the access_token")
-    wechat_aes_key: str = _setting(
-        "KEFU_WECHAT_AES_KEY", "", "EncodingAESKey (43 characters) for compat and safe mode"
+    wechat_token: str = _setting(
+        "KEFU_WECHAT_TOKEN", "kefu-dev-token", "Token set in the WeChat console (signs every push)"
     )
+    wechat_appid: str = _setting(
+        "KEFU_WECHAT_APPID", "wx0000000000000000", "AppID of the official account or mini-program"
+    )
+    wechat_secret: str = _setting("KEFU_WECHAT_SECRET", "", "AppSecret, used to fetch the access_token")
+    wechat_aes_key: str = _setting("KEFU_WECHAT_AES_KEY", "", "EncodingAESKey (43 characters) for compat and safe mode")
     wechat_mode: str = _setting("KEFU_WECHAT_MODE", "plain", "Message encryption: plain, compat or safe")
     wechat_format: str = _setting("KEFU_WECHAT_FORMAT", "xml", "Push format chosen in the console: xml or json")
     wechat_api_base: str = _setting("KEFU_WECHAT_API_BASE", "https://api.weixin.qq.com", "WeChat API base URL")
@@ -53,9 +63,38 @@ class Settings:
     host: str = _setting("KEFU_HOST", "127.0.0.1", "Address kefu serve listens on")
     port: int = _setting("KEFU_PORT", 8080, "Port kefu serve listens on")
     inband_deadline: float = _setting(
-        "KEFU_INBAND_DEADLINE", 4.0, "Seconds to wait for a reply before answering WeChat 'success' and sending it later"
+        "KEFU_INBAND_DEADLINE",
+        4.0,
+        "Seconds to wait for a reply before answering WeChat 'success' and sending it later",
     )
     log_format: str = _setting("KEFU_LOG_FORMAT", "json", "Log lines as json or text")
+    cache: str = _setting(
+        "KEFU_CACHE", str(default_cache()), "Folder of the Rasa venv and trained models built by setup"
+    )
+    rasa_venv: str = _setting(
+        "KEFU_RASA_VENV", "", "Rasa's own Python 3.10 venv (default: the one setup builds in KEFU_CACHE)"
+    )
+    rasa_url: str = _setting(
+        "KEFU_RASA_URL", "", "Comma-separated Rasa server URLs to use instead of starting one (round-robin)"
+    )
+    rasa_token: str = _setting("KEFU_RASA_TOKEN", "", "Auth token of the Rasa servers in KEFU_RASA_URL")
+    rasa_timeout: float = _setting(
+        "KEFU_RASA_TIMEOUT", 2.0, "Seconds to wait for Rasa before answering from the knowledge base"
+    )
+    embed_model: str = _setting(
+        "KEFU_EMBED_MODEL",
+        DEFAULT_MODEL,
+        "Any sentence-transformers model name or path (default: the offline e5-small folder)",
+    )
+    orders_url: str = _setting(
+        "KEFU_ORDERS_URL", "", "Shop backend for orders (JSON over HTTP); empty: the SQLite order store"
+    )
+    orders_token: str = _setting("KEFU_ORDERS_TOKEN", "", "Bearer token for KEFU_ORDERS_URL")
+    agent_hours: str = _setting("KEFU_AGENT_HOURS", "mon-sun 09:00-22:00", "When human agents work (shop time, UTC+8)")
+    holidays: str = _setting("KEFU_HOLIDAYS", "", "Comma-separated dates when no agent works, e.g. 2026-10-01")
+    handoff_wait: float = _setting(
+        "KEFU_HANDOFF_WAIT", 300.0, "Seconds a handed-off shopper may wait unclaimed before an apology and escalation"
+    )
 
     def __post_init__(self) -> None:
         if self.wechat_mode not in MODES:
@@ -64,6 +103,20 @@ class Settings:
             raise SettingsError(f"KEFU_WECHAT_FORMAT must be one of {', '.join(FORMATS)}")
         if self.wechat_mode != "plain" and len(self.wechat_aes_key) != 43:
             raise SettingsError("KEFU_WECHAT_AES_KEY must be the 43-character EncodingAESKey in compat and safe mode")
+        try:
+            BusinessHours.parse(self.agent_hours, self.holidays)
+        except HoursError as exc:
+            raise SettingsError(str(exc)) from exc
+
+    @property
+    def rasa_venv_path(self) -> Path:
+        """The Rasa venv to run."""
+        return Path(self.rasa_venv) if self.rasa_venv else default_rasa_venv(Path(self.cache))
+
+    @property
+    def hours(self) -> BusinessHours:
+        """Agents' working hours."""
+        return BusinessHours.parse(self.agent_hours, self.holidays)
 
 
 class SettingsError(ValueError):
@@ -76,7 +129,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     for f in dataclasses.fields(Settings):
         raw = environ.get(f.metadata["env"])
         if raw is not None and raw != "":
-            kind = type(f.default)
+            kind: Callable[[str], Any] = type(f.default)
             try:
                 values[f.name] = kind(raw)
             except ValueError as exc:
@@ -91,11 +144,6 @@ def settings_table() -> str:
     for f in dataclasses.fields(Settings):
         lines.append(f"| `{f.metadata['env']}` | `{f.default}` | {f.metadata['help']} |")
     return "\n".join(lines)
-
-
-async def welcome_responder(inbound: Inbound) -> Reply:
-    """The fixed answer used until the dialogue is wired in."""
-    return Reply(texts.WELCOME, intent="welcome")
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -116,21 +164,112 @@ class JsonLogFormatter(logging.Formatter):
 def setup_logging(fmt: str) -> None:
     """Log to stderr, as JSON lines or plain text."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonLogFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(
+        JsonLogFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+MIGRATIONS = [bot_store.migrations, kb_store.migrations]
+
+
+class StartupError(Exception):
+    """A service kefu needs could not be started."""
+
+
+@dataclass
+class Services:
+    """What a running kefu holds open: database, NLU, knowledge base, HTTP session."""
+
+    settings: Settings
+    runner: DbRunner
+    session: aiohttp.ClientSession
+    nlu: NluClient | None
+    kb: KnowledgeBase
+    orders: OrderSource
+    metrics: Metrics
+    rasa: RasaService | None = None
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The sentence-transformers model named in the settings (blocking, a few seconds)."""
+    return SentenceTransformerEncoder(settings.embed_model)
+
+
+async def open_services(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    nlu: NluClient | None = None,
+    encoder: Encoder | None = None,
+    start_rasa: bool = True,
+) -> Services:
+    """Open the database, load the knowledge base, and start or reach Rasa."""
+    loop = asyncio.get_running_loop()
+    runner = DbRunner(open_db(settings.db, MIGRATIONS))
+    session = aiohttp.ClientSession()
+    rasa: RasaService | None = None
+    try:
+        if encoder is None:
+            encoder = await loop.run_in_executor(None, load_encoder, settings)
+        kb = KnowledgeBase(encoder)
+        await runner.run(kb.load)
+        if nlu is None and settings.rasa_url:
+            urls = [u.strip() for u in settings.rasa_url.split(",") if u.strip()]
+            nlu = RasaClient(session, urls, settings.rasa_token or None, settings.rasa_timeout)
+        elif nlu is None and start_rasa:
+            model = model_path(Path(settings.cache))
+            if not model.exists():
+                raise StartupError(f"no trained Rasa model at {model}: run `make setup` or `kefu train`")
+            rasa = RasaService(settings.rasa_venv_path, model, log_path=Path(settings.db).parent / "rasa.log")
+            await rasa.start()
+            nlu = RasaClient(session, [rasa.url], rasa.token, settings.rasa_timeout)
+        orders: OrderSource = (
+            HttpOrders(session, settings.orders_url, settings.orders_token)
+            if settings.orders_url
+            else SqliteOrders(runner)
+        )
+    except BaseException:
+        if rasa:
+            await rasa.stop()
+        await session.close()
+        runner.close()
+        raise
+    return Services(settings, runner, session, nlu, kb, orders, metrics or Metrics(), rasa)
+
+
+async def close_services(services: Services) -> None:
+    """Stop Rasa (if started here), close the HTTP session and the database."""
+    if services.rasa:
+        await services.rasa.stop()
+    await services.session.close()
+    services.runner.close()
+
+
+def build_dialogue(services: Services, clock: Callable[[], float]) -> Dialogue:
+    """The responder: Rasa intent, then the knowledge base and order store."""
+    return Dialogue(
+        services.runner,
+        services.nlu,
+        services.kb,
+        services.orders,
+        services.settings.hours,
+        clock,
+        services.metrics,
+    )
 
 
 def make_app(
     settings: Settings,
     *,
     responder: Responder | None = None,
+    nlu: NluClient | None = None,
+    encoder: Encoder | None = None,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """Build the application; resources open and close in cleanup contexts."""
+    """Build the application; resources open and close in one cleanup context."""
     app = web.Application(client_max_size=MAX_BODY)
     metrics = Metrics()
-    db = open_db(settings.db, [bot_store.migrations])
-    runner = DbRunner(db)
     wechat = WeChatConfig(
         token=settings.wechat_token,
         appid=settings.wechat_appid,
@@ -138,23 +277,23 @@ def make_app(
         mode=settings.wechat_mode,
         fmt=settings.wechat_format,
     )
-    session_holder: dict[str, aiohttp.ClientSession] = {}
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        session = aiohttp.ClientSession()
-        session_holder["session"] = session
+        services = await open_services(
+            settings, metrics=metrics, nlu=nlu, encoder=encoder, start_rasa=responder is None
+        )
         api = WeChatAPI(
-            session,
-            runner,
+            services.session,
+            services.runner,
             base_url=settings.wechat_api_base,
             appid=settings.wechat_appid,
             secret=settings.wechat_secret,
             clock=clock,
         )
-        outbox = Outbox(runner, api, metrics, clock)
+        outbox = Outbox(services.runner, api, metrics, clock)
         dispatcher = Dispatcher(
-            runner,
-            responder or welcome_responder,
+            services.runner,
+            responder or build_dialogue(services, clock),
             metrics,
             clock,
             sender=api,
@@ -172,8 +311,7 @@ def make_app(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await session.close()
-        runner.close()
+        await close_services(services)
 
     app.cleanup_ctx.append(resources)
     add_routes(app)
@@ -183,18 +321,27 @@ def make_app(
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     setup_logging(settings.log_format)
     logger.info("serving on http://%s:%s (db %s)", settings.host, settings.port, settings.db)
-    web.run_app(make_app(settings), host=settings.host, port=settings.port, print=None)
+    try:
+        web.run_app(make_app(settings), host=settings.host, port=settings.port, print=None)
+    except StartupError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
-async def _chat(settings: Settings, openid: str) -> None:
-    db = open_db(settings.db, [bot_store.migrations])
-    runner = DbRunner(db)
-    dispatcher = Dispatcher(runner, welcome_responder, Metrics(), time.time)
+async def _chat(settings: Settings, openid: str) -> int:
+    try:
+        services = await open_services(settings)
+    except StartupError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 1
+    dispatcher = Dispatcher(services.runner, build_dialogue(services, time.time), services.metrics, time.time)
     interactive = sys.stdin.isatty()
     loop = asyncio.get_running_loop()
     count = 0
     try:
+        if interactive:
+            print("kefu chat：以顾客身份和客服机器人对话，Ctrl-D 退出。", flush=True)
         while True:
             if interactive:
                 print("您: ", end="", flush=True)
@@ -205,17 +352,121 @@ async def _chat(settings: Settings, openid: str) -> None:
             if not text:
                 continue
             count += 1
-            inbound = Inbound(f"chat:{openid}:{time.time_ns()}:{count}", openid, "kefu-chat", "text", text, int(time.time()), channel="chat")
+            inbound = Inbound(
+                f"chat:{openid}:{time.time_ns()}:{count}",
+                openid,
+                "kefu-chat",
+                "text",
+                text,
+                int(time.time()),
+                channel="chat",
+            )
             reply = await dispatcher.handle_local(inbound)
             prefix = "客服: " if interactive else ""
-            print(prefix + (reply.text or ""), flush=True)
+            print(prefix + (reply.text or "（已转人工，请稍候）"), flush=True)
     finally:
-        runner.close()
+        await close_services(services)
+    return 0
 
 
 def _cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(_chat(settings, args.openid))
+    return asyncio.run(_chat(settings, args.openid))
+
+
+def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from intents.training import TrainingError, train
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        path = train(Path(settings.cache), settings.rasa_venv_path, force=not args.if_changed)
+    except TrainingError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 1
+    print(f"model: {path}")
+    return 0
+
+
+async def _intents_eval(settings: Settings, path: Path) -> int:
+    from intents.evaluate import EvalFileError, evaluate, format_report, read_labelled
+
+    try:
+        rows = read_labelled(path)
+    except (EvalFileError, OSError) as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+    async with aiohttp.ClientSession() as session:
+        rasa: RasaService | None = None
+        if settings.rasa_url:
+            client = RasaClient(session, settings.rasa_url.split(","), settings.rasa_token or None, 10.0)
+        else:
+            model = model_path(Path(settings.cache))
+            if not model.exists():
+                print(f"kefu: no trained Rasa model at {model}: run `kefu train`", file=sys.stderr)
+                return 1
+            rasa = RasaService(settings.rasa_venv_path, model)
+            await rasa.start()
+            client = RasaClient(session, [rasa.url], rasa.token, 10.0)
+        try:
+            report = await evaluate(client, rows)
+        finally:
+            if rasa:
+                await rasa.stop()
+    print(format_report(report))
+    return 0
+
+
+def _cmd_intents_eval(settings: Settings, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    return asyncio.run(_intents_eval(settings, args.file))
+
+
+def _cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
+    from kb.importer import KbImportError, import_dir
+
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        summary = import_dir(db, args.folder)
+    except KbImportError as exc:
+        print("kefu: nothing imported from the files with errors:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def _cmd_kb_export(settings: Settings, args: argparse.Namespace) -> int:
+    from kb.importer import export_dir
+
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        for path in export_dir(db, args.folder):
+            print(f"wrote {path}")
+    finally:
+        db.close()
+    return 0
+
+
+def _cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from kb.evaluate import EvalFileError, evaluate, format_report, read_questions
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        rows = read_questions(args.file)
+    except (EvalFileError, OSError) as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        kb = KnowledgeBase(load_encoder(settings))
+        kb.load(db)
+        print(format_report(evaluate(kb, rows)))
+    finally:
+        db.close()
     return 0
 
 
@@ -231,6 +482,23 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot as a shopper, without WeChat")
     chat.add_argument("--openid", default="chat-user", help="the shopper identity to use")
     chat.set_defaults(func=_cmd_chat)
+    train = sub.add_parser("train", help="train the Rasa intent model (always, unless --if-changed)")
+    train.add_argument("--if-changed", action="store_true", help="only when the data or config changed")
+    train.set_defaults(func=_cmd_train)
+    intents = sub.add_parser("intents", help="the intent model").add_subparsers(dest="intents_command", required=True)
+    ieval = intents.add_parser("eval", help="precision and recall on a text,intent CSV")
+    ieval.add_argument("file", type=Path)
+    ieval.set_defaults(func=_cmd_intents_eval)
+    kb = sub.add_parser("kb", help="the knowledge base").add_subparsers(dest="kb_command", required=True)
+    kb_import = kb.add_parser("import", help="upsert products.csv, faq.csv, orders.csv from a folder")
+    kb_import.add_argument("folder", type=Path)
+    kb_import.set_defaults(func=_cmd_kb_import)
+    kb_export = kb.add_parser("export", help="write the three CSV files to a folder")
+    kb_export.add_argument("folder", type=Path)
+    kb_export.set_defaults(func=_cmd_kb_export)
+    kb_eval = kb.add_parser("eval", help="top-1/top-3 on a question,expected CSV")
+    kb_eval.add_argument("file", type=Path)
+    kb_eval.set_defaults(func=_cmd_kb_eval)
     return parser
 
 
@@ -253,7 +521,6 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 2
-    Path(settings.db).parent.mkdir(parents=True, exist_ok=True)
     result: int = args.func(settings, args)
     return result
 

@@ -125,11 +125,15 @@ class WeChatAPI:
 
     async def send_text(self, openid: str, text: str) -> None:
         """Send a customer-service text message."""
-        await self._call("/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}})
+        await self._call(
+            "/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        )
 
     async def typing(self, openid: str, on: bool) -> None:
         """Show or hide "typing…" to the shopper (only within 30 s of their message)."""
-        await self._call("/cgi-bin/message/custom/typing", {"touser": openid, "command": "Typing" if on else "CancelTyping"})
+        await self._call(
+            "/cgi-bin/message/custom/typing", {"touser": openid, "command": "Typing" if on else "CancelTyping"}
+        )
 
 
 def backoff(attempts: int) -> float:
@@ -180,7 +184,9 @@ class Outbox:
             self.metrics.errors.labels(kind="wechat_transient").inc()
         if state == store.SENT:
             self.metrics.replies_out.labels(via="api").inc()
-        await self.runner.run(store.mark_outbound, row.id, state=state, now=self.clock(), error=error, retry_at=retry_at)
+        await self.runner.run(
+            store.mark_outbound, row.id, state=state, now=self.clock(), error=error, retry_at=retry_at
+        )
 
     async def run_forever(self, interval: float = 1.0) -> None:
         """Deliver whenever woken or every ``interval`` seconds."""

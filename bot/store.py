@@ -28,7 +28,7 @@ FINAL_STATES = (SENT, INBAND, WINDOW_CLOSED, QUOTA, FAILED)
 
 @migrations()
 def m001_messages(db: sqlite_utils.Database) -> None:
-    db["messages"].create(
+    db.table("messages").create(
         {
             "id": int,
             "dedup_key": str,
@@ -48,10 +48,10 @@ def m001_messages(db: sqlite_utils.Database) -> None:
         not_null={"dedup_key", "openid", "kind", "received_at", "state"},
         defaults={"state": "received", "lease_until": 0.0},
     )
-    db["messages"].create_index(["dedup_key"], unique=True)
-    db["messages"].create_index(["state", "lease_until"])
-    db["messages"].create_index(["openid", "received_at"])
-    db["outbound"].create(
+    db.table("messages").create_index(["dedup_key"], unique=True)
+    db.table("messages").create_index(["state", "lease_until"])
+    db.table("messages").create_index(["openid", "received_at"])
+    db.table("outbound").create(
         {
             "id": int,
             "message_id": int,
@@ -74,12 +74,51 @@ def m001_messages(db: sqlite_utils.Database) -> None:
         "CREATE UNIQUE INDEX idx_outbound_bot_reply ON outbound(message_id) "
         "WHERE message_id IS NOT NULL AND sender = 'bot'"
     )
-    db["outbound"].create_index(["state", "next_attempt_at"])
-    db["wechat_token"].create(
+    db.table("outbound").create_index(["state", "next_attempt_at"])
+    db.table("wechat_token").create(
         {"appid": str, "access_token": str, "expires_at": float, "refreshing_until": float},
         pk="appid",
         defaults={"expires_at": 0.0, "refreshing_until": 0.0},
     )
+
+
+@migrations()
+def m002_conversations(db: sqlite_utils.Database) -> None:
+    db.table("conversations").create(
+        {
+            "id": int,
+            "openid": str,
+            "state": str,
+            "context": str,
+            "misunderstandings": int,
+            "started_at": float,
+            "last_message_at": float,
+            "first_response_at": float,
+            "needed_human": int,
+            "handoff_reason": str,
+            "queued_at": float,
+            "claimed_at": float,
+            "agent": str,
+            "escalated_at": float,
+            "closed_at": float,
+            "outcome": str,
+            "presale_questions": int,
+            "presale_fast": int,
+        },
+        pk="id",
+        not_null={"openid", "state", "started_at"},
+        defaults={
+            "misunderstandings": 0,
+            "needed_human": 0,
+            "context": "{}",
+            "presale_questions": 0,
+            "presale_fast": 0,
+        },
+    )
+    db.table("conversations").create_index(["openid", "state"])
+    db.table("conversations").create_index(["state", "queued_at"])
+    db.table("messages").add_column("conversation_id", int)
+    db.table("outbound").add_column("conversation_id", int)
 
 
 @dataclass(frozen=True)
@@ -178,7 +217,9 @@ def claim_stale_messages(
     return rows
 
 
-def claim_due_outbound(db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20) -> list[OutboundRow]:
+def claim_due_outbound(
+    db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20
+) -> list[OutboundRow]:
     """Lease due outbox rows so only one sender in any process delivers each."""
     with db.atomic():
         rows = list(
@@ -214,7 +255,7 @@ def mark_outbound(
 
 def outbound_state(db: sqlite_utils.Database, outbound_id: int) -> dict[str, Any]:
     """One outbound row, for callers that show delivery state."""
-    return dict(db["outbound"].get(outbound_id))
+    return dict(db.table("outbound").get(outbound_id))
 
 
 def pending_outbound_count(db: sqlite_utils.Database) -> int:
@@ -230,9 +271,7 @@ def last_inbound_at(db: sqlite_utils.Database, openid: str) -> float | None:
 
 def read_token(db: sqlite_utils.Database, appid: str, now: float, margin: float) -> str | None:
     """The shared access_token if it is still valid for at least ``margin`` seconds."""
-    row = db.execute(
-        "SELECT access_token, expires_at FROM wechat_token WHERE appid = ?", [appid]
-    ).fetchone()
+    row = db.execute("SELECT access_token, expires_at FROM wechat_token WHERE appid = ?", [appid]).fetchone()
     if row and row[0] and row[1] - margin > now:
         return str(row[0])
     return None
@@ -264,6 +303,4 @@ def store_token(db: sqlite_utils.Database, appid: str, token: str, expires_at: f
 def forget_token(db: sqlite_utils.Database, appid: str, token: str) -> None:
     """Drop a token WeChat called invalid, unless another process already replaced it."""
     with db.atomic():
-        db.execute(
-            "UPDATE wechat_token SET expires_at = 0 WHERE appid = ? AND access_token = ?", [appid, token]
-        )
+        db.execute("UPDATE wechat_token SET expires_at = 0 WHERE appid = ? AND access_token = ?", [appid, token])

@@ -72,7 +72,7 @@ class Envelope:
 
 def sign(*parts: str) -> str:
     """WeChat's signature: sha1 over the sorted parts."""
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()  # noqa: S324 - sha1 is WeChat's protocol
 
 
 def _check(expected: str, given: str) -> None:
@@ -138,7 +138,9 @@ def decode_body(config: WeChatConfig, query: dict[str, str], body: bytes) -> Env
     encrypt = outer.get("Encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise WeChatRequestError(400, "missing Encrypt field")
-    _check(sign(config.token, query.get("timestamp", ""), query.get("nonce", ""), encrypt), query.get("msg_signature", ""))
+    _check(
+        sign(config.token, query.get("timestamp", ""), query.get("nonce", ""), encrypt), query.get("msg_signature", "")
+    )
     try:
         plain = PrpCrypto(_aes_key(config)).decrypt(encrypt, config.appid)
     except InvalidAppIdException as exc:
@@ -200,11 +202,19 @@ def to_inbound(message: dict[str, Any]) -> Inbound:
     return Inbound(key, openid, account, kind, text, created, hint, dict(message))
 
 
-def render_reply(config: WeChatConfig, envelope: Envelope, inbound: Inbound, text: str, *, nonce: str, now: int) -> tuple[str, str]:
+def render_reply(
+    config: WeChatConfig, envelope: Envelope, inbound: Inbound, text: str, *, nonce: str, now: int
+) -> tuple[str, str]:
     """The HTTP body (and its content type) that answers ``inbound`` with ``text``."""
     if envelope.fmt == "json":
         body = json.dumps(
-            {"ToUserName": inbound.openid, "FromUserName": inbound.account, "CreateTime": now, "MsgType": "text", "Content": text},
+            {
+                "ToUserName": inbound.openid,
+                "FromUserName": inbound.account,
+                "CreateTime": now,
+                "MsgType": "text",
+                "Content": text,
+            },
             ensure_ascii=False,
         )
     else:

@@ -82,7 +82,9 @@ def parse_from_json(data: dict[str, Any]) -> Parse:
 class RasaClient:
     """Calls one or several Rasa servers (round-robin) with a timeout."""
 
-    def __init__(self, session: aiohttp.ClientSession, urls: list[str], token: str | None, timeout: float = 2.0) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, urls: list[str], token: str | None, timeout: float = 2.0
+    ) -> None:
         if not urls:
             raise ValueError("at least one Rasa URL is needed")
         self.session = session
@@ -99,7 +101,9 @@ class RasaClient:
         for _ in range(len(self.urls)):
             url = self.urls[next(self._next)]
             try:
-                async with self.session.post(url + "/model/parse", params=params, json={"text": text}, timeout=self.timeout) as resp:
+                async with self.session.post(
+                    url + "/model/parse", params=params, json={"text": text}, timeout=self.timeout
+                ) as resp:
                     if resp.status != 200:
                         raise NluUnavailableError(f"{url}: HTTP {resp.status}")
                     data = await resp.json()

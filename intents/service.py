@@ -70,7 +70,7 @@ class RasaService:
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+            log = open(self.log_path, "ab")  # noqa: ASYNC230 - handed to the child process, opened once
         else:
             log = None
         try:
@@ -103,7 +103,9 @@ class RasaService:
             else:
                 raise RasaStartError(f"Rasa not ready after {timeout:.0f} s")
             # The first parse after start is slow (~0.7 s): pay it here, not on a shopper.
-            async with session.post(self.url + "/model/parse", params={"token": self.token}, json={"text": "你好"}) as resp:
+            async with session.post(
+                self.url + "/model/parse", params={"token": self.token}, json={"text": "你好"}
+            ) as resp:
                 await resp.read()
 
     async def start(self, timeout: float = 180.0) -> None:

@@ -86,6 +86,17 @@ def train(cache: Path, rasa_venv: Path, *, force: bool = False, quiet: bool = Fa
     return target
 
 
+def default_cache() -> Path:
+    """Where venvs and models built by setup live: ``~/.cache/kefu``."""
+    return Path.home() / ".cache" / "kefu"
+
+
+def default_rasa_venv(cache: Path | None = None) -> Path:
+    """The Rasa venv ``make setup`` builds, named by the hash of intents/requirements.txt."""
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
+    return (cache or default_cache()) / f"rasa-venv-{digest}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m intents.training CACHE RASA_VENV [--force]``: used by ``make setup``."""
     import argparse

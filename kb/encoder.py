@@ -42,6 +42,9 @@ class SentenceTransformerEncoder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         vectors = self._model.encode(
-            [self.prefix + t for t in texts], batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+            [self.prefix + t for t in texts],
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)

@@ -197,7 +197,12 @@ def read_file(path: Path, known_skus: set[str]) -> tuple[list[dict[str, Any]], l
     unknown = [c for c in header if c not in expected]
     if missing or unknown:
         detail = "; ".join(
-            part for part in (f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else "") if part
+            part
+            for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unknown {', '.join(unknown)}" if unknown else "",
+            )
+            if part
         )
         return [], [RowError(name, 1, "header", f"{detail} (expected {','.join(expected)})")]
     rows: list[dict[str, Any]] = []
@@ -206,7 +211,7 @@ def read_file(path: Path, known_skus: set[str]) -> tuple[list[dict[str, Any]], l
     key_column = TABLES[name][1]
     for number, raw in enumerate(reader, start=2):
         if None in raw:
-            errors.append(RowError(name, number, "-", f"{len(header) + len(raw[None])} fields, expected {len(header)}"))  # type: ignore[index]
+            errors.append(RowError(name, number, "-", f"{len(header) + len(raw[None])} fields, expected {len(header)}"))
             continue
         try:
             clean = _PARSERS[name](raw, known_skus)
@@ -227,7 +232,7 @@ def import_dir(db: sqlite_utils.Database, folder: Path) -> ImportSummary:
     present = [name for name in COLUMNS if (folder / name).exists()]
     if not present:
         raise KbImportError([RowError(str(folder), 0, "-", "holds none of products.csv, faq.csv, orders.csv")])
-    known = {r["sku"] for r in db["products"].rows_where(select="sku")}
+    known = {r["sku"] for r in db.table("products").rows_where(select="sku")}
     parsed: dict[str, list[dict[str, Any]]] = {}
     errors: list[RowError] = []
     for name in present:
@@ -243,7 +248,7 @@ def import_dir(db: sqlite_utils.Database, folder: Path) -> ImportSummary:
         for name in present:
             table, pk = TABLES[name]
             counts = {"added": 0, "changed": 0, "unchanged": 0}
-            existing = {r[pk]: r for r in db[table].rows}
+            existing = {r[pk]: r for r in db.table(table).rows}
             for row in parsed[name]:
                 old = existing.get(row[pk])
                 if old is None:
@@ -252,7 +257,7 @@ def import_dir(db: sqlite_utils.Database, folder: Path) -> ImportSummary:
                     counts["changed"] += 1
                 else:
                     counts["unchanged"] += 1
-            db[table].upsert_all(parsed[name], pk=pk)
+            db.table(table).upsert_all(parsed[name], pk=pk)
             summary.counts[name] = counts
     return summary
 
@@ -275,7 +280,7 @@ def export_dir(db: sqlite_utils.Database, folder: Path) -> list[Path]:
         with path.open("w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(columns)
-            for row in db[table].rows_where(order_by=pk):
+            for row in db.table(table).rows_where(order_by=pk):
                 writer.writerow([_export_value(table, c, row) for c in columns])
         written.append(path)
     return written

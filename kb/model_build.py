@@ -147,7 +147,7 @@ def _bert_name(name: str) -> str:
 def build_folder(weights: bytes, tokenizer_json: bytes, out: Path) -> None:
     """Write a sentence-transformers folder (BERT + mean pooling + normalise) to ``out``."""
     import torch
-    from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
+    from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast  # type: ignore[attr-defined]
 
     header, tensors = read_weights(weights)
     config = BertConfig(

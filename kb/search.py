@@ -116,7 +116,13 @@ class KnowledgeBase:
             self._matrix = matrix
             self._terms = terms
             self._word_skus = word_skus
-        logger.info("knowledge base: %d products, %d FAQ, %d texts (%d embedded now)", len(products), len(faqs), len(docs), len(todo))
+        logger.info(
+            "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
+            len(products),
+            len(faqs),
+            len(docs),
+            len(todo),
+        )
         return len(todo)
 
     def mentioned_products(self, text: str) -> list[str]:

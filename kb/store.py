@@ -26,7 +26,7 @@ ORDER_STATES = {
 
 @migrations()
 def m001_catalogue(db: sqlite_utils.Database) -> None:
-    db["products"].create(
+    db.table("products").create(
         {
             "sku": str,
             "name": str,
@@ -41,12 +41,12 @@ def m001_catalogue(db: sqlite_utils.Database) -> None:
         pk="sku",
         not_null={"name", "category", "price_fen", "stock"},
     )
-    db["faq"].create(
+    db.table("faq").create(
         {"id": str, "question": str, "answer": str, "sku": str, "alt_questions": str},
         pk="id",
         not_null={"question", "answer"},
     )
-    db["orders"].create(
+    db.table("orders").create(
         {
             "order_id": str,
             "openid": str,
@@ -62,8 +62,8 @@ def m001_catalogue(db: sqlite_utils.Database) -> None:
         pk="order_id",
         not_null={"openid", "sku", "quantity", "status"},
     )
-    db["orders"].create_index(["openid", "created_at"])
-    db["kb_embeddings"].create(
+    db.table("orders").create_index(["openid", "created_at"])
+    db.table("kb_embeddings").create(
         {"kind": str, "ref": str, "text": str, "text_hash": str, "model": str, "vector": bytes},
         pk=("kind", "ref", "text_hash", "model"),
     )
@@ -165,18 +165,18 @@ def _order(row: dict[str, object]) -> Order:
 
 def all_products(db: sqlite_utils.Database) -> list[Product]:
     """Every product, by SKU."""
-    return [_product(r) for r in db["products"].rows_where(order_by="sku")]
+    return [_product(r) for r in db.table("products").rows_where(order_by="sku")]
 
 
 def get_product(db: sqlite_utils.Database, sku: str) -> Product | None:
     """One product as it is now (answers are composed from the live row)."""
-    rows = list(db["products"].rows_where("sku = ?", [sku]))
+    rows = list(db.table("products").rows_where("sku = ?", [sku]))
     return _product(rows[0]) if rows else None
 
 
 def in_stock_alternatives(db: sqlite_utils.Database, category: str, exclude: str, limit: int = 3) -> list[Product]:
     """Products of the same category that can be shipped now, most stock first."""
-    rows = db["products"].rows_where(
+    rows = db.table("products").rows_where(
         "category = ? AND sku != ? AND stock > 0", [category, exclude], order_by="stock DESC", limit=limit
     )
     return [_product(r) for r in rows]
@@ -184,18 +184,18 @@ def in_stock_alternatives(db: sqlite_utils.Database, category: str, exclude: str
 
 def all_faq(db: sqlite_utils.Database) -> list[Faq]:
     """Every FAQ entry, by id."""
-    return [_faq(r) for r in db["faq"].rows_where(order_by="id")]
+    return [_faq(r) for r in db.table("faq").rows_where(order_by="id")]
 
 
 def get_faq(db: sqlite_utils.Database, faq_id: str) -> Faq | None:
     """One FAQ entry."""
-    rows = list(db["faq"].rows_where("id = ?", [faq_id]))
+    rows = list(db.table("faq").rows_where("id = ?", [faq_id]))
     return _faq(rows[0]) if rows else None
 
 
 def save_faq(db: sqlite_utils.Database, faq: Faq) -> None:
     """Insert or replace one FAQ entry (the console's editor)."""
-    db["faq"].upsert(
+    db.table("faq").upsert(
         {
             "id": faq.id,
             "question": faq.question,
@@ -209,12 +209,12 @@ def save_faq(db: sqlite_utils.Database, faq: Faq) -> None:
 
 def orders_of(db: sqlite_utils.Database, openid: str) -> list[Order]:
     """A shopper's own orders, newest first (never anyone else's)."""
-    return [_order(r) for r in db["orders"].rows_where("openid = ?", [openid], order_by="created_at DESC")]
+    return [_order(r) for r in db.table("orders").rows_where("openid = ?", [openid], order_by="created_at DESC")]
 
 
 def get_order(db: sqlite_utils.Database, openid: str, order_id: str) -> Order | None:
     """An order by number, only if it belongs to this shopper."""
-    rows = list(db["orders"].rows_where("order_id = ? AND openid = ?", [order_id, openid]))
+    rows = list(db.table("orders").rows_where("order_id = ? AND openid = ?", [order_id, openid]))
     return _order(rows[0]) if rows else None
 
 
@@ -247,7 +247,7 @@ def search_docs(products: Iterable[Product], faqs: Iterable[Faq]) -> list[Doc]:
 def stored_vectors(db: sqlite_utils.Database, model: str) -> dict[tuple[str, str, str], np.ndarray]:
     """Embeddings already computed with ``model``, by (kind, ref, text hash)."""
     out = {}
-    for row in db["kb_embeddings"].rows_where("model = ?", [model]):
+    for row in db.table("kb_embeddings").rows_where("model = ?", [model]):
         out[(row["kind"], row["ref"], row["text_hash"])] = np.frombuffer(row["vector"], dtype=np.float32)
     return out
 
@@ -257,13 +257,13 @@ def replace_vectors(
 ) -> None:
     """Store new embeddings and drop those of texts that no longer exist."""
     with db.atomic():
-        for row in list(db["kb_embeddings"].rows_where("model = ?", [model], select="kind, ref, text_hash")):
+        for row in list(db.table("kb_embeddings").rows_where("model = ?", [model], select="kind, ref, text_hash")):
             if (row["kind"], row["ref"], row["text_hash"]) not in keep:
                 db.execute(
                     "DELETE FROM kb_embeddings WHERE kind = ? AND ref = ? AND text_hash = ? AND model = ?",
                     [row["kind"], row["ref"], row["text_hash"], model],
                 )
-        db["kb_embeddings"].upsert_all(
+        db.table("kb_embeddings").upsert_all(
             [
                 {
                     "kind": doc.kind,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +17,18 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import server
-from tests.fakes import APPID, SECRET, FakeWeChatAPI
+from intents.training import default_cache, default_rasa_venv, model_path
+from kb.db import open_db
+from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from kb.importer import import_dir
+from kb.search import KnowledgeBase
+from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
 from tests.pushes import AES_KEY, TOKEN
 
-START = 1_764_000_000.0
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "kb" / "demo"
+
+START = 1_764_036_000.0  # 2025-11-25 10:00 in China: agents at work
 
 
 class Clock:
@@ -58,19 +73,120 @@ def make_settings(tmp_path: Path) -> Callable[..., server.Settings]:
 
 @pytest.fixture
 async def wechat_client(
-    aiohttp_client: Callable[..., Any], make_settings: Callable[..., server.Settings], clock: Clock, fake_wechat: tuple[FakeWeChatAPI, TestServer]
+    aiohttp_client: Callable[..., Any],
+    make_settings: Callable[..., server.Settings],
+    clock: Clock,
+    fake_wechat: tuple[FakeWeChatAPI, TestServer],
 ) -> Callable[..., Any]:
     """An app wired to the fake WeChat API; pass a responder and settings overrides."""
 
-    async def build(responder: Any = None, **overrides: Any) -> TestClient:
+    async def build(responder: Any = None, nlu: Any = None, encoder: Any = None, **overrides: Any) -> TestClient:
         _, srv = fake_wechat
         settings = make_settings(wechat_api_base=str(srv.make_url("")).rstrip("/"), **overrides)
-        return await aiohttp_client(server.make_app(settings, responder=responder, clock=clock))  # type: ignore[no-any-return]
+        app = server.make_app(settings, responder=responder, nlu=nlu, encoder=encoder or FakeEncoder(), clock=clock)
+        return await aiohttp_client(app)  # type: ignore[no-any-return]
 
     return build
 
 
+@pytest.fixture(scope="session")
+def real_encoder() -> Encoder:
+    """The real embedding model, loaded once per test session."""
+    return SentenceTransformerEncoder(os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL))
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory, real_encoder: Encoder) -> Path:
+    """A database holding the demo shop with its embeddings, built once and copied per test."""
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    db = open_db(path, server.MIGRATIONS)
+    import_dir(db, DEMO)
+    KnowledgeBase(real_encoder).load(db)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return path
+
+
 @pytest.fixture
-def server_env() -> dict[str, str]:
-    """Extra environment for a ``kefu serve`` subprocess (the NLU and models, once they exist)."""
-    return {}
+def demo_db_path(tmp_path: Path, demo_template: Path) -> Path:
+    """This test's own copy of the demo shop database."""
+    path = tmp_path / "kefu.db"
+    shutil.copy(demo_template, path)
+    return path
+
+
+@dataclass(frozen=True)
+class RasaServer:
+    """A real ``rasa run --enable-api`` serving the trained model."""
+
+    url: str
+    token: str
+
+
+@pytest.fixture(scope="session")
+def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer]:
+    """The real Rasa server with the trained model, started once per test session."""
+    cache = Path(os.environ.get("KEFU_CACHE", default_cache()))
+    venv = Path(os.environ.get("KEFU_RASA_VENV") or default_rasa_venv(cache))
+    model = model_path(cache)
+    if not model.exists():
+        pytest.fail(f"no trained Rasa model at {model}: `make setup` trains it")
+    port = _free_port()
+    token = "test-rasa-token"
+    log = open(tmp_path_factory.mktemp("rasa") / "rasa.log", "wb")
+    proc = subprocess.Popen(
+        [
+            str(venv / "bin" / "rasa"),
+            "run",
+            "--enable-api",
+            "-m",
+            str(model),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--auth-token",
+            token,
+        ],
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Rasa exited with {proc.returncode} (log: {log.name})")
+            try:
+                with urllib.request.urlopen(f"{url}/status?token={token}", timeout=2) as resp:  # noqa: S310 - loopback
+                    if b"model_file" in resp.read():
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("Rasa did not become ready in 240 s")
+            time.sleep(0.5)
+        yield RasaServer(url, token)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server_env(rasa_server: RasaServer) -> dict[str, str]:
+    """Environment for a ``kefu serve`` subprocess: the session's Rasa server."""
+    return {"KEFU_RASA_URL": rasa_server.url, "KEFU_RASA_TOKEN": rasa_server.token}

@@ -95,3 +95,26 @@ class FakeWeChatAPI:
             return web.json_response({"errcode": 40001, "errmsg": "invalid command"})
         self.typing.append(body)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+
+class FakeEncoder:
+    """Character-bigram hashing vectors: a fast stand-in for unit tests that need no semantics."""
+
+    name = "fake-bigram-hash"
+
+    def __init__(self, dim: int = 256) -> None:
+        self.dim = dim
+
+    def encode(self, texts: list[str]) -> Any:
+        import zlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            grams = [text[j : j + 2] for j in range(max(1, len(text) - 1))]
+            for gram in grams:
+                out[i, zlib.crc32(gram.encode()) % self.dim] += 1.0
+            norm = float(np.linalg.norm(out[i])) or 1.0
+            out[i] /= norm
+        return out

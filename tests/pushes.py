@@ -25,7 +25,11 @@ def fixture(name: str, **replace: Any) -> str:
             data[key] = value
             text = json.dumps(data, ensure_ascii=False)
         else:
-            text = re.sub(rf"<{key}>.*?</{key}>", f"<{key}><![CDATA[{value}]]></{key}>" if isinstance(value, str) else f"<{key}>{value}</{key}>", text)
+            text = re.sub(
+                rf"<{key}>.*?</{key}>",
+                f"<{key}><![CDATA[{value}]]></{key}>" if isinstance(value, str) else f"<{key}>{value}</{key}>",
+                text,
+            )
     return text
 
 
@@ -73,7 +77,9 @@ def decrypt_json_reply(body: str) -> dict[str, Any]:
     import hashlib
 
     data = json.loads(body)
-    expected = hashlib.sha1("".join(sorted([TOKEN, str(data["TimeStamp"]), data["Nonce"], data["Encrypt"]])).encode()).hexdigest()
+    expected = hashlib.sha1(
+        "".join(sorted([TOKEN, str(data["TimeStamp"]), data["Nonce"], data["Encrypt"]])).encode()
+    ).hexdigest()
     assert expected == data["MsgSignature"]
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
     plain = PrpCrypto(crypto.key).decrypt(data["Encrypt"], APPID)

@@ -59,7 +59,9 @@ async def wait_until(predicate: Callable[[], Any], timeout: float) -> None:
     raise AssertionError("condition not reached in time")
 
 
-async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]) -> None:
+async def test_sigkill_with_reply_queued_loses_nothing(
+    tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]
+) -> None:
     db = tmp_path / "crash.db"
     port = free_port()
     dead_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: delivery fails, the reply stays queued
@@ -76,7 +78,9 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
                     return False
 
             await wait_until(healthy, 120)
-            async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:
+            async with http.post(
+                base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()
+            ) as r:
                 assert await r.text() == "success"
 
             def queued() -> bool:
@@ -104,7 +108,9 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
             await wait_until(delivered, 30)
             assert fake.sent[0]["touser"] == "oShopperA"
             # The retry WeChat makes after the restart still gets no second answer.
-            async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:
+            async with http.post(
+                base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()
+            ) as r:
                 assert await r.text() == "success"
             await asyncio.sleep(1.5)
             assert len(fake.sent) == 1
@@ -127,8 +133,15 @@ async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path
     try:
         # A process stored the message, took its lease, then died before answering.
         await runner.run(
-            store.record_inbound, dedup_key="msg:1", channel="wechat", openid="o1", kind="text", text="在吗",
-            payload={}, now=now[0], lease_seconds=60,
+            store.record_inbound,
+            dedup_key="msg:1",
+            channel="wechat",
+            openid="o1",
+            kind="text",
+            text="在吗",
+            payload={},
+            now=now[0],
+            lease_seconds=60,
         )
         dispatcher = Dispatcher(runner, responder, Metrics(), lambda: now[0], wake_outbox=lambda: woken.append(True))
         assert await dispatcher.recover() == 0  # its lease is still running

@@ -37,7 +37,7 @@ class Recorder:
 
 
 async def test_get_verification_echoes(wechat_client: Any, clock: Clock) -> None:
-    client = await wechat_client()
+    client = await wechat_client(Recorder())
     resp = await client.get("/wechat", params=signed_query(int(clock()), echostr="hello123"))
     assert resp.status == 200
     assert await resp.text() == "hello123"
@@ -64,7 +64,12 @@ async def test_stale_timestamp_rejected(wechat_client: Any, clock: Clock) -> Non
 async def test_plain_xml_text_answered_in_band(wechat_client: Any, clock: Clock) -> None:
     recorder = Recorder()
     client = await wechat_client(recorder)
-    resp = await client.post("/wechat", params=signed_query(int(clock())), data=fixture("text.xml").encode(), headers={"Content-Type": "text/xml"})
+    resp = await client.post(
+        "/wechat",
+        params=signed_query(int(clock())),
+        data=fixture("text.xml").encode(),
+        headers={"Content-Type": "text/xml"},
+    )
     assert resp.status == 200
     body = await resp.text()
     assert content_of(body) == "收到[text]你好，在吗"
@@ -125,7 +130,10 @@ async def test_compat_mode_accepts_both(wechat_client: Any, clock: Clock) -> Non
 async def test_miniprogram_json_plain_even_when_labelled_xml(wechat_client: Any, clock: Clock) -> None:
     client = await wechat_client(Recorder(), wechat_format="json")
     resp = await client.post(
-        "/wechat", params=signed_query(int(clock())), data=fixture("miniprogram_text.json").encode(), headers={"Content-Type": "text/xml"}
+        "/wechat",
+        params=signed_query(int(clock())),
+        data=fixture("miniprogram_text.json").encode(),
+        headers={"Content-Type": "text/xml"},
     )
     assert resp.status == 200
     data = json.loads(await resp.text())
@@ -147,7 +155,9 @@ async def test_miniprogram_json_safe_mode_and_product_card(wechat_client: Any, c
 async def test_enter_tempsession_event(wechat_client: Any, clock: Clock) -> None:
     recorder = Recorder()
     client = await wechat_client(recorder, wechat_format="json")
-    resp = await client.post("/wechat", params=signed_query(int(clock())), data=fixture("miniprogram_enter.json").encode())
+    resp = await client.post(
+        "/wechat", params=signed_query(int(clock())), data=fixture("miniprogram_enter.json").encode()
+    )
     assert resp.status == 200
     assert recorder.seen[0].kind == "event:user_enter_tempsession"
 
@@ -164,7 +174,9 @@ async def test_enter_tempsession_event(wechat_client: Any, clock: Clock) -> None
         (b"<xml><MsgType>text</MsgType></xml>", "FromUserName"),
     ],
 )
-async def test_bad_bodies_get_400_and_are_not_stored(wechat_client: Any, clock: Clock, body: bytes, reason: str) -> None:
+async def test_bad_bodies_get_400_and_are_not_stored(
+    wechat_client: Any, clock: Clock, body: bytes, reason: str
+) -> None:
     recorder = Recorder()
     client = await wechat_client(recorder)
     resp = await client.post("/wechat", params=signed_query(int(clock())), data=body)
@@ -200,7 +212,9 @@ async def test_repeated_event_deduplicated_by_sender_time_and_event(wechat_clien
     client = await wechat_client(recorder)
     for _ in range(2):
         await client.post("/wechat", params=signed_query(int(clock())), data=fixture("subscribe.xml").encode())
-    await client.post("/wechat", params=signed_query(int(clock())), data=fixture("subscribe.xml", CreateTime=1700000001).encode())
+    await client.post(
+        "/wechat", params=signed_query(int(clock())), data=fixture("subscribe.xml", CreateTime=1700000001).encode()
+    )
     assert len(recorder.seen) == 2
 
 

@@ -1,0 +1,633 @@
+"""The bot's side of a conversation: one Rasa parse, then the handler registered for the intent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot import conversations as conv_store
+from bot import texts
+from bot.conversations import Conversation
+from bot.dispatch import Reply
+from bot.hours import BusinessHours
+from bot.metrics import Metrics
+from bot.orders import OrderSource, OrderSourceError
+from bot.wechat import Inbound
+from intents.client import FALLBACK, NluClient, NluUnavailableError, Parse
+from kb import store as kb_store
+from kb.db import DbRunner
+from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult
+from kb.store import Order, Product
+
+logger = logging.getLogger(__name__)
+
+PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping", "ask_promotion"})
+ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
+SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
+COLOURS = (
+    "黑色",
+    "白色",
+    "灰色",
+    "红色",
+    "粉色",
+    "蓝色",
+    "绿色",
+    "黄色",
+    "紫色",
+    "棕色",
+    "米白",
+    "米色",
+    "卡其",
+    "藏青",
+    "雾蓝",
+    "浅蓝",
+    "深蓝",
+    "焦糖",
+    "墨绿",
+    "浅灰",
+    "酒红",
+    "燕麦色",
+)
+# Words that point at one spec key, so "续航多久" answers with the battery line only.
+SPEC_WORDS = {
+    "续航": ("续航", "电池"),
+    "电池": ("电池", "续航"),
+    "防水": ("防水",),
+    "材质": ("材质", "面料"),
+    "面料": ("面料", "材质"),
+    "料子": ("面料", "材质"),
+    "重量": ("重量",),
+    "多重": ("重量",),
+    "产地": ("产地",),
+    "哪里产": ("产地",),
+    "保质期": ("保质期",),
+    "尺寸": ("尺寸", "屏幕"),
+    "尺码": ("尺码",),
+    "颜色": ("颜色",),
+    "容量": ("容量", "净含量", "规格"),
+    "净含量": ("净含量", "规格"),
+    "多少克": ("净含量", "规格"),
+    "接口": ("接口",),
+    "蓝牙": ("蓝牙", "连接"),
+    "功率": ("功率", "输出"),
+    "屏幕": ("屏幕",),
+    "成分": ("成分", "主要成分", "配料"),
+    "配料": ("配料", "成分"),
+    "适合": ("适合",),
+    "口味": ("口味",),
+    "等级": ("等级",),
+    "轴": ("轴体",),
+    "充绒": ("充绒量", "填充"),
+    "含绒": ("填充", "充绒量"),
+    "分辨率": ("分辨率",),
+}
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    """Knobs of the conversation policy."""
+
+    confidence: float = 0.45  # below this Rasa confidence the bot asks what was meant
+    handoff_after_misunderstandings: int = 2
+    minutes_per_case: float = 3.0  # an agent's average handling time, for the expected wait
+    low_stock: int = 10
+    presale_target_seconds: float = 15.0
+
+
+@dataclass
+class Turn:
+    """One shopper message on its way through a handler."""
+
+    inbound: Inbound
+    conv: Conversation
+    parse: Parse | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.inbound.text
+
+
+Handler = Callable[["Dialogue", Turn], Awaitable[Reply]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*intents: str) -> Callable[[Handler], Handler]:
+    """Register a handler for intents (the dict lookup after the one Rasa parse)."""
+
+    def register(fn: Handler) -> Handler:
+        for intent in intents:
+            HANDLERS[intent] = fn
+        return fn
+
+    return register
+
+
+def _order_name(products: dict[str, Product], order: Order) -> str:
+    product = products.get(order.sku)
+    return product.name if product else order.sku
+
+
+class Dialogue:
+    """The responder: turns an inbound message into the bot's reply (or silence while an agent has it)."""
+
+    def __init__(
+        self,
+        runner: DbRunner,
+        nlu: NluClient | None,
+        kb: KnowledgeBase | None,
+        orders: OrderSource,
+        hours: BusinessHours,
+        clock: Callable[[], float],
+        metrics: Metrics | None = None,
+        config: DialogueConfig | None = None,
+    ) -> None:
+        self.runner = runner
+        self.nlu = nlu
+        self.kb = kb
+        self.orders = orders
+        self.hours = hours
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.config = config or DialogueConfig()
+
+    async def __call__(self, inbound: Inbound) -> Reply:
+        started = self.clock()
+        conv = await self.runner.run(conv_store.open_conversation, inbound.openid, started)
+        await self.runner.run(conv_store.link_message, inbound.dedup_key, conv.id)
+        if conv.state == conv_store.AGENT:
+            return Reply(None, intent="with_agent")  # the agent answers; the bot stays silent
+        if conv.state == conv_store.QUEUED:
+            position = await self.runner.run(conv_store.queue_position, conv.id)
+            return Reply(texts.HANDOFF_STILL_WAITING.format(ahead=max(0, position - 1)), intent="queued")
+        turn = Turn(inbound, conv)
+        reply = await self._answer(turn)
+        await self.runner.run(conv_store.save_context, conv)
+        if reply.text is not None:
+            presale = reply.intent in PRESALE
+            fast = self.clock() - started <= self.config.presale_target_seconds
+            await self.runner.run(conv_store.record_bot_reply, conv.id, now=self.clock(), presale=presale, fast=fast)
+        if reply.intent == "goodbye":
+            await self.runner.run(conv_store.close_conversation, conv.id, "bot_resolved", self.clock())
+        return reply
+
+    async def _answer(self, turn: Turn) -> Reply:
+        kind = turn.inbound.kind
+        if kind in ("event:subscribe", "event:user_enter_tempsession"):
+            return Reply(texts.WELCOME, intent="welcome")
+        if kind == "image":
+            return Reply(texts.IMAGE_RECEIVED, intent="image")
+        if kind == "voice":
+            return Reply(texts.VOICE_UNRECOGNISED, intent="voice")
+        if kind == "location":
+            return Reply(texts.LOCATION_RECEIVED, intent="location")
+        if kind == "product_card":
+            return await self._product_card(turn)
+        if kind == "event:other":
+            return Reply(None, intent="event")
+        if kind != "text" and kind != "link":
+            return Reply(texts.UNSUPPORTED, intent="unsupported")
+        if not turn.text:
+            return Reply(texts.UNSUPPORTED, intent="unsupported")
+        picked = await self._pending_choice(turn)
+        if picked is not None:
+            return picked
+        try:
+            turn.parse = await self.nlu.parse(turn.text) if self.nlu else None
+        except NluUnavailableError:
+            self.metrics.errors.labels(kind="nlu_unavailable").inc()
+            turn.parse = None
+        if turn.parse is None:
+            return await self._without_nlu(turn)
+        parse = turn.parse
+        if parse.intent == FALLBACK or parse.confidence < self.config.confidence:
+            return await self._misunderstood(turn)
+        turn.conv.misunderstandings = 0
+        handler = HANDLERS.get(parse.intent, Dialogue.answer_from_kb)
+        reply = await handler(self, turn)
+        if reply.intent is None:
+            reply = Reply(reply.text, intent=parse.intent, confidence=parse.confidence)
+        return reply
+
+    # ----- understanding -------------------------------------------------------------
+
+    async def _search(self, text: str, context_sku: str | None = None) -> SearchResult | None:
+        if self.kb is None:
+            return None
+        loop = asyncio.get_running_loop()
+        kb = self.kb
+        return await loop.run_in_executor(None, lambda: kb.search(text, context_sku=context_sku))
+
+    async def _without_nlu(self, turn: Turn) -> Reply:
+        """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""
+        result = await self._search(turn.text, turn.conv.context.get("sku"))
+        if result and result.decision == ANSWER:
+            return await self._answer_hit(turn, result, intent="kb_only")
+        return await self.handoff(turn, "nlu_unavailable", texts.NLU_DOWN_HANDOFF)
+
+    async def _misunderstood(self, turn: Turn) -> Reply:
+        assert turn.parse is not None
+        result = await self._search(turn.text, turn.conv.context.get("sku"))
+        if result and result.decision == ANSWER:
+            turn.conv.misunderstandings = 0
+            return await self._answer_hit(turn, result, intent="kb_match")
+        turn.conv.misunderstandings += 1
+        if turn.conv.misunderstandings >= self.config.handoff_after_misunderstandings:
+            return await self.handoff(turn, "misunderstood")
+        likely = [name for name, _ in turn.parse.ranking if name not in (FALLBACK, "out_of_scope")][:2]
+        if len(likely) < 2:
+            return Reply(texts.DONT_KNOW, intent=FALLBACK, confidence=turn.parse.confidence)
+        a, b = (texts.INTENT_MEANINGS.get(x, x) for x in likely)
+        return Reply(texts.CLARIFY_INTENT.format(a=a, b=b), intent=FALLBACK, confidence=turn.parse.confidence)
+
+    async def _pending_choice(self, turn: Turn) -> Reply | None:
+        """The shopper answers a question the bot asked: which order, or which entry."""
+        ctx = turn.conv.context
+        text = turn.text.strip()
+        if "pick_orders" in ctx:
+            pick = ctx.pop("pick_orders")
+            ids: list[str] = pick["orders"]
+            chosen = None
+            if text.isdigit() and 1 <= int(text) <= len(ids):
+                chosen = ids[int(text) - 1]
+            else:
+                match = ORDER_ID.search(text)
+                if match and match.group(0) in ids:
+                    chosen = match.group(0)
+            if chosen:
+                order = await self.orders.get_order(turn.inbound.openid, chosen)
+                if order:
+                    return await self._order_action(turn, pick["intent"], order)
+        if "choices" in ctx:
+            choices: list[str] = ctx.pop("choices")
+            if text.isdigit() and 1 <= int(text) <= len(choices):
+                kind, _, ref = choices[int(text) - 1].partition(":")
+                return await self._answer_label(turn, kind, ref, intent="clarified")
+        return None
+
+    # ----- the knowledge base -------------------------------------------------------------
+
+    async def _product(self, turn: Turn) -> Product | None:
+        """The product the message is about: named in it, or the one talked about before."""
+        candidates: list[str] = []
+        if self.kb:
+            entity = turn.parse.entity("product") if turn.parse else None
+            if entity:
+                candidates = self.kb.mentioned_products(entity)
+            if not candidates:
+                candidates = self.kb.mentioned_products(turn.text)
+        if not candidates and turn.conv.context.get("sku"):
+            candidates = [turn.conv.context["sku"]]
+        for sku in candidates:
+            product = await self.runner.run(kb_store.get_product, sku)
+            if product:
+                turn.conv.context["sku"] = product.sku
+                return product
+        return None
+
+    def _entry_title(self, kind: str, ref: str) -> str:
+        assert self.kb is not None
+        if kind == "faq":
+            return self.kb.faqs[ref].question if ref in self.kb.faqs else ref
+        return self.kb.products[ref].name if ref in self.kb.products else ref
+
+    async def _answer_hit(self, turn: Turn, result: SearchResult, intent: str) -> Reply:
+        top = result.top
+        assert top is not None
+        return await self._answer_label(turn, top.kind, top.ref, intent=intent)
+
+    async def _answer_label(self, turn: Turn, kind: str, ref: str, intent: str) -> Reply:
+        if kind == "faq":
+            faq = await self.runner.run(kb_store.get_faq, ref)
+            if faq:
+                if faq.sku:
+                    turn.conv.context["sku"] = faq.sku
+                return Reply(faq.answer, intent=intent)
+        else:
+            product = await self.runner.run(kb_store.get_product, ref)
+            if product:
+                turn.conv.context["sku"] = product.sku
+                return Reply(await self._price_text(product), intent=intent)
+        return Reply(texts.DONT_KNOW, intent=intent)
+
+    async def answer_from_kb(self, turn: Turn) -> Reply:
+        """Policy and how-to questions: the FAQ entry search finds, or a clarifying question."""
+        result = await self._search(turn.text, turn.conv.context.get("sku"))
+        if result is None or result.top is None:
+            return Reply(texts.DONT_KNOW)
+        if result.decision == ANSWER:
+            return await self._answer_hit(turn, result, intent=turn.parse.intent if turn.parse else "kb")
+        if result.decision == CLARIFY and len(result.hits) >= 2:
+            first, second = result.hits[0], result.hits[1]
+            turn.conv.context["choices"] = [
+                first.label.replace("sku:", "product:"),
+                second.label.replace("sku:", "product:"),
+            ]
+            return Reply(
+                texts.CLARIFY_ENTRIES.format(
+                    a=self._entry_title(first.kind, first.ref), b=self._entry_title(second.kind, second.ref)
+                )
+            )
+        turn.conv.misunderstandings += 1
+        return Reply(texts.DONT_KNOW)
+
+    # ----- products -------------------------------------------------------------
+
+    def _stock_text(self, product: Product) -> str:
+        shipping = product.shipping or "付款后尽快发货"
+        if product.stock <= 0:
+            return texts.STOCK_OUT_SHORT
+        if product.stock <= self.config.low_stock:
+            return texts.STOCK_LOW.format(stock=product.stock, shipping=shipping)
+        return texts.STOCK_IN.format(stock=product.stock, shipping=shipping)
+
+    async def _price_text(self, product: Product) -> str:
+        text = texts.PRICE.format(name=product.name, price=product.price, stock=self._stock_text(product))
+        if product.stock <= 0:
+            text += await self._alternatives(product)
+        return text
+
+    async def _alternatives(self, product: Product) -> str:
+        others = await self.runner.run(kb_store.in_stock_alternatives, product.category, product.sku)
+        if not others:
+            return ""
+        items = "、".join(f"【{p.name}】¥{p.price}" for p in others)
+        return texts.ALTERNATIVES.format(items=items)
+
+    async def _product_card(self, turn: Turn) -> Reply:
+        sku = None
+        if turn.inbound.product_hint:
+            match = SKU_IN_PATH.search(turn.inbound.product_hint)
+            sku = match.group(1) if match else None
+        if not sku and self.kb:
+            found = self.kb.mentioned_products(turn.text)
+            sku = found[0] if found else None
+        product = await self.runner.run(kb_store.get_product, sku) if sku else None
+        if product is None:
+            return Reply(texts.WHICH_PRODUCT, intent="product_card")
+        turn.conv.context["sku"] = product.sku
+        text = texts.PRODUCT_CARD.format(name=product.name, price=product.price, stock=self._stock_text(product))
+        return Reply(text, intent="product_card")
+
+    def kb_about_other(self: Dialogue, result: SearchResult, product: Product) -> bool:
+        """Is the top FAQ entry about a different product than the one asked about?"""
+        assert self.kb is not None and result.top is not None
+        faq = self.kb.faqs.get(result.top.ref)
+        return bool(faq and faq.sku and faq.sku != product.sku)
+
+    async def _order_action(self: Dialogue, turn: Turn, intent: str, order: Order) -> Reply:
+        """What to say (and do) about one of the shopper's orders."""
+        turn.conv.context["order_id"] = order.order_id
+        product = await self.runner.run(kb_store.get_product, order.sku)
+        name = product.name if product else order.sku
+        fields = {
+            "order_id": order.order_id,
+            "name": name,
+            "quantity": order.quantity,
+            "carrier": order.carrier or "快递",
+            "tracking_no": order.tracking_no or "暂无",
+            "shipping": (product.shipping if product and product.shipping else "付款后48小时内发货"),
+            "status": kb_store.ORDER_STATES.get(order.status, order.status),
+        }
+        if intent == "order_status":
+            template = texts.ORDER_STATUS.get(order.status, texts.ORDER_STATUS["paid"])
+            return Reply(template.format(**fields), intent=intent)
+        shipped = order.status in ("shipped", "delivered")
+        if intent == "change_order":
+            if order.status in ("pending_payment", "paid"):
+                await self.handoff(turn, f"change_order:{order.order_id}", quiet=True)
+                return Reply(texts.CHANGE_TASK.format(**fields), intent=intent)
+            if shipped:
+                return Reply(texts.CHANGE_SHIPPED.format(**fields), intent=intent)
+            return Reply(texts.CHANGE_CLOSED.format(**fields), intent=intent)
+        if order.status in ("pending_payment", "paid"):
+            await self.handoff(turn, f"cancel_order:{order.order_id}", quiet=True)
+            return Reply(texts.CANCEL_TASK.format(**fields), intent=intent)
+        if shipped:
+            return Reply(texts.CANCEL_SHIPPED.format(**fields), intent=intent)
+        return Reply(texts.CANCEL_DONE.format(**fields), intent=intent)
+
+    async def handoff(
+        self: Dialogue, turn: Turn, reason: str, prefix: str | None = None, *, quiet: bool = False
+    ) -> Reply:
+        """Queue the conversation for an agent and tell the shopper where they stand."""
+        now = self.clock()
+        position = await self.runner.run(conv_store.enqueue_handoff, turn.conv.id, reason, now)
+        turn.conv.state = conv_store.QUEUED
+        self.metrics.errors.labels(kind=f"handoff_{reason.split(':')[0]}").inc()
+        if quiet:
+            return Reply(None, intent="handoff")
+        if self.hours.is_open(now):
+            ahead = max(0, position - 1)
+            if ahead == 0:
+                text = texts.HANDOFF_NEXT
+            else:
+                text = texts.HANDOFF_QUEUED.format(ahead=ahead, minutes=math.ceil(ahead * self.config.minutes_per_case))
+        else:
+            back = self.hours.next_open(now)
+            text = texts.HANDOFF_CLOSED_HOURS.format(hours=self.hours.describe(), back=_when(back, now, self.hours))
+        if prefix:
+            text = prefix + "\n" + text
+        return Reply(
+            text,
+            intent="handoff" if turn.parse is None else turn.parse.intent,
+            confidence=turn.parse.confidence if turn.parse else None,
+        )
+
+
+# ----- handlers, one per intent ------------------------------------------------------
+
+
+@handles("greet")
+async def answer_greet(d: Dialogue, turn: Turn) -> Reply:
+    """A short greeting back."""
+    return Reply(texts.GREET)
+
+
+@handles("thanks")
+async def answer_thanks(d: Dialogue, turn: Turn) -> Reply:
+    """You're welcome."""
+    return Reply(texts.THANKS)
+
+
+@handles("goodbye")
+async def answer_goodbye(d: Dialogue, turn: Turn) -> Reply:
+    """Goodbye; the conversation closes as resolved by the bot."""
+    return Reply(texts.GOODBYE)
+
+
+@handles("out_of_scope")
+async def answer_out_of_scope(d: Dialogue, turn: Turn) -> Reply:
+    """Politely steer back to shopping."""
+    return Reply(texts.OUT_OF_SCOPE)
+
+
+@handles("ask_price")
+async def answer_ask_price(d: Dialogue, turn: Turn) -> Reply:
+    """Price from the live product row; bargaining and price protection from the FAQ."""
+    product = await d._product(turn)
+    if product is None:
+        return await d.answer_from_kb(turn)
+    result = await d._search(turn.text, product.sku)
+    # "能便宜点吗" or "降价了能退差价吗" about a named product: the policy answers, not the price.
+    if (
+        result
+        and result.decision == ANSWER
+        and result.top
+        and result.top.kind == "faq"
+        and not d.kb_about_other(result, product)
+    ):
+        faq_answer = await d._answer_hit(turn, result, intent="ask_price")
+        return Reply(f"{await d._price_text(product)}\n{faq_answer.text}")
+    return Reply(await d._price_text(product))
+
+
+@handles("ask_stock")
+async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
+    """Stock from the live row, per colour when one is asked; out of stock offers alternatives."""
+    product = await d._product(turn)
+    if product is None:
+        return await d.answer_from_kb(turn)
+    shipping = product.shipping or "付款后尽快发货"
+    wanted = (turn.parse.entity("color") if turn.parse else None) or next((c for c in COLOURS if c in turn.text), None)
+    colours = dict(product.specs).get("颜色")
+    if wanted and colours and product.stock > 0:
+        options = [c.strip() for c in colours.split("/")]
+        if any(wanted.rstrip("色") in option for option in options):
+            return Reply(
+                texts.VARIANT_AVAILABLE.format(
+                    name=product.name, variant=wanted, stock=product.stock, shipping=shipping
+                )
+            )
+        return Reply(
+            texts.VARIANT_MISSING.format(name=product.name, key="颜色", values="、".join(options), variant=wanted)
+        )
+    if product.stock <= 0:
+        return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await d._alternatives(product))
+    return Reply(f"【{product.name}】" + d._stock_text(product))
+
+
+@handles("ask_product_info")
+async def answer_ask_product_info(d: Dialogue, turn: Turn) -> Reply:
+    """An FAQ entry about the product when one fits, else the matching spec line, else all specs."""
+    product = await d._product(turn)
+    result = await d._search(turn.text, product.sku if product else None)
+    if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
+        if product is None or not d.kb_about_other(result, product):
+            return await d._answer_hit(turn, result, intent="ask_product_info")
+    if product is None:
+        return await d.answer_from_kb(turn)
+    specs = dict(product.specs)
+    for word, keys in SPEC_WORDS.items():
+        if word in turn.text:
+            for key in keys:
+                if key in specs:
+                    return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=specs[key]))
+    lines = "\n".join(f"· {k}：{v}" for k, v in product.specs)
+    text = texts.SPECS.format(name=product.name, specs=lines)
+    if product.description:
+        text += f"\n{product.description}"
+    return Reply(text)
+
+
+@handles("ask_shipping")
+async def answer_ask_shipping(d: Dialogue, turn: Turn) -> Reply:
+    """Shipping policy from the FAQ, with the named product's own shipping note."""
+    product = await d._product(turn) if d.kb and d.kb.mentioned_products(turn.text) else None
+    policy = await d.answer_from_kb(turn)
+    if product and product.shipping:
+        return Reply(
+            texts.SHIPPING_PRODUCT.format(name=product.name, shipping=product.shipping) + "\n" + (policy.text or "")
+        )
+    return policy
+
+
+@handles("ask_promotion", "ask_invoice", "ask_payment", "return_refund", "exchange")
+async def answer_policy(d: Dialogue, turn: Turn) -> Reply:
+    """Questions the shop's FAQ answers (promotions, invoices, payment, returns, exchanges)."""
+    if turn.parse and turn.parse.intent == "return_refund":
+        order = await _mentioned_order(d, turn)
+        if order and order.status == "refunding":
+            return Reply(texts.REFUND_STATUS.format(order_id=order.order_id))
+    return await d.answer_from_kb(turn)
+
+
+@handles("human_agent")
+async def answer_human_agent(d: Dialogue, turn: Turn) -> Reply:
+    """Straight to the agents' queue."""
+    return await d.handoff(turn, "asked_for_human")
+
+
+@handles("complaint")
+async def answer_complaint(d: Dialogue, turn: Turn) -> Reply:
+    """Apologise and hand off with priority: complaints are for people."""
+    return await d.handoff(turn, "complaint", texts.COMPLAINT)
+
+
+async def _mentioned_order(d: Dialogue, turn: Turn) -> Order | None:
+    ids = [turn.parse.entity("order_id")] if turn.parse and turn.parse.entity("order_id") else []
+    match = ORDER_ID.search(turn.text)
+    if match:
+        ids.append(match.group(0))
+    for order_id in ids:
+        if order_id:
+            order = await d.orders.get_order(turn.inbound.openid, order_id)
+            if order:
+                return order
+    return None
+
+
+@handles("order_status", "change_order", "cancel_order")
+async def answer_order(d: Dialogue, turn: Turn) -> Reply:
+    """Orders of this shopper only: the one named, the only open one, or a choice among several."""
+    assert turn.parse is not None
+    intent = turn.parse.intent
+    try:
+        named = turn.parse.entity("order_id") or (m.group(0) if (m := ORDER_ID.search(turn.text)) else None)
+        if named:
+            order = await d.orders.get_order(turn.inbound.openid, named)
+            if order is None:
+                return Reply(texts.ORDER_NOT_FOUND.format(order_id=named))
+            return await d._order_action(turn, intent, order)
+        orders = await d.orders.orders_of(turn.inbound.openid)
+    except OrderSourceError as exc:
+        logger.warning("order source failed: %s", exc)
+        d.metrics.errors.labels(kind="order_source").inc()
+        return await d.handoff(turn, "order_source_down")
+    if intent != "order_status":
+        orders = [o for o in orders if o.status not in ("cancelled", "refunded")]
+    else:
+        orders = [o for o in orders if o.status != "cancelled"]
+    if not orders:
+        return Reply(texts.NO_ORDERS)
+    if len(orders) == 1:
+        return await d._order_action(turn, intent, orders[0])
+    shown = orders[:5]
+    products = d.kb.products if d.kb else {}
+    items = "\n".join(
+        texts.ORDER_LINE.format(
+            index=i,
+            order_id=o.order_id,
+            name=_order_name(products, o),
+            quantity=o.quantity,
+            status=kb_store.ORDER_STATES.get(o.status, o.status),
+        )
+        for i, o in enumerate(shown, start=1)
+    )
+    turn.conv.context["pick_orders"] = {"intent": intent, "orders": [o.order_id for o in shown]}
+    return Reply(texts.PICK_ORDER.format(count=len(orders), items=items))
+
+
+def _when(moment: datetime | None, now: float, hours: BusinessHours) -> str:
+    if moment is None:
+        return "工作日"
+    today = datetime.fromtimestamp(now, hours.tz).date()
+    days = (moment.date() - today).days
+    day = "今天" if days == 0 else "明天" if days == 1 else f"{moment.month}月{moment.day}日"
+    return f"{day} {moment:%H:%M}"

@@ -142,7 +142,8 @@ def settings_table() -> str:
     """The README's configuration table, generated from the dataclass."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for f in dataclasses.fields(Settings):
-        lines.append(f"| `{f.metadata['env']}` | `{f.default}` | {f.metadata['help']} |")
+        default = str(f.default).replace(str(Path.home()), "~") if f.default != "" else "(empty)"
+        lines.append(f"| `{f.metadata['env']}` | `{default}` | {f.metadata['help']} |")
     return "\n".join(lines)
 
 

@@ -97,9 +97,10 @@ class RasaClient:
         """Classify ``text``; raises NluUnavailableError when no server answers."""
         params = {"token": self.token} if self.token else {}
         last: Exception | None = None
-        # Try each server at most once, starting from the next in turn.
-        for _ in range(len(self.urls)):
-            url = self.urls[next(self._next)]
+        # Start at the next server in turn, then fail over through the others once each.
+        start = next(self._next)
+        for offset in range(len(self.urls)):
+            url = self.urls[(start + offset) % len(self.urls)]
             try:
                 async with self.session.post(
                     url + "/model/parse", params=params, json={"text": text}, timeout=self.timeout

@@ -160,7 +160,7 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
             if proc.poll() is not None:
                 pytest.fail(f"Rasa exited with {proc.returncode} (log: {log.name})")
             try:
-                with urllib.request.urlopen(f"{url}/status?token={token}", timeout=2) as resp:  # noqa: S310 - loopback
+                with urllib.request.urlopen(f"{url}/status?token={token}", timeout=2) as resp:
                     if b"model_file" in resp.read():
                         break
             except (urllib.error.URLError, OSError):

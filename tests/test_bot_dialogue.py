@@ -42,9 +42,7 @@ class Shopper:
 
 
 @pytest.fixture
-async def shop(
-    wechat_client: Any, rasa_server: RasaServer, real_encoder: Encoder, demo_db_path: Path
-) -> TestClient:
+async def shop(wechat_client: Any, rasa_server: RasaServer, real_encoder: Encoder, demo_db_path: Path) -> TestClient:
     client: TestClient = await wechat_client(
         encoder=real_encoder, db=str(demo_db_path), rasa_url=rasa_server.url, rasa_token=rasa_server.token
     )
@@ -135,7 +133,9 @@ async def test_greeting_thanks_goodbye(shop: TestClient, clock: Clock) -> None:
 async def test_rasa_down_still_answers(
     wechat_client: Any, clock: Clock, real_encoder: Encoder, demo_db_path: Path
 ) -> None:
-    client = await wechat_client(encoder=real_encoder, db=str(demo_db_path), rasa_url="http://127.0.0.1:9", rasa_timeout=0.5)
+    client = await wechat_client(
+        encoder=real_encoder, db=str(demo_db_path), rasa_url="http://127.0.0.1:9", rasa_timeout=0.5
+    )
     shopper = Shopper(client, clock, "oNew9")
     price = await shopper.say("西湖龙井多少钱")
     assert "368.00" in price

@@ -1,0 +1,52 @@
+"""``make bench``: every benchmark and evaluation, printing its figures.
+
+Starts one Rasa server and loads the embedding model once, then runs each section.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from bench import intents_bench, kb_bench, load_bench
+from bench.common import BenchContext
+
+
+def machine() -> str:
+    """What the figures were measured on."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    )
+
+
+async def main(sections: list[str]) -> None:
+    """Run the named sections (all by default)."""
+    print(f"machine: {machine()}")
+    started = time.monotonic()
+    async with BenchContext.open() as ctx:
+        runs = {"intents": intents_bench.run, "kb": kb_bench.run, "load": load_bench.run}
+        for name, run in runs.items():
+            if sections and name not in sections:
+                continue
+            print(f"\n== {name}", flush=True)
+            for line in await run(ctx):
+                print(line, flush=True)
+    print(f"\nbench took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(main(sys.argv[1:]))

@@ -1,0 +1,50 @@
+"""Settings come from the documented environment variables, and the README lists them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import server
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_environment_names_are_read() -> None:
+    env = {
+        "KEFU_WECHAT_TOKEN": "t",
+        "KEFU_WECHAT_APPID": "wx1",
+        "KEFU_WECHAT_SECRET": "s",
+        "KEFU_WECHAT_AES_KEY": "k" * 43,
+        "KEFU_WECHAT_MODE": "safe",
+        "KEFU_WECHAT_FORMAT": "json",
+        "KEFU_WECHAT_API_BASE": "http://127.0.0.1:1",
+        "KEFU_DB": "/tmp/x.db",
+        "KEFU_HOST": "0.0.0.0",
+        "KEFU_PORT": "9000",
+    }
+    s = server.load_settings(env)
+    assert (s.wechat_token, s.wechat_appid, s.wechat_secret, s.wechat_mode, s.wechat_format) == ("t", "wx1", "s", "safe", "json")
+    assert (s.wechat_api_base, s.db, s.host, s.port) == ("http://127.0.0.1:1", "/tmp/x.db", "0.0.0.0", 9000)
+    assert server.load_settings(env, db="/tmp/y.db").db == "/tmp/y.db"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KEFU_WECHAT_MODE": "safe", "KEFU_WECHAT_AES_KEY": "short"}, "43-character"),
+        ({"KEFU_WECHAT_FORMAT": "yaml"}, "KEFU_WECHAT_FORMAT"),
+        ({"KEFU_PORT": "eighty"}, "KEFU_PORT"),
+        ({"KEFU_AGENT_HOURS": "weekdays 9-5"}, "business hours"),
+    ],
+)
+def test_bad_settings_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(server.SettingsError, match=message):
+        server.load_settings(env)
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert server.settings_table() in readme
+    assert readme.startswith("# kefu 客服\n\n```\nmake run\nmake test\n```")

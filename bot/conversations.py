@@ -129,3 +129,126 @@ def mark_escalated(db: sqlite_utils.Database, conversation_id: int, now: float) 
             [now, conversation_id],
         )
         return cursor.rowcount == 1
+
+
+def queue(db: sqlite_utils.Database, agent: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Conversations for the console: waiting ones first (oldest first), then the agent's own."""
+    return list(
+        db.query(
+            "SELECT c.id, c.openid, c.state, c.handoff_reason, c.queued_at, c.claimed_at, c.agent, c.escalated_at, "
+            "c.last_message_at, "
+            "(SELECT text FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1) "
+            "AS last_text FROM conversations c WHERE c.state = 'queued' OR (c.state = 'agent' AND c.agent = ?) "
+            "ORDER BY c.state = 'agent', c.queued_at LIMIT ?",
+            [agent, limit],
+        )
+    )
+
+
+def conversation(db: sqlite_utils.Database, conversation_id: int) -> dict[str, Any] | None:
+    """One conversation row."""
+    return next(iter(db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id])), None)
+
+
+def transcript(db: sqlite_utils.Database, conversation_id: int) -> list[dict[str, Any]]:
+    """Shopper messages (with what the bot understood) and every reply, in time order."""
+    conv = conversation(db, conversation_id)
+    if conv is None:
+        return []
+    end = conv["closed_at"] or 1e18
+    inbound = db.query(
+        "SELECT 'in' AS direction, id, received_at AS at, kind, text, intent, confidence, NULL AS sender, "
+        "NULL AS state, NULL AS last_error FROM messages WHERE conversation_id = ?",
+        [conversation_id],
+    )
+    outbound = db.query(
+        "SELECT 'out' AS direction, id, created_at AS at, NULL AS kind, text, NULL AS intent, NULL AS confidence, "
+        "COALESCE(agent, sender) AS sender, state, last_error FROM outbound "
+        "WHERE openid = ? AND created_at >= ? AND created_at <= ?",
+        [conv["openid"], conv["started_at"], end],
+    )
+    return sorted([*inbound, *outbound], key=lambda r: (r["at"], r["direction"] == "out"))
+
+
+def notes_of(db: sqlite_utils.Database, conversation_id: int) -> list[dict[str, Any]]:
+    """Internal notes, oldest first."""
+    return list(db.table("notes").rows_where("conversation_id = ?", [conversation_id], order_by="at"))
+
+
+def add_note(db: sqlite_utils.Database, conversation_id: int, author: str, text: str, now: float) -> None:
+    """An internal note the shopper never sees."""
+    with db.atomic():
+        db.table("notes").insert({"conversation_id": conversation_id, "author": author, "text": text, "at": now})
+
+
+def claim(db: sqlite_utils.Database, conversation_id: int, agent: str, now: float) -> bool:
+    """Take a queued conversation; False if someone else already has it."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE conversations SET state = 'agent', agent = ?, claimed_at = ?, "
+            "first_response_at = COALESCE(first_response_at, ?) WHERE id = ? AND state = 'queued'",
+            [agent, now, now, conversation_id],
+        )
+        return cursor.rowcount == 1
+
+
+def hand_back(db: sqlite_utils.Database, conversation_id: int, agent: str) -> bool:
+    """Give the conversation back to the bot."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE conversations SET state = 'bot', agent = NULL, misunderstandings = 0 "
+            "WHERE id = ? AND state = 'agent' AND agent = ?",
+            [conversation_id, agent],
+        )
+        return cursor.rowcount == 1
+
+
+def resolve(db: sqlite_utils.Database, conversation_id: int, agent: str, now: float) -> bool:
+    """Close a conversation an agent handled."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE conversations SET state = 'closed', closed_at = ?, outcome = 'agent_resolved' "
+            "WHERE id = ? AND state = 'agent' AND agent = ?",
+            [now, conversation_id, agent],
+        )
+        return cursor.rowcount == 1
+
+
+def enqueue_agent_reply(db: sqlite_utils.Database, conversation_id: int, agent: str, text: str, now: float) -> int:
+    """Queue an agent's reply to the shopper for the customer-service API."""
+    conv = conversation(db, conversation_id)
+    if conv is None:
+        raise KeyError(conversation_id)
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO outbound (message_id, openid, text, sender, agent, state, created_at, next_attempt_at) "
+            "VALUES (NULL, ?, ?, 'agent', ?, 'pending', ?, ?)",
+            [conv["openid"], text, agent, now, now],
+        )
+        return int(cursor.lastrowid or 0)
+
+
+def search_history(db: sqlite_utils.Database, query: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Messages and replies containing ``query``, newest first."""
+    like = f"%{query}%"
+    return list(
+        db.query(
+            "SELECT * FROM (SELECT m.conversation_id, m.openid, m.received_at AS at, 'in' AS direction, m.text "
+            "FROM messages m WHERE m.text LIKE ? UNION ALL SELECT NULL, o.openid, o.created_at, 'out', o.text "
+            "FROM outbound o WHERE o.text LIKE ?) ORDER BY at DESC LIMIT ?",
+            [like, like, limit],
+        )
+    )
+
+
+def canned_replies(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The canned replies agents pick from."""
+    return list(db.table("canned_replies").rows_where(order_by="id"))
+
+
+def window_open(db: sqlite_utils.Database, openid: str, now: float) -> bool:
+    """Is WeChat's 48-hour customer-service window open for this shopper?"""
+    row = db.execute(
+        "SELECT max(received_at) FROM messages WHERE openid = ? AND channel = 'wechat'", [openid]
+    ).fetchone()
+    return bool(row and row[0] and now - row[0] < 48 * 3600)

@@ -15,7 +15,6 @@ from bot import conversations as conv_store
 from bot import texts
 from bot.conversations import Conversation
 from bot.dispatch import Reply
-from reviews.hours import BusinessHours
 from bot.metrics import Metrics
 from bot.orders import OrderSource, OrderSourceError
 from bot.wechat import Inbound
@@ -24,6 +23,7 @@ from kb import store as kb_store
 from kb.db import DbRunner
 from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult
 from kb.store import Order, Product
+from reviews.hours import BusinessHours
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class Dialogue:
         clock: Callable[[], float],
         metrics: Metrics | None = None,
         config: DialogueConfig | None = None,
+        publish: Callable[[dict[str, Any]], None] = lambda event: None,
     ) -> None:
         self.runner = runner
         self.nlu = nlu
@@ -156,11 +157,14 @@ class Dialogue:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.config = config or DialogueConfig()
+        self.publish = publish
 
     async def __call__(self, inbound: Inbound) -> Reply:
         started = self.clock()
         conv = await self.runner.run(conv_store.open_conversation, inbound.openid, started)
         await self.runner.run(conv_store.link_message, inbound.dedup_key, conv.id)
+        if conv.state != conv_store.BOT:
+            self.publish({"type": "message", "conversation_id": conv.id})
         if conv.state == conv_store.AGENT:
             return Reply(None, intent="with_agent")  # the agent answers; the bot stays silent
         if conv.state == conv_store.QUEUED:
@@ -173,6 +177,8 @@ class Dialogue:
             presale = reply.intent in PRESALE
             fast = self.clock() - started <= self.config.presale_target_seconds
             await self.runner.run(conv_store.record_bot_reply, conv.id, now=self.clock(), presale=presale, fast=fast)
+        if turn.conv.state == conv_store.QUEUED:
+            self.publish({"type": "queue", "conversation_id": conv.id})
         if reply.intent == "goodbye":
             await self.runner.run(conv_store.close_conversation, conv.id, "bot_resolved", self.clock())
         return reply

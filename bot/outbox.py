@@ -129,6 +129,11 @@ class WeChatAPI:
             "/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}}
         )
 
+    async def send_template(self, openid: str, template_id: str, fields: dict[str, str]) -> None:
+        """Send a template message (notifications to managers)."""
+        data = {key: {"value": value} for key, value in fields.items()}
+        await self._call("/cgi-bin/message/template/send", {"touser": openid, "template_id": template_id, "data": data})
+
     async def typing(self, openid: str, on: bool) -> None:
         """Show or hide "typing…" to the shopper (only within 30 s of their message)."""
         await self._call(

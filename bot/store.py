@@ -121,6 +121,33 @@ def m002_conversations(db: sqlite_utils.Database) -> None:
     db.table("outbound").add_column("conversation_id", int)
 
 
+@migrations()
+def m003_console(db: sqlite_utils.Database) -> None:
+    db.table("users").create({"username": str, "password_hash": str, "role": str, "created_at": float}, pk="username")
+    db.table("sessions").create(
+        {"token_hash": str, "username": str, "csrf": str, "created_at": float, "expires_at": float},
+        pk="token_hash",
+        foreign_keys=[("username", "users", "username")],
+    )
+    db.table("notes").create(
+        {"id": int, "conversation_id": int, "author": str, "text": str, "at": float},
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+    )
+    db.table("canned_replies").create({"id": int, "title": str, "text": str}, pk="id")
+    db.table("canned_replies").insert_all(
+        [
+            {"title": "问候", "text": "您好，我是人工客服，很高兴为您服务，请问有什么可以帮您？"},
+            {"title": "稍等", "text": "好的，我这边帮您核实一下，请稍等片刻～"},
+            {"title": "致歉", "text": "非常抱歉给您带来不便，我们马上为您处理。"},
+            {"title": "补发", "text": "已为您安排补发，发货后会把运单号发给您，请留意。"},
+            {"title": "结束", "text": "还有其他问题随时联系我们，祝您生活愉快！"},
+        ]
+    )
+    db.table("outbound").add_column("agent", str)
+    db.table("messages").create_index(["conversation_id"])
+
+
 @dataclass(frozen=True)
 class OutboundRow:
     """An outbound text waiting for (or past) delivery."""

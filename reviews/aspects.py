@@ -138,8 +138,7 @@ def _polarity(clause: str, rule: AspectRule, after: int) -> str | None:
                 hits.append((i, "positive"))
     if not hits:
         return None
-    position, polarity = min(hits)
-    return polarity
+    return min(hits)[1]  # the polarity word closest after the aspect word
 
 
 def tag_aspects(text: str) -> list[AspectTag]:
@@ -164,6 +163,8 @@ def tag_aspects(text: str) -> list[AspectTag]:
                 if not positions:
                     continue
                 polarity = _polarity(clause, rule, min(positions)) or "neutral"
-            keyword = rule.good_phrase if polarity == "positive" else rule.bad_phrase if polarity == "negative" else None
+            keyword = (
+                rule.good_phrase if polarity == "positive" else rule.bad_phrase if polarity == "negative" else None
+            )
             tags.append(AspectTag(rule.name, polarity, clause, keyword))
     return tags

@@ -25,6 +25,7 @@ class FakeWeChatAPI:
     token_fetches: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)
     typing: list[dict[str, Any]] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)
     closed_windows: set[str] = field(default_factory=set)
     quota_exceeded: bool = False
     server_errors: int = 0  # answer this many calls with HTTP 500
@@ -36,6 +37,7 @@ class FakeWeChatAPI:
         app.router.add_get("/cgi-bin/token", self.token_view)
         app.router.add_post("/cgi-bin/message/custom/send", self.send_view)
         app.router.add_post("/cgi-bin/message/custom/typing", self.typing_view)
+        app.router.add_post("/cgi-bin/message/template/send", self.template_view)
         return app
 
     def expire_all_tokens(self) -> None:
@@ -84,6 +86,17 @@ class FakeWeChatAPI:
             return web.json_response({"errcode": 45047, "errmsg": "out of response count limit"})
         self.sent.append(body)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def template_view(self, request: web.Request) -> web.Response:
+        self.calls.append("template")
+        error = self._check_token(request)
+        if error:
+            return error
+        body = await request.json()
+        if not body.get("touser") or not body.get("template_id"):
+            return web.json_response({"errcode": 40037, "errmsg": "invalid template_id"})
+        self.templates.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.templates)})
 
     async def typing_view(self, request: web.Request) -> web.Response:
         self.calls.append("typing")

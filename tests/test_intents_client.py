@@ -96,7 +96,7 @@ async def test_service_starts_answers_and_restarts_after_a_crash(tmp_path: Path)
                 assert resp.status == 401  # the API refuses callers without the token
             assert service.process is not None
             os.killpg(service.process.pid, signal.SIGKILL)
-            for _ in range(600):
+            for _ in range(1500):  # Rasa takes 15-60 s to start, longer on a busy machine
                 if service.restarts == 1:
                     break
                 await asyncio.sleep(0.2)

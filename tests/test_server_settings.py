@@ -25,7 +25,13 @@ def test_environment_names_are_read() -> None:
         "KEFU_PORT": "9000",
     }
     s = server.load_settings(env)
-    assert (s.wechat_token, s.wechat_appid, s.wechat_secret, s.wechat_mode, s.wechat_format) == ("t", "wx1", "s", "safe", "json")
+    assert (s.wechat_token, s.wechat_appid, s.wechat_secret, s.wechat_mode, s.wechat_format) == (
+        "t",
+        "wx1",
+        "s",
+        "safe",
+        "json",
+    )
     assert (s.wechat_api_base, s.db, s.host, s.port) == ("http://127.0.0.1:1", "/tmp/x.db", "0.0.0.0", 9000)
     assert server.load_settings(env, db="/tmp/y.db").db == "/tmp/y.db"
 

@@ -1,0 +1,407 @@
+"""The agent console: login, the handoff queue, conversations, history, the FAQ editor, live updates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import WSMsgType, web
+
+from bot import auth, texts
+from bot import conversations as conv_store
+from bot import store as bot_store
+from bot.live import LiveHub
+from intents.evaluate import INTENTS
+from kb import store as kb_store
+from kb.db import DbRunner
+from kb.search import KnowledgeBase
+from reviews import store as review_store
+from reviews.compliance import check_text
+from reviews.hours import CHINA
+
+logger = logging.getLogger(__name__)
+
+COOKIE = "kefu_session"
+STATES = {"bot": "机器人接待", "queued": "等待人工", "agent": "人工接待中", "closed": "已结束"}
+DELIVERY = {
+    "inband": "已回复",
+    "sent": "已送达",
+    "pending": "发送中",
+    "window_closed": "48小时窗口已关闭，未送达",
+    "quota": "超出发送次数限制，未送达",
+    "failed": "发送失败",
+}
+REASONS = {
+    "asked_for_human": "顾客要求人工",
+    "complaint": "投诉",
+    "misunderstood": "机器人连续没理解",
+    "nlu_unavailable": "意图服务不可用",
+    "change_order": "修改订单",
+    "cancel_order": "取消订单",
+    "order_source_down": "订单系统不可用",
+}
+INTENT_NAMES = {**texts.INTENT_MEANINGS, "nlu_fallback": "没理解", "kb_match": "知识库匹配", "kb_only": "仅知识库"}
+assert set(INTENTS) <= set(INTENT_NAMES)
+
+
+@dataclass
+class Console:
+    """What the console views share."""
+
+    runner: DbRunner
+    kb: KnowledgeBase | None
+    hub: LiveHub
+    clock: Callable[[], float]
+    wake_outbox: Callable[[], None]
+    env: jinja2.Environment
+    handoff_wait: float = 300.0
+    notify_channels: tuple[str, ...] = ("console",)
+
+
+CONSOLE = web.AppKey("console", Console)
+USER = web.RequestKey("user", auth.User)
+
+
+def template_env() -> jinja2.Environment:
+    """Jinja templates with HTML autoescaping."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bot", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        enable_async=False,
+    )
+
+
+def shop_time(ts: float | None) -> str:
+    """A Unix time as the shop reads it (China time)."""
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, CHINA).strftime("%m-%d %H:%M:%S")
+
+
+def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
+    """Render a page with the signed-in user and helpers."""
+    console = request.app[CONSOLE]
+    page = console.env.get_template(name).render(
+        user=request.get(USER),
+        clock=shop_time,
+        states=STATES,
+        delivery=DELIVERY,
+        reasons=REASONS,
+        intents=INTENT_NAMES,
+        flash=request.query.get("flash"),
+        problem=request.query.get("problem"),
+        **context,
+    )
+    return web.Response(text=page, content_type="text/html", charset="utf-8", status=status)
+
+
+def user_of(request: web.Request) -> auth.User:
+    """The signed-in user (the middleware guarantees one on console pages)."""
+    return request[USER]
+
+
+def require_manager(request: web.Request) -> None:
+    """Managers only."""
+    if not user_of(request).is_manager:
+        raise web.HTTPForbidden(text="需要主管权限", content_type="text/plain")
+
+
+def _public(path: str) -> bool:
+    return path in ("/console/login",) or path.startswith("/console/static/")
+
+
+@web.middleware
+async def console_auth(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """No console page without a session; every console POST carries the CSRF token."""
+    if not request.path.startswith("/console") or _public(request.path):
+        return await handler(request)
+    console = request.app[CONSOLE]
+    user = await console.runner.run(auth.session_user, request.cookies.get(COOKIE, ""), console.clock())
+    if user is None:
+        if request.path == "/console/ws" or request.method != "GET":
+            raise web.HTTPUnauthorized(text="请先登录")
+        raise web.HTTPFound("/console/login")
+    request[USER] = user
+    if request.method == "POST":
+        form = await request.post()
+        if not auth.csrf_ok(user, str(form.get("csrf", ""))):
+            raise web.HTTPForbidden(text="表单已过期，请刷新页面后重试（CSRF）")
+    return await handler(request)
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """The login form."""
+    return render(request, "login.html")
+
+
+async def login_post(request: web.Request) -> web.StreamResponse:
+    """Check the password; set the session cookie."""
+    console = request.app[CONSOLE]
+    # The login form has no session yet: refuse posts from other sites by their Origin.
+    origin = request.headers.get("Origin")
+    if origin and origin.rstrip("/") != f"{request.scheme}://{request.host}":
+        raise web.HTTPForbidden(text="cross-site login refused")
+    form = await request.post()
+    try:
+        token = await console.runner.run(
+            auth.login, str(form.get("username", "")), str(form.get("password", "")), console.clock()
+        )
+    except auth.AuthError as exc:
+        logger.info("console login failed for %s from %s", form.get("username"), request.remote)
+        return render(request, "login.html", status=401, error=str(exc))
+    response = web.HTTPFound("/console")
+    response.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        max_age=int(auth.SESSION_SECONDS),
+        path="/console",
+    )
+    raise response
+
+
+async def logout_post(request: web.Request) -> web.StreamResponse:
+    """End the session."""
+    console = request.app[CONSOLE]
+    await console.runner.run(auth.logout, request.cookies.get(COOKIE, ""))
+    response = web.HTTPFound("/console/login")
+    response.del_cookie(COOKIE, path="/console")
+    raise response
+
+
+def _waited(now: float) -> Callable[[dict[str, Any]], str]:
+    def waited(row: dict[str, Any]) -> str:
+        since = row.get("queued_at") or now
+        minutes = int((now - since) // 60)
+        return f"{minutes} 分钟" if minutes else "不到 1 分钟"
+
+    return waited
+
+
+async def queue_view(request: web.Request) -> web.Response:
+    """Waiting shoppers (oldest first) and the agent's own conversations."""
+    console = request.app[CONSOLE]
+    rows = await console.runner.run(conv_store.queue, user_of(request).username)
+    return render(request, "queue.html", rows=rows, waited=_waited(console.clock()))
+
+
+def _conversation_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise web.HTTPNotFound(text="没有这个会话") from None
+
+
+async def conversation_view(request: web.Request) -> web.Response:
+    """The transcript with what the bot understood, and the agent's actions."""
+    console = request.app[CONSOLE]
+    conversation_id = _conversation_id(request)
+    conv = await console.runner.run(conv_store.conversation, conversation_id)
+    if conv is None:
+        raise web.HTTPNotFound(text="没有这个会话")
+    transcript = await console.runner.run(conv_store.transcript, conversation_id)
+    notes = await console.runner.run(conv_store.notes_of, conversation_id)
+    canned = await console.runner.run(conv_store.canned_replies)
+    window = await console.runner.run(conv_store.window_open, conv["openid"], console.clock())
+    return render(
+        request,
+        "conversation.html",
+        conv=conv,
+        transcript=transcript,
+        notes=notes,
+        canned=canned,
+        window_open=window,
+        conversation_id=conversation_id,
+        error=request.query.get("error"),
+    )
+
+
+def _back(conversation_id: int, flash: str = "", *, problem: bool = False) -> web.HTTPFound:
+    query = f"?{'problem' if problem else 'flash'}={quote(flash)}" if flash else ""
+    return web.HTTPFound(f"/console/c/{conversation_id}{query}")
+
+
+async def claim_post(request: web.Request) -> web.StreamResponse:
+    """Take a waiting conversation."""
+    console = request.app[CONSOLE]
+    conversation_id = _conversation_id(request)
+    if not await console.runner.run(conv_store.claim, conversation_id, user_of(request).username, console.clock()):
+        raise _back(conversation_id, "这个会话已被其他客服接入", problem=True)
+    console.hub.publish({"type": "claimed", "conversation_id": conversation_id})
+    raise _back(conversation_id, "已接入")
+
+
+async def reply_post(request: web.Request) -> web.StreamResponse:
+    """Send the agent's reply through the customer-service API (compliance-checked first)."""
+    console = request.app[CONSOLE]
+    conversation_id = _conversation_id(request)
+    user = user_of(request)
+    text = str((await request.post()).get("text", "")).strip()
+    conv = await console.runner.run(conv_store.conversation, conversation_id)
+    if conv is None or conv["state"] != "agent" or conv["agent"] != user.username:
+        raise _back(conversation_id, "请先接入会话再回复", problem=True)
+    if not text:
+        raise _back(conversation_id, "回复内容不能为空", problem=True)
+    violations = check_text(text)
+    if violations:
+        logger.warning("agent %s reply blocked by compliance: %s", user.username, [v.rule for v in violations])
+        reason = "；".join(f"{v.explanation}（「{v.excerpt}」）" for v in violations)
+        raise _back(conversation_id, f"这条回复没有发送：{reason}", problem=True)
+    await console.runner.run(conv_store.enqueue_agent_reply, conversation_id, user.username, text, console.clock())
+    console.wake_outbox()
+    console.hub.publish({"type": "message", "conversation_id": conversation_id})
+    raise _back(conversation_id)
+
+
+async def note_post(request: web.Request) -> web.StreamResponse:
+    """Add an internal note."""
+    console = request.app[CONSOLE]
+    conversation_id = _conversation_id(request)
+    text = str((await request.post()).get("text", "")).strip()
+    if text:
+        await console.runner.run(conv_store.add_note, conversation_id, user_of(request).username, text, console.clock())
+    raise _back(conversation_id)
+
+
+async def resolve_post(request: web.Request) -> web.StreamResponse:
+    """Close the conversation as resolved by a person."""
+    console = request.app[CONSOLE]
+    conversation_id = _conversation_id(request)
+    if not await console.runner.run(conv_store.resolve, conversation_id, user_of(request).username, console.clock()):
+        raise _back(conversation_id, "只能结束自己接待中的会话", problem=True)
+    console.hub.publish({"type": "queue", "conversation_id": conversation_id})
+    raise web.HTTPFound("/console?flash=" + quote("会话已结束"))
+
+
+async def handback_post(request: web.Request) -> web.StreamResponse:
+    """Give the conversation back to the bot and tell the shopper."""
+    console = request.app[CONSOLE]
+    conversation_id = _conversation_id(request)
+    conv = await console.runner.run(conv_store.conversation, conversation_id)
+    if conv is None or not await console.runner.run(conv_store.hand_back, conversation_id, user_of(request).username):
+        raise _back(conversation_id, "只能交还自己接待中的会话", problem=True)
+    await console.runner.run(
+        bot_store.enqueue_text, openid=conv["openid"], text=texts.AGENT_HANDBACK, sender="bot", now=console.clock()
+    )
+    console.wake_outbox()
+    console.hub.publish({"type": "queue", "conversation_id": conversation_id})
+    raise web.HTTPFound("/console?flash=" + quote("已交还机器人"))
+
+
+async def history_view(request: web.Request) -> web.Response:
+    """Search past messages and replies."""
+    console = request.app[CONSOLE]
+    q = request.query.get("q", "").strip()
+    rows = await console.runner.run(conv_store.search_history, q) if q else []
+    return render(request, "history.html", rows=rows, q=q)
+
+
+async def kb_view(request: web.Request) -> web.Response:
+    """Search and edit FAQ entries."""
+    console = request.app[CONSOLE]
+    q = request.query.get("q", "").strip()
+    faqs = await console.runner.run(kb_store.all_faq)
+    scores: dict[str, float] = {}
+    if q and console.kb is not None:
+        kb = console.kb
+        result = await asyncio.get_running_loop().run_in_executor(None, lambda: kb.search(q, top_k=10))
+        scores = {h.ref: h.score for h in result.hits if h.kind == "faq"}
+        faqs = [f for f in faqs if f.id in scores]
+        faqs.sort(key=lambda f: -scores[f.id])
+    shown = [{**f.__dict__, "score": scores.get(f.id)} for f in (faqs if q else faqs[:200])]
+    return render(request, "kb.html", faqs=shown, q=q)
+
+
+async def kb_save_post(request: web.Request) -> web.StreamResponse:
+    """Save an FAQ entry and re-embed what changed."""
+    console = request.app[CONSOLE]
+    form = await request.post()
+    faq_id = request.match_info["id"] if request.match_info["id"] != "new" else str(form.get("id", "")).strip()
+    question, answer = str(form.get("question", "")).strip(), str(form.get("answer", "")).strip()
+    sku = str(form.get("sku", "")).strip() or None
+    if not faq_id or not question or not answer:
+        raise web.HTTPFound("/console/kb?problem=" + quote("编号、问题和答案都不能为空"))
+    violations = check_text(answer)
+    if violations:
+        raise web.HTTPFound("/console/kb?problem=" + quote(f"答案没有保存：{violations[0].explanation}"))
+    if sku and await console.runner.run(kb_store.get_product, sku) is None:
+        raise web.HTTPFound("/console/kb?problem=" + quote(f"没有商品 {sku}"))
+    alternatives = tuple(a.strip() for a in str(form.get("alt_questions", "")).split("|") if a.strip())
+    await console.runner.run(kb_store.save_faq, kb_store.Faq(faq_id, question, answer, sku, alternatives))
+    if console.kb is not None:
+        await console.runner.run(console.kb.load)
+    raise web.HTTPFound(f"/console/kb?flash={quote(f'已保存 {faq_id} 并更新检索')}&q={quote(question)}")
+
+
+async def ws_view(request: web.Request) -> web.WebSocketResponse:
+    """The live-update socket of one console page."""
+    console = request.app[CONSOLE]
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    console.hub.sockets.add(ws)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        console.hub.sockets.discard(ws)
+    return ws
+
+
+async def escalate_unclaimed(console: Console) -> int:
+    """Apologise to shoppers nobody claimed in time and tell the managers, once per conversation."""
+    now = console.clock()
+    rows = await console.runner.run(conv_store.unclaimed_overdue, now, console.handoff_wait)
+    done = 0
+    for row in rows:
+        if not await console.runner.run(conv_store.mark_escalated, row["id"], now):
+            continue
+        await console.runner.run(
+            bot_store.enqueue_text, openid=row["openid"], text=texts.ESCALATION_APOLOGY, sender="bot", now=now
+        )
+        await console.runner.run(
+            review_store.queue_notification,
+            source=f"handoff:{row['id']}",
+            channels=list(console.notify_channels),
+            title="顾客等待人工超时",
+            body=f"会话 #{row['id']}（{row['openid']}）转人工后 {int(console.handoff_wait // 60)} 分钟无人接入",
+            payload={"conversation_id": row["id"]},
+            now=now,
+        )
+        console.hub.publish({"type": "escalated", "conversation_id": row["id"]})
+        done += 1
+    if done:
+        console.wake_outbox()
+    return done
+
+
+def add_console_routes(app: web.Application) -> None:
+    """Register the console's routes and its auth middleware."""
+    app.middlewares.append(console_auth)
+    r = app.router
+    r.add_get("/console/login", login_page)
+    r.add_post("/console/login", login_post)
+    r.add_post("/console/logout", logout_post)
+    r.add_get("/console", queue_view)
+    r.add_get("/console/c/{id}", conversation_view)
+    r.add_post("/console/c/{id}/claim", claim_post)
+    r.add_post("/console/c/{id}/reply", reply_post)
+    r.add_post("/console/c/{id}/note", note_post)
+    r.add_post("/console/c/{id}/resolve", resolve_post)
+    r.add_post("/console/c/{id}/handback", handback_post)
+    r.add_get("/console/history", history_view)
+    r.add_get("/console/kb", kb_view)
+    r.add_post("/console/kb/{id}", kb_save_post)
+    r.add_get("/console/ws", ws_view)
+    r.add_static("/console/static/", Path(__file__).parent / "static")

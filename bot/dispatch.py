@@ -13,6 +13,7 @@ from bot.metrics import Metrics
 from bot.outbox import MessageSender, TransientSendError, WeChatAPIError
 from bot.wechat import Inbound
 from kb.db import DbRunner
+from reviews.compliance import check_text
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,17 @@ class Dispatcher:
             self.metrics.errors.labels(kind="responder").inc()
             reply = Reply(texts.SORRY_HANDOFF, intent="error")
         self.metrics.reply_latency.observe(max(0.0, self.clock() - started))
+        violations = check_text(reply.text) if reply.text else []
+        if violations:
+            # Shop-written text (an FAQ answer) that breaks the review or sharing rules is never sent.
+            logger.error(
+                "bot reply to %s blocked by compliance %s: %r",
+                inbound.dedup_key,
+                [v.rule for v in violations],
+                reply.text,
+            )
+            self.metrics.errors.labels(kind="compliance_blocked").inc()
+            reply = Reply(texts.DONT_KNOW, intent=reply.intent, confidence=reply.confidence)
         return reply
 
     async def handle(self, inbound: Inbound) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from kb.store import ORDER_STATES, parse_specs, split_list
+from reviews.compliance import check_text
 
 COLUMNS = {
     "products.csv": ["sku", "name", "category", "price", "stock", "description", "specs", "aliases", "shipping"],
@@ -144,10 +145,14 @@ def _faq_row(row: dict[str, str], known_skus: set[str]) -> dict[str, Any]:
     sku = (row.get("sku") or "").strip() or None
     if sku and sku not in known_skus:
         raise _Cell("sku", f"unknown product '{sku}'")
+    answer = _required(row, "answer")
+    violations = check_text(answer)
+    if violations:
+        raise _Cell("answer", f"{violations[0].explanation}：「{violations[0].excerpt}」")
     return {
         "id": _key(row, "id"),
         "question": _required(row, "question"),
-        "answer": _required(row, "answer"),
+        "answer": answer,
         "sku": sku,
         "alt_questions": "|".join(split_list(row.get("alt_questions"))),
     }

@@ -164,6 +164,8 @@ def store_reviews(
                     "polarity": t.polarity,
                     "keyword": t.keyword,
                     "clause": t.clause,
+                    "created_ts": review.created_ts,
+                    "sku": review.sku,
                 }
                 for t in tag_aspects(review.content)
             )

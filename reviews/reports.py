@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,7 +69,7 @@ def _percentile(db: sqlite_utils.Database, sql: str, params: list[Any], pct: flo
     count = db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
     if not count:
         return None
-    offset = max(0, min(count - 1, round(pct / 100 * count) - 1))
+    offset = max(0, min(count - 1, math.ceil(pct / 100 * count) - 1))  # nearest rank
     return float(db.execute(f"SELECT v FROM ({sql}) ORDER BY v LIMIT 1 OFFSET {offset}", params).fetchone()[0])
 
 
@@ -276,3 +277,83 @@ def service_figures(db: sqlite_utils.Database, flt: ReportFilter) -> dict[str, A
         "presale_questions": presale or 0,
         "presale_within_15_s": _share(presale_fast or 0, presale or 0),
     }
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ScheduleError(ValueError):
+    """A weekly-push schedule that cannot be read."""
+
+
+def parse_schedule(spec: str) -> tuple[int, int, int]:
+    """``"mon 09:00"`` -> (weekday, hour, minute) in China time."""
+    try:
+        day, clock = spec.strip().lower().split()
+        hour, minute = (int(x) for x in clock.split(":"))
+        weekday = _DAYS.index(day)
+    except ValueError:
+        raise ScheduleError(f"weekly push schedule '{spec}' should look like 'mon 09:00'") from None
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        raise ScheduleError(f"weekly push schedule '{spec}' has no such time")
+    return weekday, hour, minute
+
+
+def due_push_period(spec: str, now: float) -> tuple[str, float] | None:
+    """The ISO week whose push is due at ``now`` and that week's scheduled moment, if it has passed."""
+    weekday, hour, minute = parse_schedule(spec)
+    moment = datetime.fromtimestamp(now, CHINA)
+    monday = (moment - timedelta(days=moment.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    scheduled = monday + timedelta(days=weekday, hours=hour, minutes=minute)
+    if moment < scheduled:
+        return None
+    year, week, _ = scheduled.isocalendar()
+    return f"{year}-W{week:02d}", scheduled.timestamp()
+
+
+def weekly_summary(report: Report) -> str:
+    """The few lines a manager reads in WeCom or WeChat."""
+    s, c, v = report.summary, report.cases, report.service
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.1%}"
+
+    return "\n".join(
+        [
+            f"评价 {s['reviews']} 条，好评率 {pct(s['good_rate'])}（前一周 {pct(s['good_rate_previous_7_days'])}）",
+            f"差评工单 {c['cases']} 个：30分钟内响应 {pct(c['responded_within_30_min'])}，"
+            f"24小时内解决 {pct(c['resolved_within_24_h'])}，超时未结 {c['overdue']} 个",
+            f"客服会话 {v['conversations']} 个，机器人独立解决 {pct(v['bot_resolution_rate'])}",
+            "热门关键词：" + "、".join(f"{k['keyword']} {pct(k['share'])}" for k in report.keywords[:5]),
+        ]
+    )
+
+
+def claim_push(db: sqlite_utils.Database, period: str, now: float) -> bool:
+    """Record that this week's push is being sent; False if it was already."""
+    cursor = db.execute("INSERT OR IGNORE INTO report_pushes (period, sent_at) VALUES (?, ?)", [period, now])
+    return cursor.rowcount == 1
+
+
+def push_weekly_report(db: sqlite_utils.Database, schedule: str, channels: list[str], now: float) -> str | None:
+    """Queue this week's summary (the last 7 days) once, when its scheduled time has passed."""
+    from reviews.store import queue_notification
+
+    due = due_push_period(schedule, now)
+    if due is None:
+        return None
+    period, scheduled = due
+    with db.atomic():
+        if not claim_push(db, period, now):
+            return None
+        report = compute_report(db, ReportFilter(scheduled - 7 * 86400, scheduled), now=now)
+        queue_notification(
+            db,
+            source=f"report:{period}",
+            channels=channels,
+            title=f"kefu 周报 {period}",
+            body=weekly_summary(report),
+            payload={"period": period},
+            now=now,
+        )
+    return period

@@ -23,7 +23,10 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = "1"
 MAX_CHARS = 256  # long reviews: the first 256 characters carry the verdict
 NEUTRAL_BAND = (0.45, 0.55)  # P(positive) inside it: neither clearly good nor clearly bad
-EMBED_WEIGHT = 0.6  # share of the embedding model in the average (chosen on waimai/ChnSentiCorp, see README)
+# Share of the embedding model in the average. Measured on waimai_10k / ChnSentiCorp (shared/data, never
+# trained on): 0.5 gave 0.854 / 0.910 binary accuracy, 0.6 gave 0.854 / 0.900, embeddings alone 0.85 / 0.86,
+# character n-grams alone 0.82 / 0.92.
+EMBED_WEIGHT = 0.5
 
 
 class Encoder(Protocol):
@@ -110,13 +113,15 @@ class SentimentModel:
         self.idf = idf
         self.ngram_coef = ngram_coef
         self.ngram_bias = ngram_bias
-
-    def _ngram_scores(self, texts: Sequence[str]) -> np.ndarray:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, vocabulary=self.vocabulary)
-        vec.idf_ = self.idf
-        matrix = vec.transform([t[:MAX_CHARS] for t in texts])
+        self._vectorizer = TfidfVectorizer(
+            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, vocabulary=vocabulary
+        )
+        self._vectorizer.idf_ = idf
+
+    def _ngram_scores(self, texts: Sequence[str]) -> np.ndarray:
+        matrix = self._vectorizer.transform([t[:MAX_CHARS] for t in texts])
         return np.asarray(matrix @ self.ngram_coef + self.ngram_bias)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

@@ -42,6 +42,10 @@ def test_kb_and_reviews_stay_below_the_bot() -> None:
         assert forbidden(package, ("aiohttp.web", "wechatpy", "bot", "intents", "server")) == []
 
 
+def test_reviews_never_import_kb_search_or_web() -> None:
+    assert forbidden("reviews", ("kb.search", "kb.importer", "aiohttp.web")) == []
+
+
 def test_intents_know_nothing_of_the_bot() -> None:
     assert forbidden("intents", ("bot", "kb", "reviews", "wechatpy", "server")) == []
 

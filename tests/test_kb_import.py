@@ -68,6 +68,7 @@ def test_import_counts_added_changed_unchanged(db: sqlite_utils.Database, tmp_pa
         ("products.csv", 8, {"sku": "TEA 001"}, "sku", "may only hold"),
         ("faq.csv", 9, {"sku": "NOPE-1"}, "sku", "unknown product"),
         ("faq.csv", 10, {"answer": ""}, "answer", "must not be empty"),
+        ("faq.csv", 11, {"answer": "晒图好评返现5元"}, "answer", "好评"),
         ("orders.csv", 11, {"status": "在路上"}, "status", "is not one of"),
         ("orders.csv", 12, {"created_at": "11月11日"}, "created_at", "ISO 8601"),
         ("orders.csv", 13, {"quantity": "0"}, "quantity", "at least 1"),

@@ -58,12 +58,8 @@ def _setting(env: str, default: Any, help: str) -> Any:
 class Settings:
     """Every setting, read once from the environment (see the README's table)."""
 
-    wechat_token: str = _setting(
-        "KEFU_WECHAT_TOKEN", "kefu-dev-token", "Token set in the WeChat console (signs every push)"
-    )
-    wechat_appid: str = _setting(
-        "KEFU_WECHAT_APPID", "wx0000000000000000", "AppID of the official account or mini-program"
-    )
+    wechat_token: str = _setting("KEFU_WECHAT_TOKEN", "kefu-dev-token", "Token set in the WeChat console (signs every push)")
+    wechat_appid: str = _setting("KEFU_WECHAT_APPID", "wx0000000000000000", "AppID of the official account or mini-program")
     wechat_secret: str = _setting("KEFU_WECHAT_SECRET", "", "AppSecret, used to fetch the access_token")
     wechat_aes_key: str = _setting("KEFU_WECHAT_AES_KEY", "", "EncodingAESKey (43 characters) for compat and safe mode")
     wechat_mode: str = _setting("KEFU_WECHAT_MODE", "plain", "Message encryption: plain, compat or safe")
@@ -78,36 +74,24 @@ class Settings:
         "Seconds to wait for a reply before answering WeChat 'success' and sending it later",
     )
     log_format: str = _setting("KEFU_LOG_FORMAT", "json", "Log lines as json or text")
-    cache: str = _setting(
-        "KEFU_CACHE", str(default_cache()), "Folder of the Rasa venv and trained models built by setup"
-    )
-    rasa_venv: str = _setting(
-        "KEFU_RASA_VENV", "", "Rasa's own Python 3.10 venv (default: the one setup builds in KEFU_CACHE)"
-    )
-    rasa_url: str = _setting(
-        "KEFU_RASA_URL", "", "Comma-separated Rasa server URLs to use instead of starting one (round-robin)"
-    )
+    cache: str = _setting("KEFU_CACHE", str(default_cache()), "Folder of the Rasa venv and trained models built by setup")
+    rasa_venv: str = _setting("KEFU_RASA_VENV", "", "Rasa's own Python 3.10 venv (default: the one setup builds in KEFU_CACHE)")
+    rasa_url: str = _setting("KEFU_RASA_URL", "", "Comma-separated Rasa server URLs to use instead of starting one (round-robin)")
     rasa_token: str = _setting("KEFU_RASA_TOKEN", "", "Auth token of the Rasa servers in KEFU_RASA_URL")
-    rasa_timeout: float = _setting(
-        "KEFU_RASA_TIMEOUT", 2.0, "Seconds to wait for Rasa before answering from the knowledge base"
-    )
+    rasa_timeout: float = _setting("KEFU_RASA_TIMEOUT", 2.0, "Seconds to wait for Rasa before answering from the knowledge base")
     embed_model: str = _setting(
         "KEFU_EMBED_MODEL",
         DEFAULT_MODEL,
         "Any sentence-transformers model name or path (default: the offline e5-small folder)",
     )
-    orders_url: str = _setting(
-        "KEFU_ORDERS_URL", "", "Shop backend for orders (JSON over HTTP); empty: the SQLite order store"
-    )
+    orders_url: str = _setting("KEFU_ORDERS_URL", "", "Shop backend for orders (JSON over HTTP); empty: the SQLite order store")
     orders_token: str = _setting("KEFU_ORDERS_TOKEN", "", "Bearer token for KEFU_ORDERS_URL")
     agent_hours: str = _setting("KEFU_AGENT_HOURS", "mon-sun 09:00-22:00", "When human agents work (shop time, UTC+8)")
     holidays: str = _setting("KEFU_HOLIDAYS", "", "Comma-separated dates when no agent works, e.g. 2026-10-01")
     handoff_wait: float = _setting(
         "KEFU_HANDOFF_WAIT", 300.0, "Seconds a handed-off shopper may wait unclaimed before an apology and escalation"
     )
-    reviews_token: str = _setting(
-        "KEFU_REVIEWS_TOKEN", "", "Bearer token for POST /api/reviews (empty: the API refuses all)"
-    )
+    reviews_token: str = _setting("KEFU_REVIEWS_TOKEN", "", "Bearer token for POST /api/reviews (empty: the API refuses all)")
     sentiment_model: str = _setting(
         "KEFU_SENTIMENT_MODEL",
         "",
@@ -118,13 +102,9 @@ class Settings:
     sla_hours: str = _setting(
         "KEFU_SLA_HOURS", "", "Count SLA time only in these hours (e.g. mon-fri 09:00-18:00); empty: around the clock"
     )
-    notify_channels: str = _setting(
-        "KEFU_NOTIFY_CHANNELS", "console", "Where reminders and escalations go: console,wecom,wechat"
-    )
+    notify_channels: str = _setting("KEFU_NOTIFY_CHANNELS", "console", "Where reminders and escalations go: console,wecom,wechat")
     wecom_webhook: str = _setting("KEFU_WECOM_WEBHOOK", "", "WeCom group-robot webhook URL (channel wecom)")
-    manager_openids: str = _setting(
-        "KEFU_MANAGER_OPENIDS", "", "Managers' openids for WeChat template messages (channel wechat)"
-    )
+    manager_openids: str = _setting("KEFU_MANAGER_OPENIDS", "", "Managers' openids for WeChat template messages (channel wechat)")
     wechat_template_id: str = _setting("KEFU_WECHAT_TEMPLATE_ID", "", "Template id of the WeChat notification message")
     report_push: str = _setting(
         "KEFU_REPORT_PUSH",
@@ -296,9 +276,7 @@ async def open_services(
             await rasa.start()
             nlu = RasaClient(session, [rasa.url], rasa.token, settings.rasa_timeout)
         orders: OrderSource = (
-            HttpOrders(session, settings.orders_url, settings.orders_token)
-            if settings.orders_url
-            else SqliteOrders(runner)
+            HttpOrders(session, settings.orders_url, settings.orders_token) if settings.orders_url else SqliteOrders(runner)
         )
         paths = [*settings.sentiment_paths(), base_model_path(Path(settings.cache), encoder.name)]
         sentiment = await loop.run_in_executor(None, load_or_none, paths, encoder)
@@ -355,9 +333,7 @@ def make_app(
     )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        services = await open_services(
-            settings, metrics=metrics, nlu=nlu, encoder=encoder, start_rasa=responder is None
-        )
+        services = await open_services(settings, metrics=metrics, nlu=nlu, encoder=encoder, start_rasa=responder is None)
         api = WeChatAPI(
             services.session,
             services.runner,
@@ -738,8 +714,7 @@ def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_report(report, args.format, args.out)
     print(
-        f"wrote {args.out} ({args.format}, {report.summary['reviews']} reviews, "
-        f"{report.service['conversations']} conversations)"
+        f"wrote {args.out} ({args.format}, {report.summary['reviews']} reviews, {report.service['conversations']} conversations)"
     )
     return 0
 
@@ -812,9 +787,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.db = more.db or args.db
     try:
-        settings = load_settings(
-            os.environ, db=args.db, host=getattr(args, "host", None), port=getattr(args, "port", None)
-        )
+        settings = load_settings(os.environ, db=args.db, host=getattr(args, "host", None), port=getattr(args, "port", None))
     except SettingsError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import intents_bench, kb_bench, load_bench
+from bench import conversation_bench, intents_bench, kb_bench, load_bench, report_bench
 from bench.common import BenchContext
 
 
@@ -27,9 +27,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
-    )
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 async def main(sections: list[str]) -> None:
@@ -37,7 +35,13 @@ async def main(sections: list[str]) -> None:
     print(f"machine: {machine()}")
     started = time.monotonic()
     async with BenchContext.open() as ctx:
-        runs = {"intents": intents_bench.run, "kb": kb_bench.run, "load": load_bench.run}
+        runs = {
+            "intents": intents_bench.run,
+            "kb": kb_bench.run,
+            "conversations": conversation_bench.run,
+            "load": load_bench.run,
+            "reports": report_bench.run,
+        }
         for name, run in runs.items():
             if sections and name not in sections:
                 continue

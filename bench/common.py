@@ -40,9 +40,7 @@ def load_encoder() -> Encoder:
     return SentenceTransformerEncoder(os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL))
 
 
-def demo_kb(
-    db: sqlite_utils.Database, thresholds: Thresholds | None = None, encoder: Encoder | None = None
-) -> KnowledgeBase:
+def demo_kb(db: sqlite_utils.Database, thresholds: Thresholds | None = None, encoder: Encoder | None = None) -> KnowledgeBase:
     """The demo knowledge base with the configured embedding model."""
     kb = KnowledgeBase(encoder or load_encoder(), thresholds)
     kb.load(db)

@@ -248,7 +248,5 @@ def canned_replies(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 def window_open(db: sqlite_utils.Database, openid: str, now: float) -> bool:
     """Is WeChat's 48-hour customer-service window open for this shopper?"""
-    row = db.execute(
-        "SELECT max(received_at) FROM messages WHERE openid = ? AND channel = 'wechat'", [openid]
-    ).fetchone()
+    row = db.execute("SELECT max(received_at) FROM messages WHERE openid = ? AND channel = 'wechat'", [openid]).fetchone()
     return bool(row and row[0] and now - row[0] < 48 * 3600)

@@ -419,9 +419,7 @@ class Dialogue:
             return Reply(texts.CANCEL_SHIPPED.format(**fields), intent=intent)
         return Reply(texts.CANCEL_DONE.format(**fields), intent=intent)
 
-    async def handoff(
-        self: Dialogue, turn: Turn, reason: str, prefix: str | None = None, *, quiet: bool = False
-    ) -> Reply:
+    async def handoff(self: Dialogue, turn: Turn, reason: str, prefix: str | None = None, *, quiet: bool = False) -> Reply:
         """Queue the conversation for an agent and tell the shopper where they stand."""
         now = self.clock()
         position = await self.runner.run(conv_store.enqueue_handoff, turn.conv.id, reason, now)
@@ -482,13 +480,7 @@ async def answer_ask_price(d: Dialogue, turn: Turn) -> Reply:
         return await d.answer_from_kb(turn)
     result = await d._search(turn.text, product.sku)
     # "能便宜点吗" or "降价了能退差价吗" about a named product: the policy answers, not the price.
-    if (
-        result
-        and result.decision == ANSWER
-        and result.top
-        and result.top.kind == "faq"
-        and not d.kb_about_other(result, product)
-    ):
+    if result and result.decision == ANSWER and result.top and result.top.kind == "faq" and not d.kb_about_other(result, product):
         faq_answer = await d._answer_hit(turn, result, intent="ask_price")
         return Reply(f"{await d._price_text(product)}\n{faq_answer.text}")
     return Reply(await d._price_text(product))
@@ -507,13 +499,9 @@ async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
         options = [c.strip() for c in colours.split("/")]
         if any(wanted.rstrip("色") in option for option in options):
             return Reply(
-                texts.VARIANT_AVAILABLE.format(
-                    name=product.name, variant=wanted, stock=product.stock, shipping=shipping
-                )
+                texts.VARIANT_AVAILABLE.format(name=product.name, variant=wanted, stock=product.stock, shipping=shipping)
             )
-        return Reply(
-            texts.VARIANT_MISSING.format(name=product.name, key="颜色", values="、".join(options), variant=wanted)
-        )
+        return Reply(texts.VARIANT_MISSING.format(name=product.name, key="颜色", values="、".join(options), variant=wanted))
     if product.stock <= 0:
         return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await d._alternatives(product))
     return Reply(f"【{product.name}】" + d._stock_text(product))
@@ -548,9 +536,7 @@ async def answer_ask_shipping(d: Dialogue, turn: Turn) -> Reply:
     product = await d._product(turn) if d.kb and d.kb.mentioned_products(turn.text) else None
     policy = await d.answer_from_kb(turn)
     if product and product.shipping:
-        return Reply(
-            texts.SHIPPING_PRODUCT.format(name=product.name, shipping=product.shipping) + "\n" + (policy.text or "")
-        )
+        return Reply(texts.SHIPPING_PRODUCT.format(name=product.name, shipping=product.shipping) + "\n" + (policy.text or ""))
     return policy
 
 

@@ -11,9 +11,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.messages_in = Counter("kefu_messages_in", "Shopper messages received", ["kind"], registry=self.registry)
-        self.duplicates = Counter(
-            "kefu_duplicate_pushes", "Pushes dropped as repeats (WeChat retries)", registry=self.registry
-        )
+        self.duplicates = Counter("kefu_duplicate_pushes", "Pushes dropped as repeats (WeChat retries)", registry=self.registry)
         self.replies_out = Counter("kefu_replies_out", "Replies delivered", ["via"], registry=self.registry)
         self.reply_latency = Histogram(
             "kefu_reply_latency_seconds",

@@ -17,9 +17,7 @@ class ConsoleNotifier:
 
     async def send(self, title: str, body: str, payload: dict[str, Any]) -> None:
         """Broadcast to the console."""
-        self.hub.publish(
-            {"type": "case" if "case_id" in payload else "notification", "title": title, "body": body, **payload}
-        )
+        self.hub.publish({"type": "case" if "case_id" in payload else "notification", "title": title, "body": body, **payload})
 
 
 class WeChatTemplateNotifier:

@@ -72,9 +72,7 @@ class WeChatAPI:
 
     async def _request(self, method: str, path: str, *, params: dict[str, str], json: Any = None) -> dict[str, Any]:
         try:
-            async with self.session.request(
-                method, self.base_url + path, params=params, json=json, timeout=self.timeout
-            ) as resp:
+            async with self.session.request(method, self.base_url + path, params=params, json=json, timeout=self.timeout) as resp:
                 if resp.status >= 500:
                     raise TransientSendError(f"HTTP {resp.status} from {path}")
                 data = await resp.json(content_type=None)
@@ -125,9 +123,7 @@ class WeChatAPI:
 
     async def send_text(self, openid: str, text: str) -> None:
         """Send a customer-service text message."""
-        await self._call(
-            "/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}}
-        )
+        await self._call("/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}})
 
     async def send_template(self, openid: str, template_id: str, fields: dict[str, str]) -> None:
         """Send a template message (notifications to managers)."""
@@ -136,9 +132,7 @@ class WeChatAPI:
 
     async def typing(self, openid: str, on: bool) -> None:
         """Show or hide "typing…" to the shopper (only within 30 s of their message)."""
-        await self._call(
-            "/cgi-bin/message/custom/typing", {"touser": openid, "command": "Typing" if on else "CancelTyping"}
-        )
+        await self._call("/cgi-bin/message/custom/typing", {"touser": openid, "command": "Typing" if on else "CancelTyping"})
 
 
 def backoff(attempts: int) -> float:
@@ -189,9 +183,7 @@ class Outbox:
             self.metrics.errors.labels(kind="wechat_transient").inc()
         if state == store.SENT:
             self.metrics.replies_out.labels(via="api").inc()
-        await self.runner.run(
-            store.mark_outbound, row.id, state=state, now=self.clock(), error=error, retry_at=retry_at
-        )
+        await self.runner.run(store.mark_outbound, row.id, state=state, now=self.clock(), error=error, retry_at=retry_at)
 
     async def run_forever(self, interval: float = 1.0) -> None:
         """Deliver whenever woken or every ``interval`` seconds."""

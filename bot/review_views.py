@@ -175,14 +175,10 @@ async def case_action(request: web.Request) -> web.StreamResponse:
             violations = check_text(text)
             if violations:
                 logger.warning("case %s reply by %s blocked: %s", case_id, user.username, [v.rule for v in violations])
-                raise _back(
-                    case_id, f"没有发送：{violations[0].explanation}（「{violations[0].excerpt}」）", problem=True
-                )
+                raise _back(case_id, f"没有发送：{violations[0].explanation}（「{violations[0].excerpt}」）", problem=True)
             if not case["openid"] or not await reviews.runner.run(conv_store.window_open, case["openid"], now):
                 raise _back(case_id, "48小时客服消息窗口已关闭，无法通过微信发送", problem=True)
-            await reviews.runner.run(
-                bot_store.enqueue_text, openid=case["openid"], text=text, sender=user.username, now=now
-            )
+            await reviews.runner.run(bot_store.enqueue_text, openid=case["openid"], text=text, sender=user.username, now=now)
             reviews.wake_outbox()
             await reviews.runner.run(workflow.record_response, case_id, now, user.username, f"微信消息：{text}")
         elif action == "note":

@@ -71,8 +71,7 @@ def m001_messages(db: sqlite_utils.Database) -> None:
     )
     # One bot answer per inbound message, whichever process or retry produced it.
     db.execute(
-        "CREATE UNIQUE INDEX idx_outbound_bot_reply ON outbound(message_id) "
-        "WHERE message_id IS NOT NULL AND sender = 'bot'"
+        "CREATE UNIQUE INDEX idx_outbound_bot_reply ON outbound(message_id) WHERE message_id IS NOT NULL AND sender = 'bot'"
     )
     db.table("outbound").create_index(["state", "next_attempt_at"])
     db.table("wechat_token").create(
@@ -227,9 +226,7 @@ def enqueue_text(db: sqlite_utils.Database, *, openid: str, text: str, sender: s
         return int(cursor.lastrowid or 0)
 
 
-def claim_stale_messages(
-    db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20
-) -> list[dict[str, Any]]:
+def claim_stale_messages(db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20) -> list[dict[str, Any]]:
     """Take over messages whose processing lease ran out (their process died)."""
     with db.atomic():
         rows = list(
@@ -244,9 +241,7 @@ def claim_stale_messages(
     return rows
 
 
-def claim_due_outbound(
-    db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20
-) -> list[OutboundRow]:
+def claim_due_outbound(db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20) -> list[OutboundRow]:
     """Lease due outbox rows so only one sender in any process delivers each."""
     with db.atomic():
         rows = list(

@@ -52,9 +52,7 @@ async def wechat_view(request: web.Request) -> web.StreamResponse:
         return web.Response(text="success")
     if text is None:
         return web.Response(text="success")
-    body_text, content_type = render_reply(
-        rt.wechat, envelope, inbound, text, nonce=secrets.token_hex(8), now=int(rt.clock())
-    )
+    body_text, content_type = render_reply(rt.wechat, envelope, inbound, text, nonce=secrets.token_hex(8), now=int(rt.clock()))
     return web.Response(text=body_text, content_type=content_type)
 
 

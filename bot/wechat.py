@@ -138,9 +138,7 @@ def decode_body(config: WeChatConfig, query: dict[str, str], body: bytes) -> Env
     encrypt = outer.get("Encrypt")
     if not isinstance(encrypt, str) or not encrypt:
         raise WeChatRequestError(400, "missing Encrypt field")
-    _check(
-        sign(config.token, query.get("timestamp", ""), query.get("nonce", ""), encrypt), query.get("msg_signature", "")
-    )
+    _check(sign(config.token, query.get("timestamp", ""), query.get("nonce", ""), encrypt), query.get("msg_signature", ""))
     try:
         plain = PrpCrypto(_aes_key(config)).decrypt(encrypt, config.appid)
     except InvalidAppIdException as exc:

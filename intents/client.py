@@ -57,9 +57,7 @@ def parse_from_json(data: dict[str, Any]) -> Parse:
     """Build a Parse from Rasa's /model/parse answer."""
     intent = data.get("intent") or {}
     ranking = tuple(
-        (str(item["name"]), float(item.get("confidence") or 0.0))
-        for item in data.get("intent_ranking") or []
-        if item.get("name")
+        (str(item["name"]), float(item.get("confidence") or 0.0)) for item in data.get("intent_ranking") or [] if item.get("name")
     )
     seen: set[tuple[str, int, int]] = set()
     entities: list[Entity] = []
@@ -82,9 +80,7 @@ def parse_from_json(data: dict[str, Any]) -> Parse:
 class RasaClient:
     """Calls one or several Rasa servers (round-robin) with a timeout."""
 
-    def __init__(
-        self, session: aiohttp.ClientSession, urls: list[str], token: str | None, timeout: float = 2.0
-    ) -> None:
+    def __init__(self, session: aiohttp.ClientSession, urls: list[str], token: str | None, timeout: float = 2.0) -> None:
         if not urls:
             raise ValueError("at least one Rasa URL is needed")
         self.session = session

@@ -103,9 +103,7 @@ class RasaService:
             else:
                 raise RasaStartError(f"Rasa not ready after {timeout:.0f} s")
             # The first parse after start is slow (~0.7 s): pay it here, not on a shopper.
-            async with session.post(
-                self.url + "/model/parse", params={"token": self.token}, json={"text": "你好"}
-            ) as resp:
+            async with session.post(self.url + "/model/parse", params={"token": self.token}, json={"text": "你好"}) as resp:
                 await resp.read()
 
     async def start(self, timeout: float = 180.0) -> None:

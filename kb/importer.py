@@ -72,8 +72,7 @@ class ImportSummary:
     def lines(self) -> list[str]:
         """Human-readable lines, one per file."""
         return [
-            f"{name}: {c['added']} added, {c['changed']} changed, {c['unchanged']} unchanged"
-            for name, c in self.counts.items()
+            f"{name}: {c['added']} added, {c['changed']} changed, {c['unchanged']} unchanged" for name, c in self.counts.items()
         ]
 
 

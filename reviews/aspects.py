@@ -163,8 +163,6 @@ def tag_aspects(text: str) -> list[AspectTag]:
                 if not positions:
                     continue
                 polarity = _polarity(clause, rule, min(positions)) or "neutral"
-            keyword = (
-                rule.good_phrase if polarity == "positive" else rule.bad_phrase if polarity == "negative" else None
-            )
+            keyword = rule.good_phrase if polarity == "positive" else rule.bad_phrase if polarity == "negative" else None
             tags.append(AspectTag(rule.name, polarity, clause, keyword))
     return tags

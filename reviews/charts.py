@@ -26,14 +26,11 @@ def line_chart(points: list[tuple[str, float | None]], *, title: str, width: int
         parts.append(f'<polyline fill="none" stroke="#07c160" stroke-width="2" points="{path}"/>')
         for (x, y), (label, v) in zip(coords, values, strict=True):
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#07c160">'
-                f"<title>{escape(label)} {v:.1%}</title></circle>"
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#07c160"><title>{escape(label)} {v:.1%}</title></circle>'
             )
         for i in sorted({0, len(values) // 2, len(values) - 1}):
             x = coords[i][0]
-            parts.append(
-                f'<text x="{x:.1f}" y="{height - 12}" font-size="11" text-anchor="middle">{escape(values[i][0])}</text>'
-            )
+            parts.append(f'<text x="{x:.1f}" y="{height - 12}" font-size="11" text-anchor="middle">{escape(values[i][0])}</text>')
     else:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" font-size="13">暂无数据</text>')
     parts.append("</svg>")

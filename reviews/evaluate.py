@@ -82,12 +82,10 @@ def format_report(report: SentimentReport) -> str:
     lines = [f"{'expected / predicted':<22}{'positive':>9}{'neutral':>9}{'negative':>9}"]
     for expected in ("positive", "negative"):
         counts = [
-            sum(e == expected and p == predicted for e, p in report.pairs)
-            for predicted in ("positive", "neutral", "negative")
+            sum(e == expected and p == predicted for e, p in report.pairs) for predicted in ("positive", "neutral", "negative")
         ]
         lines.append(f"{expected:<22}{counts[0]:>9}{counts[1]:>9}{counts[2]:>9}")
     lines.append(
-        f"accuracy={report.accuracy:.3f} macro_f1={report.macro_f1:.3f} "
-        f"neutral_rate={report.neutral_rate:.3f} n={report.n}"
+        f"accuracy={report.accuracy:.3f} macro_f1={report.macro_f1:.3f} neutral_rate={report.neutral_rate:.3f} n={report.n}"
     )
     return "\n".join(lines)

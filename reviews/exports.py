@@ -111,16 +111,12 @@ def charts(report: Report) -> dict[str, str]:
     """The SVG charts shown on the dashboard and in the HTML file."""
     return {
         "good_rate": line_chart([(d["date"][5:], d["good_rate"]) for d in report.daily], title="每日好评率（4-5星）"),
-        "sentiment": bar_chart(
-            [(SENTIMENT_NAMES[x["sentiment"]], x["share"] or 0) for x in report.sentiment], title="情感分布"
-        ),
+        "sentiment": bar_chart([(SENTIMENT_NAMES[x["sentiment"]], x["share"] or 0) for x in report.sentiment], title="情感分布"),
         "keywords": bar_chart([(k["keyword"], k["share"] or 0) for k in report.keywords[:10]], title="关键词提及率"),
     }
 
 
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("reviews", "templates"), autoescape=jinja2.select_autoescape(["html"])
-)
+_env = jinja2.Environment(loader=jinja2.PackageLoader("reviews", "templates"), autoescape=jinja2.select_autoescape(["html"]))
 _env.filters["pct"] = _pct
 
 

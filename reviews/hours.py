@@ -8,9 +8,7 @@ from datetime import date, datetime, time, timedelta, timezone
 
 CHINA = timezone(timedelta(hours=8))
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-_SPEC = re.compile(
-    r"^(mon|tue|wed|thu|fri|sat|sun)(?:-(mon|tue|wed|thu|fri|sat|sun))?\s+(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$"
-)
+_SPEC = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(?:-(mon|tue|wed|thu|fri|sat|sun))?\s+(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
 class HoursError(ValueError):

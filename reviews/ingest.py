@@ -167,7 +167,7 @@ def store_reviews(
                     "created_ts": review.created_ts,
                     "sku": review.sku,
                 }
-                for t in tag_aspects(review.content)
+                for t in _unique_tags(review.content)
             )
             result.added.append(review.review_id)
             if verdict.needs_look:
@@ -177,6 +177,19 @@ def store_reviews(
                 if case_id is not None:
                     result.cases.append(case_id)
     return result
+
+
+def _unique_tags(text: str) -> list[Any]:
+    """Aspect tags with repeats (the same aspect, polarity and keyword in two clauses) dropped,
+    so a report counts each review once per keyword."""
+    seen: set[tuple[str, str, str | None]] = set()
+    unique = []
+    for tag in tag_aspects(text):
+        key = (tag.aspect, tag.polarity, tag.keyword)
+        if key not in seen:
+            seen.add(key)
+            unique.append(tag)
+    return unique
 
 
 def judge_reviews(model: Any, reviews: list[store.ReviewRow]) -> list[Judgement]:

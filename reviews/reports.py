@@ -59,9 +59,7 @@ def _median(db: sqlite_utils.Database, sql: str, params: list[Any]) -> float | N
     count = db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
     if not count:
         return None
-    rows = db.execute(
-        f"SELECT v FROM ({sql}) ORDER BY v LIMIT {2 - count % 2} OFFSET {(count - 1) // 2}", params
-    ).fetchall()
+    rows = db.execute(f"SELECT v FROM ({sql}) ORDER BY v LIMIT {2 - count % 2} OFFSET {(count - 1) // 2}", params).fetchall()
     return float(sum(r[0] for r in rows) / len(rows))
 
 
@@ -85,36 +83,45 @@ def compute_report(
     resolution_sla: float = 86400,
     now: float,
 ) -> Report:
-    """Every section of the manager report for the filter."""
+    """Every section of the manager report for the filter.
+
+    Two scans do the heavy work, each over a covering index: reviews grouped by day and product,
+    and aspect tags grouped by product and keyword; the sections are summed up from those.
+    """
     report = Report(flt)
     where, params = flt.review_where()
     offset = 8 * 3600  # days and weeks in China time
-    # Reviews per day: totals, 4-5 stars, positive sentiment.
-    rows = db.execute(
-        f"SELECT CAST((r.created_ts + {offset}) / 86400 AS INTEGER) AS d, count(*), sum(r.rating >= 4), "
-        f"sum(r.sentiment = 'positive'), sum(r.sentiment = 'negative'), avg(r.rating) FROM reviews r "
-        f"WHERE {where} GROUP BY d ORDER BY d",
+    cells = db.execute(
+        f"SELECT CAST((r.created_ts + {offset}) / 86400 AS INTEGER) AS d, r.sku, count(*), sum(r.rating >= 4), "
+        f"sum(r.sentiment = 'positive'), sum(r.sentiment = 'negative'), sum(r.rating) FROM reviews r "
+        f"WHERE {where} GROUP BY d, r.sku",
         params,
     ).fetchall()
-    total = good = positive = negative = 0
-    rating_sum = 0.0
-    for d, n, g, p, neg, avg in rows:
+    days: dict[int, list[int]] = {}
+    per_sku: dict[str, list[int]] = {}
+    for d, sku, n, good, pos, neg, stars in cells:
+        for bucket in (days.setdefault(d, [0, 0, 0, 0, 0]), per_sku.setdefault(sku or "", [0, 0, 0, 0, 0])):
+            bucket[0] += n
+            bucket[1] += good
+            bucket[2] += pos
+            bucket[3] += neg
+            bucket[4] += stars
+    total = sum(v[0] for v in days.values())
+    good, positive, negative = (sum(v[i] for v in days.values()) for i in (1, 2, 3))
+    stars_total = sum(v[4] for v in days.values())
+    weeks: dict[str, list[int]] = {}
+    for d, (n, g, p, neg, _stars) in sorted(days.items()):
+        day = datetime.fromtimestamp(d * 86400 - offset, CHINA).date()
         report.daily.append(
             {
-                "date": _day(d * 86400 - offset),
+                "date": day.isoformat(),
                 "reviews": n,
                 "good_rate": _share(g, n),
                 "positive_rate": _share(p, n),
                 "negative_rate": _share(neg, n),
             }
         )
-        total, good, positive, negative = total + n, good + g, positive + p, negative + neg
-        rating_sum += avg * n
-    weeks: dict[str, list[int]] = {}
-    for d, n, g, p, _neg, _avg in rows:
-        day = datetime.fromtimestamp(d * 86400 - offset, CHINA).date()
-        monday = (day - timedelta(days=day.weekday())).isoformat()
-        acc = weeks.setdefault(monday, [0, 0, 0])
+        acc = weeks.setdefault((day - timedelta(days=day.weekday())).isoformat(), [0, 0, 0])
         acc[0] += n
         acc[1] += g
         acc[2] += p
@@ -122,85 +129,66 @@ def compute_report(
         {"week_of": week, "reviews": n, "good_rate": _share(g, n), "positive_rate": _share(p, n)}
         for week, (n, g, p) in sorted(weeks.items())
     ]
-    neutral = total - positive - negative
     report.sentiment = [
         {"sentiment": name, "reviews": count, "share": _share(count, total)}
-        for name, count in (("positive", positive), ("neutral", neutral), ("negative", negative))
+        for name, count in (("positive", positive), ("neutral", total - positive - negative), ("negative", negative))
     ]
-    # Trend: the good-review rate of the last 7 days of the range against the 7 days before.
-    week = 7 * 86400
-    recent = db.execute(
-        f"SELECT count(*), sum(r.rating >= 4) FROM reviews r WHERE {where} AND r.created_ts >= ?",
-        [*params, flt.until - week],
-    ).fetchone()
-    before = db.execute(
-        f"SELECT count(*), sum(r.rating >= 4) FROM reviews r WHERE {where} AND r.created_ts >= ? AND r.created_ts < ?",
-        [*params, flt.until - 2 * week, flt.until - week],
-    ).fetchone()
-    recent_rate, before_rate = _share(recent[1] or 0, recent[0]), _share(before[1] or 0, before[0])
+    # Trend: the good-review rate of the range's last 7 days against the 7 days before.
+    last_day = int((flt.until - 1 + offset) // 86400)
+    recent = [v for d, v in days.items() if last_day - 7 < d <= last_day]
+    before = [v for d, v in days.items() if last_day - 14 < d <= last_day - 7]
+    recent_rate = _share(sum(v[1] for v in recent), sum(v[0] for v in recent))
+    before_rate = _share(sum(v[1] for v in before), sum(v[0] for v in before))
     report.summary = {
         "reviews": total,
-        "average_rating": round(rating_sum / total, 2) if total else None,
+        "average_rating": round(stars_total / total, 2) if total else None,
         "good_rate": _share(good, total),
         "positive_rate": _share(positive, total),
         "good_rate_last_7_days": recent_rate,
         "good_rate_previous_7_days": before_rate,
-        "good_rate_trend": round(recent_rate - before_rate, 4)
-        if recent_rate is not None and before_rate is not None
-        else None,
+        "good_rate_trend": round(recent_rate - before_rate, 4) if recent_rate is not None and before_rate is not None else None,
     }
-    # Keywords and aspects: the share of reviews that mention them.
+    # Aspect tags: a review counts once per keyword and once per aspect polarity (deduplicated at ingest).
     a_where, a_params = flt.review_where("a")
-    for row in db.execute(
-        f"SELECT a.keyword, count(DISTINCT a.review_id) AS n, min(a.review_id) FROM review_aspects a "
-        f"WHERE {a_where} AND a.keyword IS NOT NULL GROUP BY a.keyword ORDER BY n DESC, a.keyword LIMIT 30",
+    tags = db.execute(
+        f"SELECT a.sku, a.aspect, a.polarity, a.keyword, count(*) FROM review_aspects a WHERE {a_where} "
+        "GROUP BY a.sku, a.aspect, a.polarity, a.keyword",
         a_params,
-    ).fetchall():
-        example = db.execute("SELECT content FROM reviews WHERE review_id = ?", [row[2]]).fetchone()
+    ).fetchall()
+    keyword_counts: dict[str, int] = {}
+    aspect_counts: dict[str, list[int]] = {}
+    complaints: dict[str, dict[str, int]] = {}
+    for sku, aspect, polarity, keyword, n in tags:
+        acc = aspect_counts.setdefault(aspect, [0, 0, 0])
+        acc[0] += n
+        acc[1] += n if polarity == "positive" else 0
+        acc[2] += n if polarity == "negative" else 0
+        if keyword:
+            keyword_counts[keyword] = keyword_counts.get(keyword, 0) + n
+            if polarity == "negative":
+                per = complaints.setdefault(sku or "", {})
+                per[keyword] = per.get(keyword, 0) + n
+    for keyword, n in sorted(keyword_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:30]:
+        example = db.execute(
+            f"SELECT r.content FROM review_aspects a JOIN reviews r USING (review_id) WHERE {a_where} AND a.keyword = ? LIMIT 1",
+            [*a_params, keyword],
+        ).fetchone()
         report.keywords.append(
-            {
-                "keyword": row[0],
-                "reviews": row[1],
-                "share": _share(row[1], total),
-                "example": example[0] if example else "",
-            }
+            {"keyword": keyword, "reviews": n, "share": _share(n, total), "example": example[0] if example else ""}
         )
-    for row in db.execute(
-        f"SELECT a.aspect, count(DISTINCT a.review_id), sum(a.polarity = 'positive'), sum(a.polarity = 'negative') "
-        f"FROM review_aspects a WHERE {a_where} GROUP BY a.aspect ORDER BY 2 DESC",
-        a_params,
-    ).fetchall():
-        report.aspects.append(
-            {
-                "aspect": row[0],
-                "reviews": row[1],
-                "share": _share(row[1], total),
-                "positive": row[2],
-                "negative": row[3],
-            }
-        )
-    # Per product.
-    complaints: dict[str, list[str]] = {}
-    for sku, keyword, _n in db.execute(
-        f"SELECT a.sku, a.keyword, count(*) AS n FROM review_aspects a WHERE {a_where} AND a.polarity = 'negative' "
-        "AND a.keyword IS NOT NULL GROUP BY a.sku, a.keyword ORDER BY a.sku, n DESC",
-        a_params,
-    ).fetchall():
-        if len(complaints.setdefault(sku or "", [])) < 3:
-            complaints[sku or ""].append(keyword)
-    for sku, name, n, avg, neg in db.execute(
-        f"SELECT r.sku, p.name, count(*), avg(r.rating), sum(r.sentiment = 'negative') FROM reviews r "
-        f"LEFT JOIN products p ON p.sku = r.sku WHERE {where} GROUP BY r.sku ORDER BY count(*) DESC",
-        params,
-    ).fetchall():
+    for aspect, (n, pos, neg) in sorted(aspect_counts.items(), key=lambda kv: -kv[1][0]):
+        report.aspects.append({"aspect": aspect, "reviews": n, "share": _share(n, total), "positive": pos, "negative": neg})
+    names = dict(db.execute("SELECT sku, name FROM products").fetchall())
+    for sku, (n, _g, _p, neg, stars) in sorted(per_sku.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        top = sorted(complaints.get(sku, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         report.products.append(
             {
                 "sku": sku,
-                "name": name or "",
+                "name": names.get(sku, ""),
                 "reviews": n,
-                "average_rating": round(avg, 2),
+                "average_rating": round(stars / n, 2),
                 "negative_share": _share(neg, n),
-                "top_complaints": "、".join(complaints.get(sku or "", [])),
+                "top_complaints": "、".join(k for k, _ in top),
             }
         )
     # Negative-review handling (cases opened in the range).
@@ -253,9 +241,7 @@ def _hours(seconds: float | None) -> float | None:
 def service_figures(db: sqlite_utils.Database, flt: ReportFilter) -> dict[str, Any]:
     """Customer service: messages, conversations, bot resolution, handoffs, latency, 15-second pre-sale answers."""
     span = [flt.since, flt.until]
-    messages = db.execute("SELECT count(*) FROM messages WHERE received_at >= ? AND received_at < ?", span).fetchone()[
-        0
-    ]
+    messages = db.execute("SELECT count(*) FROM messages WHERE received_at >= ? AND received_at < ?", span).fetchone()[0]
     conversations, human, presale, presale_fast = db.execute(
         "SELECT count(*), sum(needed_human), sum(presale_questions), sum(presale_fast) FROM conversations "
         "WHERE started_at >= ? AND started_at < ?",

@@ -115,9 +115,7 @@ class SentimentModel:
         self.ngram_bias = ngram_bias
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self._vectorizer = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, vocabulary=vocabulary
-        )
+        self._vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, vocabulary=vocabulary)
         self._vectorizer.idf_ = idf
 
     def _ngram_scores(self, texts: Sequence[str]) -> np.ndarray:
@@ -191,9 +189,7 @@ class SentimentModel:
             raise SentimentModelError(f"{path} is an older model format: retrain it")
         if meta.get("encoder") != encoder.name:
             raise SentimentModelError(f"{path} was trained with {meta.get('encoder')}, not {encoder.name}: retrain it")
-        return cls(
-            encoder, arrays[0], float(meta["embed_bias"]), vocabulary, arrays[1], arrays[2], float(meta["ngram_bias"])
-        )
+        return cls(encoder, arrays[0], float(meta["embed_bias"]), vocabulary, arrays[1], arrays[2], float(meta["ngram_bias"]))
 
 
 def base_model_path(cache: Path, encoder_name: str) -> Path:

@@ -52,9 +52,7 @@ def open_case(db: sqlite_utils.Database, review_id: str, now: float, policy: Sla
             ("remind_resolution", resolution_due - policy.remind_resolution_before),
             ("breach_resolution", resolution_due),
         ]
-        db.table("case_timers").insert_all(
-            [{"case_id": case_id, "kind": kind, "due_at": max(now, due)} for kind, due in timers]
-        )
+        db.table("case_timers").insert_all([{"case_id": case_id, "kind": kind, "due_at": max(now, due)} for kind, due in timers])
         store.add_event(db, case_id, now, "opened", "system", "差评自动建单")
     return case_id
 
@@ -128,16 +126,11 @@ def fire_due_timers(db: sqlite_utils.Database, now: float, channels: list[str]) 
     """
     fired: list[int] = []
     due = [
-        r[0]
-        for r in db.execute(
-            "SELECT id FROM case_timers WHERE fired_at IS NULL AND due_at <= ? ORDER BY due_at, id", [now]
-        )
+        r[0] for r in db.execute("SELECT id FROM case_timers WHERE fired_at IS NULL AND due_at <= ? ORDER BY due_at, id", [now])
     ]
     for timer_id in due:
         with db.atomic():
-            claimed = db.execute(
-                "UPDATE case_timers SET fired_at = ? WHERE id = ? AND fired_at IS NULL", [now, timer_id]
-            )
+            claimed = db.execute("UPDATE case_timers SET fired_at = ? WHERE id = ? AND fired_at IS NULL", [now, timer_id])
             if claimed.rowcount != 1:
                 continue  # another process fired it
             case_id, kind, due_at = db.execute(

@@ -77,9 +77,7 @@ def decrypt_json_reply(body: str) -> dict[str, Any]:
     import hashlib
 
     data = json.loads(body)
-    expected = hashlib.sha1(
-        "".join(sorted([TOKEN, str(data["TimeStamp"]), data["Nonce"], data["Encrypt"]])).encode()
-    ).hexdigest()
+    expected = hashlib.sha1("".join(sorted([TOKEN, str(data["TimeStamp"]), data["Nonce"], data["Encrypt"]])).encode()).hexdigest()
     assert expected == data["MsgSignature"]
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
     plain = PrpCrypto(crypto.key).decrypt(data["Encrypt"], APPID)

@@ -59,9 +59,7 @@ async def wait_until(predicate: Callable[[], Any], timeout: float) -> None:
     raise AssertionError("condition not reached in time")
 
 
-async def test_sigkill_with_reply_queued_loses_nothing(
-    tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]
-) -> None:
+async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]) -> None:
     db = tmp_path / "crash.db"
     port = free_port()
     dead_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: delivery fails, the reply stays queued
@@ -78,9 +76,7 @@ async def test_sigkill_with_reply_queued_loses_nothing(
                     return False
 
             await wait_until(healthy, 120)
-            async with http.post(
-                base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()
-            ) as r:
+            async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:
                 assert await r.text() == "success"
 
             def queued() -> bool:
@@ -108,9 +104,7 @@ async def test_sigkill_with_reply_queued_loses_nothing(
             await wait_until(delivered, 30)
             assert fake.sent[0]["touser"] == "oShopperA"
             # The retry WeChat makes after the restart still gets no second answer.
-            async with http.post(
-                base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()
-            ) as r:
+            async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:
                 assert await r.text() == "success"
             await asyncio.sleep(1.5)
             assert len(fake.sent) == 1

@@ -130,12 +130,8 @@ async def test_greeting_thanks_goodbye(shop: TestClient, clock: Clock) -> None:
     assert "感谢您的光临" in await shopper.say("拜拜")
 
 
-async def test_rasa_down_still_answers(
-    wechat_client: Any, clock: Clock, real_encoder: Encoder, demo_db_path: Path
-) -> None:
-    client = await wechat_client(
-        encoder=real_encoder, db=str(demo_db_path), rasa_url="http://127.0.0.1:9", rasa_timeout=0.5
-    )
+async def test_rasa_down_still_answers(wechat_client: Any, clock: Clock, real_encoder: Encoder, demo_db_path: Path) -> None:
+    client = await wechat_client(encoder=real_encoder, db=str(demo_db_path), rasa_url="http://127.0.0.1:9", rasa_timeout=0.5)
     shopper = Shopper(client, clock, "oNew9")
     price = await shopper.say("西湖龙井多少钱")
     assert "368.00" in price

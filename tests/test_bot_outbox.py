@@ -33,9 +33,7 @@ async def slow_responder(inbound: Inbound) -> Reply:
     return Reply("慢慢来的回答", intent="slow")
 
 
-async def test_slow_reply_answers_success_then_sends_through_api(
-    wechat_client: Any, clock: Clock, fake_wechat: Any
-) -> None:
+async def test_slow_reply_answers_success_then_sends_through_api(wechat_client: Any, clock: Clock, fake_wechat: Any) -> None:
     fake, _ = fake_wechat
     client = await wechat_client(slow_responder, inband_deadline=0.1)
     resp = await client.post("/wechat", params=signed_query(int(clock())), data=fixture("text.xml").encode())
@@ -54,9 +52,7 @@ async def test_slow_reply_answers_success_then_sends_through_api(
 async def make_outbox(tmp_path: Any, srv: TestServer, clock: Clock) -> tuple[DbRunner, Outbox, aiohttp.ClientSession]:
     runner = DbRunner(open_db(tmp_path / "o.db", [store.migrations]))
     session = aiohttp.ClientSession()
-    api = WeChatAPI(
-        session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret=SECRET, clock=clock
-    )
+    api = WeChatAPI(session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret=SECRET, clock=clock)
     return runner, Outbox(runner, api, Metrics(), clock), session
 
 
@@ -148,9 +144,7 @@ async def test_wrong_secret_is_a_clear_error(tmp_path: Any, clock: Clock, fake_w
     runner = DbRunner(open_db(tmp_path / "s.db", [store.migrations]))
     session = aiohttp.ClientSession()
     try:
-        api = WeChatAPI(
-            session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret="wrong", clock=clock
-        )
+        api = WeChatAPI(session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret="wrong", clock=clock)
         try:
             await api.send_text("o1", "hi")
         except WeChatAPIError as exc:

@@ -155,9 +155,7 @@ async def test_miniprogram_json_safe_mode_and_product_card(wechat_client: Any, c
 async def test_enter_tempsession_event(wechat_client: Any, clock: Clock) -> None:
     recorder = Recorder()
     client = await wechat_client(recorder, wechat_format="json")
-    resp = await client.post(
-        "/wechat", params=signed_query(int(clock())), data=fixture("miniprogram_enter.json").encode()
-    )
+    resp = await client.post("/wechat", params=signed_query(int(clock())), data=fixture("miniprogram_enter.json").encode())
     assert resp.status == 200
     assert recorder.seen[0].kind == "event:user_enter_tempsession"
 
@@ -174,9 +172,7 @@ async def test_enter_tempsession_event(wechat_client: Any, clock: Clock) -> None
         (b"<xml><MsgType>text</MsgType></xml>", "FromUserName"),
     ],
 )
-async def test_bad_bodies_get_400_and_are_not_stored(
-    wechat_client: Any, clock: Clock, body: bytes, reason: str
-) -> None:
+async def test_bad_bodies_get_400_and_are_not_stored(wechat_client: Any, clock: Clock, body: bytes, reason: str) -> None:
     recorder = Recorder()
     client = await wechat_client(recorder)
     resp = await client.post("/wechat", params=signed_query(int(clock())), data=body)
@@ -212,9 +208,7 @@ async def test_repeated_event_deduplicated_by_sender_time_and_event(wechat_clien
     client = await wechat_client(recorder)
     for _ in range(2):
         await client.post("/wechat", params=signed_query(int(clock())), data=fixture("subscribe.xml").encode())
-    await client.post(
-        "/wechat", params=signed_query(int(clock())), data=fixture("subscribe.xml", CreateTime=1700000001).encode()
-    )
+    await client.post("/wechat", params=signed_query(int(clock())), data=fixture("subscribe.xml", CreateTime=1700000001).encode())
     assert len(recorder.seen) == 2
 
 

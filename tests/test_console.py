@@ -59,9 +59,7 @@ async def console_server(
 async def shopper_says(srv: TestServer, openid: str, text: str) -> str:
     body = fixture("text.xml", Content=text, MsgId=next(_ids)).replace("oShopperA", openid)
     async with aiohttp.ClientSession() as http:  # a separate client, as WeChat is
-        async with http.post(
-            srv.make_url("/wechat"), params=signed_query(int(time.time())), data=body.encode()
-        ) as resp:
+        async with http.post(srv.make_url("/wechat"), params=signed_query(int(time.time())), data=body.encode()) as resp:
             return await resp.text()
 
 
@@ -92,14 +90,10 @@ async def test_wrong_password_and_csrf(console_server: tuple[TestServer, FakeWeC
 
     srv, _ = console_server
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.post(
-            srv.make_url("/console/login"), data={"username": "xiaomei", "password": "wrong-pass"}
-        ) as resp:
+        async with http.post(srv.make_url("/console/login"), data={"username": "xiaomei", "password": "wrong-pass"}) as resp:
             assert resp.status == 401
             assert "用户名或密码错误" in await resp.text()
-        async with http.post(
-            srv.make_url("/console/login"), data={"username": "xiaomei", "password": "agent-pass-1"}
-        ) as resp:
+        async with http.post(srv.make_url("/console/login"), data={"username": "xiaomei", "password": "agent-pass-1"}) as resp:
             assert resp.status == 200  # followed the redirect to the queue
         async with http.post(
             srv.make_url("/console/c/1/note"), data={"text": "x", "csrf": "forged"}, allow_redirects=False

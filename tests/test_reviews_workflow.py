@@ -113,9 +113,7 @@ def test_case_actions_check_their_inputs(db: sqlite_utils.Database) -> None:
 def test_business_hours_calendar_stops_the_clock_overnight(db: sqlite_utils.Database) -> None:
     calendar = BusinessHours.parse("mon-sun 09:00-18:00")
     evening = T0 + 7.75 * 3600  # 17:45 China time
-    [case_id] = ingest(
-        db, "R1,,TEA-001,oA,1,坏了,2025-11-25T17:40:00+08:00\n", now=evening, policy=SlaPolicy(calendar=calendar)
-    )
+    [case_id] = ingest(db, "R1,,TEA-001,oA,1,坏了,2025-11-25T17:40:00+08:00\n", now=evening, policy=SlaPolicy(calendar=calendar))
     case = store.get_case(db, case_id)
     assert case is not None
     assert case["response_due"] == T0 + 23 * 3600 + 15 * 60  # 15 minutes today, then 09:00-09:15 tomorrow

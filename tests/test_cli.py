@@ -95,3 +95,35 @@ def test_bad_setting_is_a_clear_error() -> None:
     result = kefu("chat", env={"KEFU_WECHAT_MODE": "secret"})
     assert result.returncode == 2
     assert "KEFU_WECHAT_MODE must be one of plain, compat, safe" in result.stderr
+
+
+def test_users_add(tmp_path: Path) -> None:
+    db = tmp_path / "users.db"
+    ok = kefu("--db", str(db), "users", "add", "xiaomei", "--role", "manager", env={"KEFU_NEW_PASSWORD": "long-enough-1"})
+    assert ok.returncode == 0, ok.stderr
+    assert "user xiaomei (manager) saved" in ok.stdout
+    short = kefu("--db", str(db), "users", "add", "bob", env={"KEFU_NEW_PASSWORD": "short"})
+    assert short.returncode == 2 and "at least 8" in short.stderr
+
+
+@pytest.mark.model
+def test_reviews_import_and_eval(tmp_path: Path, demo_db_path: Path) -> None:
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text(
+        "review_id,order_id,sku,openid,rating,content,created_at\n"
+        "V1,KF202611100000,TEA-001,oDemo001,5,茶叶很香，包装很好,2026-11-20T10:00:00+08:00\n"
+        "V2,KF202611100010,CLO-007,oDemo001,1,裙子有色差，线头很多,2026-11-21T10:00:00+08:00\n"
+        "V3,,TEA-001,,7,评分错了,2026-11-21T10:00:00+08:00\n",
+        encoding="utf-8",
+    )
+    result = kefu("--db", str(demo_db_path), "reviews", "import", str(reviews))
+    assert result.returncode == 1  # one row rejected, the others kept
+    assert "reviews.csv: row 4: rating 7 is not from 1 to 5" in result.stderr
+    assert "2 added, 0 already imported, 1 rejected; 1 negative-review cases opened" in result.stdout
+    again = kefu("--db", str(demo_db_path), "reviews", "import", str(reviews))
+    assert "0 added, 2 already imported" in again.stdout
+    evaluation = kefu("--db", str(demo_db_path), "reviews", "eval", str(FIXTURES / "reviews_sample.csv"))
+    assert evaluation.returncode == 0, evaluation.stderr
+    lines = evaluation.stdout.strip().splitlines()
+    assert re.fullmatch(r"accuracy=\d\.\d{3} macro_f1=\d\.\d{3} neutral_rate=\d\.\d{3} n=34", lines[-1]), lines[-1]
+    assert lines[0].split()[:3] == ["expected", "/", "predicted"]

@@ -158,3 +158,35 @@ async def test_agent_takes_over_a_handoff_in_the_browser(console_server: tuple[T
         await expect(page.locator(".flash")).to_have_text("会话已结束")
         await expect(page.locator("#queue tr", has_text="oBrowser1")).to_have_count(0)
         await page.close()
+
+
+async def test_faq_editor_and_history_in_the_browser(console_server: tuple[TestServer, FakeWeChatAPI]) -> None:
+    srv, _ = console_server
+    base = str(srv.make_url("")).rstrip("/")
+    before = await shopper_says(srv, "oHistory", "西湖龙井多少钱")
+    assert "368.00" in before
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(base + "/console/login")
+        await page.fill("input[name=username]", "xiaomei")
+        await page.fill("input[name=password]", "agent-pass-1")
+        await page.click("button[type=submit]")
+        await page.click("text=历史记录")
+        await page.fill("input[name=q]", "西湖龙井")
+        await page.click("button:has-text('搜索')")
+        await expect(page.locator("table")).to_contain_text("oHistory")
+        await expect(page.locator("table")).to_contain_text("368.00")
+
+        await page.click("text=知识库")
+        await page.fill("input[name=q]", "付款后几天能发货")
+        await page.click("button:has-text('搜索')")
+        first = page.locator("form.faq").first
+        await expect(first.locator("h2")).to_contain_text("F001")
+        new_answer = "现货商品付款后24小时内发货（双十一期间48小时内），预售商品以商品页时间为准。"
+        await first.locator("textarea[name=answer]").fill(new_answer)
+        await first.locator("button[type=submit]").click()
+        await expect(page.locator(".flash")).to_contain_text("已保存 F001")
+        await page.close()
+    # The bot answers from the edited entry at once.
+    reply = await shopper_says(srv, "oHistory2", "下单以后几天能发货")
+    assert reply and new_answer in reply

@@ -58,9 +58,18 @@ models: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json
 
 setup: models
 
+# The demo shop: compat mode (plain and AES pushes both accepted) with demo credentials, and a
+# demo manager for the console. Set your own KEFU_* values for a real account.
+DEMO_ENV = KEFU_WECHAT_MODE=$${KEFU_WECHAT_MODE:-compat} \
+	KEFU_WECHAT_TOKEN=$${KEFU_WECHAT_TOKEN:-kefu-dev-token} \
+	KEFU_WECHAT_AES_KEY=$${KEFU_WECHAT_AES_KEY:-kefuDemoEncodingAESKey0123456789abcdefghijk} \
+	KEFU_REVIEWS_TOKEN=$${KEFU_REVIEWS_TOKEN:-kefu-demo-reviews}
+
 run: setup
 	$(VENV)/bin/kefu kb import kb/demo
-	$(VENV)/bin/kefu serve
+	KEFU_NEW_PASSWORD=kefu-demo-123 $(VENV)/bin/kefu users add demo --role manager
+	@echo "console: http://127.0.0.1:$${KEFU_PORT:-8080}/console  (user demo, password kefu-demo-123)"
+	$(DEMO_ENV) $(VENV)/bin/kefu serve
 
 # Debian's Chromium and a CJK font for the browser tests (everything here runs as root).
 browser:

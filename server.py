@@ -176,7 +176,8 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
         raw = environ.get(f.metadata["env"])
-        if raw is not None and raw != "":
+        # An empty string is a value for text settings (KEFU_REPORT_PUSH= turns the push off).
+        if raw is not None and (raw != "" or isinstance(f.default, str)):
             kind: Callable[[str], Any] = type(f.default)
             try:
                 values[f.name] = kind(raw)

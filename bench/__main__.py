@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import conversation_bench, intents_bench, kb_bench, load_bench, report_bench
+from bench import conversation_bench, intents_bench, kb_bench, load_bench, report_bench, reviews_bench
 from bench.common import BenchContext
 
 
@@ -41,9 +41,12 @@ async def main(sections: list[str]) -> None:
             "conversations": conversation_bench.run,
             "load": load_bench.run,
             "reports": report_bench.run,
+            "reviews": reviews_bench.run,
+            "reviews-retrain": reviews_bench.run_retrain,
         }
         for name, run in runs.items():
-            if sections and name not in sections:
+            # reviews-retrain embeds 55k texts (minutes): only when asked for by name.
+            if (sections and name not in sections) or (not sections and name == "reviews-retrain"):
                 continue
             print(f"\n== {name}", flush=True)
             for line in await run(ctx):

@@ -196,11 +196,16 @@ async def queue_view(request: web.Request) -> web.Response:
     return render(request, "queue.html", rows=rows, waited=_waited(console.clock()))
 
 
-def _conversation_id(request: web.Request) -> int:
+def path_id(request: web.Request, missing: str) -> int:
+    """The numeric ``{id}`` of the URL; 404 with ``missing`` when it is not a number."""
     try:
         return int(request.match_info["id"])
     except ValueError:
-        raise web.HTTPNotFound(text="没有这个会话") from None
+        raise web.HTTPNotFound(text=missing) from None
+
+
+def _conversation_id(request: web.Request) -> int:
+    return path_id(request, "没有这个会话")
 
 
 async def conversation_view(request: web.Request) -> web.Response:

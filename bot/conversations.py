@@ -84,12 +84,7 @@ def enqueue_handoff(db: sqlite_utils.Database, conversation_id: int, reason: str
             "queued_at = COALESCE(queued_at, ?) WHERE id = ? AND state IN ('bot', 'queued')",
             [reason, now, conversation_id],
         )
-        row = db.execute(
-            "SELECT count(*) FROM conversations WHERE state = 'queued' AND queued_at <= "
-            "(SELECT queued_at FROM conversations WHERE id = ?)",
-            [conversation_id],
-        ).fetchone()
-    return int(row[0])
+        return queue_position(db, conversation_id)
 
 
 def queue_position(db: sqlite_utils.Database, conversation_id: int) -> int:

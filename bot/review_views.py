@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot import conversations as conv_store
 from bot import store as bot_store
-from bot.console import CONSOLE, render, user_of
+from bot.console import CONSOLE, path_id, render, user_of
 from kb.db import DbRunner
 from reviews import store as review_store
 from reviews import workflow
@@ -123,10 +123,7 @@ async def cases_view(request: web.Request) -> web.Response:
 
 
 def _case_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound(text="没有这个工单") from None
+    return path_id(request, "没有这个工单")
 
 
 async def case_view(request: web.Request) -> web.Response:

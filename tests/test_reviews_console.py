@@ -191,8 +191,8 @@ async def test_dashboard_in_the_browser(shop: tuple[TestServer, FakeWeChatAPI]) 
         async with page.expect_download() as info:
             await page.click("a.download[href*='format=xlsx']")
         download = await info.value
-        path = await download.path()
-        book = load_workbook(path)
+        assert download.suggested_filename == "kefu-report-2026-11-01-2026-11-30.xlsx"
+        book = load_workbook(io.BytesIO(Path(await download.path()).read_bytes()))
         overview = {row[0]: row[1] for row in book["概览"].iter_rows(min_row=2, values_only=True)}
         assert overview["评价数"] == 3
         await page.goto(base + "/console/dashboard?since=2026-11-01&until=2026-11-30&category=服装")

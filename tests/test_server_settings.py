@@ -34,6 +34,8 @@ def test_environment_names_are_read() -> None:
     )
     assert (s.wechat_api_base, s.db, s.host, s.port) == ("http://127.0.0.1:1", "/tmp/x.db", "0.0.0.0", 9000)
     assert server.load_settings(env, db="/tmp/y.db").db == "/tmp/y.db"
+    assert server.load_settings({"KEFU_REPORT_PUSH": ""}).report_push == ""
+    assert server.load_settings({"KEFU_PORT": ""}).port == 8080
 
 
 @pytest.mark.parametrize(

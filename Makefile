@@ -42,6 +42,10 @@ $(RASA_VENV)/.complete:
 	$(RASA_VENV)/bin/pip install --quiet -r intents/requirements.txt
 	touch $@
 
+# .venv-rasa in the clone points at the cached Rasa venv.
+.venv-rasa: $(RASA_VENV)/.complete
+	ln -sfn $(RASA_VENV) .venv-rasa
+
 # The folder's name carries the builder's version; the builder itself skips a current folder.
 $(EMBED_MODEL)/kefu_build.json: | $(VENV)/.installed
 	$(PY) -m kb.model_build $(EMBED_MODEL)
@@ -54,7 +58,7 @@ rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete
 sentiment-model: $(EMBED_MODEL)/kefu_build.json
 	$(PY) -m reviews.sentiment $(CACHE)
 
-models: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json rasa-model sentiment-model
+models: $(VENV)/.installed .venv-rasa $(EMBED_MODEL)/kefu_build.json rasa-model sentiment-model
 
 setup: models
 

@@ -40,7 +40,7 @@ def generate(path: Path, count: int, seed: int = 5) -> None:
         if sentiment == "negative":
             responded = ts + rng.expovariate(1 / 1500)
             resolved = responded + rng.expovariate(1 / 40000) if rng.random() < 0.9 else None
-            cases.append((rid, "resolved" if resolved else "responded", ts, ts + 1800, ts + DAY, responded, resolved))
+            cases.append((rid, "resolved" if resolved else "responded", ts, ts + 1800, ts + DAY, responded, resolved, sku))
     with db.atomic():
         db.conn.executemany(
             "INSERT INTO reviews (review_id, sku, openid, rating, content, order_id, created_ts, received_ts, sentiment, "
@@ -53,8 +53,8 @@ def generate(path: Path, count: int, seed: int = 5) -> None:
             aspects,
         )
         db.conn.executemany(
-            "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due, responded_at, resolved_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due, responded_at, resolved_at, sku) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             cases,
         )
     db.execute("ANALYZE")

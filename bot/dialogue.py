@@ -582,6 +582,8 @@ async def answer_order(d: Dialogue, turn: Turn) -> Reply:
     intent = turn.parse.intent
     try:
         named = turn.parse.entity("order_id") or (m.group(0) if (m := ORDER_ID.search(turn.text)) else None)
+        # "这个订单能取消吗" right after talking about an order: the order being discussed.
+        named = named or turn.conv.context.get("order_id")
         if named:
             order = await d.orders.get_order(turn.inbound.openid, named)
             if order is None:

@@ -285,12 +285,6 @@ def pending_outbound_count(db: sqlite_utils.Database) -> int:
     return int(db.execute("SELECT count(*) FROM outbound WHERE state = 'pending'").fetchone()[0])
 
 
-def last_inbound_at(db: sqlite_utils.Database, openid: str) -> float | None:
-    """When the shopper last wrote (the 48-hour customer-service window starts there)."""
-    row = db.execute("SELECT max(received_at) FROM messages WHERE openid = ?", [openid]).fetchone()
-    return float(row[0]) if row and row[0] is not None else None
-
-
 def read_token(db: sqlite_utils.Database, appid: str, now: float, margin: float) -> str | None:
     """The shared access_token if it is still valid for at least ``margin`` seconds."""
     row = db.execute("SELECT access_token, expires_at FROM wechat_token WHERE appid = ?", [appid]).fetchone()

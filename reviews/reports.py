@@ -21,17 +21,23 @@ class ReportFilter:
     sku: str | None = None
     category: str | None = None
 
-    def review_where(self, alias: str = "r") -> tuple[str, list[Any]]:
-        """SQL condition and parameters selecting the reviews in scope."""
-        where = [f"{alias}.created_ts >= ?", f"{alias}.created_ts < ?"]
-        params: list[Any] = [self.since, self.until]
+    def skus(self, db: sqlite_utils.Database) -> list[str] | None:
+        """The products in scope, or None for all of them."""
         if self.sku:
-            where.append(f"{alias}.sku = ?")
-            params.append(self.sku)
+            return [self.sku]
         if self.category:
-            where.append(f"{alias}.sku IN (SELECT sku FROM products WHERE category = ?)")
-            params.append(self.category)
-        return " AND ".join(where), params
+            return [r[0] for r in db.execute("SELECT sku FROM products WHERE category = ?", [self.category])]
+        return None
+
+
+def _scope(alias: str, time_column: str, flt: ReportFilter, skus: list[str] | None) -> tuple[str, list[Any]]:
+    """SQL condition and parameters for the time range and products (placeholders only)."""
+    where = f"{alias}.{time_column} >= ? AND {alias}.{time_column} < ?"
+    params: list[Any] = [flt.since, flt.until]
+    if skus is not None:
+        where += f" AND {alias}.sku IN ({', '.join('?' * len(skus)) or 'NULL'})"
+        params += skus
+    return where, params
 
 
 @dataclass
@@ -89,7 +95,8 @@ def compute_report(
     and aspect tags grouped by product and keyword; the sections are summed up from those.
     """
     report = Report(flt)
-    where, params = flt.review_where()
+    skus = flt.skus(db)
+    where, params = _scope("r", "created_ts", flt, skus)
     offset = 8 * 3600  # days and weeks in China time
     cells = db.execute(
         f"SELECT CAST((r.created_ts + {offset}) / 86400 AS INTEGER) AS d, r.sku, count(*), sum(r.rating >= 4), "
@@ -149,7 +156,7 @@ def compute_report(
         "good_rate_trend": round(recent_rate - before_rate, 4) if recent_rate is not None and before_rate is not None else None,
     }
     # Aspect tags: a review counts once per keyword and once per aspect polarity (deduplicated at ingest).
-    a_where, a_params = flt.review_where("a")
+    a_where, a_params = _scope("a", "created_ts", flt, skus)
     tags = db.execute(
         f"SELECT a.sku, a.aspect, a.polarity, a.keyword, count(*) FROM review_aspects a WHERE {a_where} "
         "GROUP BY a.sku, a.aspect, a.polarity, a.keyword",
@@ -192,11 +199,7 @@ def compute_report(
             }
         )
     # Negative-review handling (cases opened in the range).
-    c_where = "c.opened_at >= ? AND c.opened_at < ?"
-    c_params: list[Any] = [flt.since, flt.until]
-    if flt.sku or flt.category:
-        c_where += f" AND c.review_id IN (SELECT r.review_id FROM reviews r WHERE {where})"
-        c_params += params
+    c_where, c_params = _scope("c", "opened_at", flt, skus)
     n_cases, responded_in_time, resolved_in_time, open_now, overdue = db.execute(
         f"SELECT count(*), sum(c.responded_at IS NOT NULL AND c.responded_at - c.opened_at <= ?), "
         f"sum(c.resolved_at IS NOT NULL AND c.resolved_at - c.opened_at <= ?), sum(c.state IN ('open', 'responded')), "

@@ -72,6 +72,7 @@ def m001_reviews(db: sqlite_utils.Database) -> None:
             "outcome": str,
             "outcome_note": str,
             "escalated": int,
+            "sku": str,
         },
         pk="id",
         not_null={"review_id", "state", "opened_at", "response_due", "resolution_due"},
@@ -80,7 +81,7 @@ def m001_reviews(db: sqlite_utils.Database) -> None:
     )
     db.table("cases").create_index(["review_id"], unique=True)
     db.table("cases").create_index(["state"])
-    db.table("cases").create_index(["opened_at"])
+    db.table("cases").create_index(["opened_at", "sku"])
     db.table("report_pushes").create({"period": str, "sent_at": float}, pk="period")
     db.table("case_events").create(
         {"id": int, "case_id": int, "at": float, "kind": str, "actor": str, "note": str},

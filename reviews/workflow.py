@@ -41,9 +41,11 @@ def open_case(db: sqlite_utils.Database, review_id: str, now: float, policy: Sla
             return None
         response_due = policy.due(now, policy.first_response)
         resolution_due = policy.due(now, policy.resolution)
+        # The product is copied onto the case so reports filter cases without a join.
         cursor = db.execute(
-            "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due) VALUES (?, 'open', ?, ?, ?)",
-            [review_id, now, response_due, resolution_due],
+            "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due, sku) "
+            "VALUES (?, 'open', ?, ?, ?, (SELECT sku FROM reviews WHERE review_id = ?))",
+            [review_id, now, response_due, resolution_due, review_id],
         )
         case_id = int(cursor.lastrowid or 0)
         timers = [

@@ -139,3 +139,10 @@ async def test_rasa_down_still_answers(wechat_client: Any, clock: Clock, real_en
     assert unsure  # never silence: a handoff when the knowledge base is not sure either
     metrics = await (await client.get("/metrics")).text()
     assert 'kefu_errors_total{kind="nlu_unavailable"} 2.0' in metrics
+
+
+async def test_follow_up_about_the_order_being_discussed(shop: TestClient, clock: Clock) -> None:
+    shopper = Shopper(shop, clock, "oDemo002")
+    assert "已付款" in await shopper.say("订单KF202611100001到哪了")
+    cancel = await shopper.say("这个订单我不想要了，帮我取消")
+    assert "KF202611100001" in cancel and "取消申请" in cancel

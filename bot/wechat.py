@@ -7,12 +7,15 @@ https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_st
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import json
 import logging
+import struct
 from dataclasses import dataclass, field
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 import xmltodict
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
@@ -116,7 +119,7 @@ def _load(body: bytes) -> tuple[dict[str, Any], str]:
         raise WeChatRequestError(400, "XML with DOCTYPE or entities is refused")
     try:
         parsed = xmltodict.parse(text, disable_entities=True)
-    except Exception as exc:  # expat raises several types; all mean the same to WeChat
+    except ExpatError as exc:
         raise WeChatRequestError(400, "malformed XML") from exc
     root = parsed.get("xml") if isinstance(parsed, dict) else None
     if not isinstance(root, dict):
@@ -143,7 +146,8 @@ def decode_body(config: WeChatConfig, query: dict[str, str], body: bytes) -> Env
         plain = PrpCrypto(_aes_key(config)).decrypt(encrypt, config.appid)
     except InvalidAppIdException as exc:
         raise WeChatRequestError(403, "message encrypted for another appid") from exc
-    except Exception as exc:  # bad base64, padding or key: the cipher raises assorted types
+    except (ValueError, TypeError, IndexError, struct.error, binascii.Error) as exc:
+        # bad base64, padding or length: what wechatpy's cipher raises on a mangled Encrypt field
         raise WeChatRequestError(400, "cannot decrypt message") from exc
     inner, inner_fmt = _load(plain.encode() if isinstance(plain, str) else plain)
     return Envelope(inner, inner_fmt, True)

@@ -222,3 +222,15 @@ async def test_metrics_count_messages_and_errors(wechat_client: Any, clock: Cloc
     assert "kefu_reply_latency_seconds_bucket" in text
     health = await client.get("/healthz")
     assert (await health.json()) == {"status": "ok"}
+
+
+@pytest.mark.parametrize("encrypt", ["!!!notbase64", "YWJj", "A" * 64])
+async def test_mangled_ciphertext_is_400(wechat_client: Any, clock: Clock, encrypt: str) -> None:
+    from bot.wechat import sign
+    from tests.pushes import TOKEN
+
+    client = await wechat_client(Recorder(), wechat_mode="safe")
+    query = signed_query(int(clock()), encrypt_type="aes", msg_signature=sign(TOKEN, str(int(clock())), "nonce123", encrypt))
+    resp = await client.post("/wechat", params=query, data=f"<xml><Encrypt>{encrypt}</Encrypt></xml>".encode())
+    assert resp.status == 400
+    assert await resp.text() == "cannot decrypt message"

@@ -29,7 +29,7 @@ async def measure(epochs: int, venv: Path) -> str:
     """Train with ``epochs`` and report dev accuracy and training time."""
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "intents"
-        shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+        shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "*.py", ".rasa"))
         config = project / "config.yml"
         config.write_text(re.sub(r"epochs: \d+", f"epochs: {epochs}", config.read_text(encoding="utf-8")), encoding="utf-8")
         started = time.monotonic()
@@ -48,7 +48,7 @@ async def measure(epochs: int, venv: Path) -> str:
                 "m",
             ],
             cwd=project,
-            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+            env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "RASA_CACHE_DIRECTORY": str(Path(tmp) / "cache")},
             check=True,
             capture_output=True,
         )

@@ -66,7 +66,13 @@ def train(cache: Path, rasa_venv: Path, *, force: bool = False, quiet: bool = Fa
             "--fixed-model-name",
             "model",
         ]
-        env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        # Rasa's component cache goes next to the models, never into the project folder.
+        env = {
+            **os.environ,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "RASA_CACHE_DIRECTORY": str(cache / "rasa-train-cache"),
+        }
         # Rasa prints its own progress bars per epoch: shown on a terminal, kept quiet in CI logs.
         result = subprocess.run(
             cmd,

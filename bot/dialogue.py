@@ -448,28 +448,16 @@ class Dialogue:
 # ----- handlers, one per intent ------------------------------------------------------
 
 
-@handles("greet")
-async def answer_greet(d: Dialogue, turn: Turn) -> Reply:
-    """A short greeting back."""
-    return Reply(texts.GREET)
+# Greetings, thanks, goodbyes (which close the conversation as resolved) and off-topic messages
+# get one fixed, brief text each.
+FIXED_REPLIES = {"greet": texts.GREET, "thanks": texts.THANKS, "goodbye": texts.GOODBYE, "out_of_scope": texts.OUT_OF_SCOPE}
 
 
-@handles("thanks")
-async def answer_thanks(d: Dialogue, turn: Turn) -> Reply:
-    """You're welcome."""
-    return Reply(texts.THANKS)
-
-
-@handles("goodbye")
-async def answer_goodbye(d: Dialogue, turn: Turn) -> Reply:
-    """Goodbye; the conversation closes as resolved by the bot."""
-    return Reply(texts.GOODBYE)
-
-
-@handles("out_of_scope")
-async def answer_out_of_scope(d: Dialogue, turn: Turn) -> Reply:
-    """Politely steer back to shopping."""
-    return Reply(texts.OUT_OF_SCOPE)
+@handles(*FIXED_REPLIES)
+async def answer_fixed(d: Dialogue, turn: Turn) -> Reply:
+    """The fixed text of the intent."""
+    assert turn.parse is not None
+    return Reply(FIXED_REPLIES[turn.parse.intent])
 
 
 @handles("ask_price")

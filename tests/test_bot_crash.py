@@ -50,6 +50,19 @@ def start_server(db: Path, port: int, api_base: str, extra_env: dict[str, str]) 
         return subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
+async def wait_healthy(http: aiohttp.ClientSession, base: str, timeout: float = 120) -> None:
+    """Until ``kefu serve`` at ``base`` answers /healthz."""
+
+    async def healthy() -> bool:
+        try:
+            async with http.get(base + "/healthz") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await wait_until(healthy, timeout)
+
+
 async def wait_until(predicate: Callable[[], Any], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -67,15 +80,7 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-
-            async def healthy() -> bool:
-                try:
-                    async with http.get(base + "/healthz") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_until(healthy, 120)
+            await wait_healthy(http, base)
             async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:
                 assert await r.text() == "success"
 
@@ -96,7 +101,7 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
             fake = FakeWeChatAPI(now=time.time())
             fake_srv = await aiohttp_server(fake.app())
             proc = start_server(db, port, str(fake_srv.make_url("")).rstrip("/"), server_env)
-            await wait_until(healthy, 120)
+            await wait_healthy(http, base)
 
             async def delivered() -> bool:
                 return len(fake.sent) == 1

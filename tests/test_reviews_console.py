@@ -16,13 +16,12 @@ from openpyxl import load_workbook
 from playwright.async_api import Page, expect
 
 import server
-from bot.auth import add_user
-from kb.db import open_db
 from kb.encoder import Encoder
 from tests.browser import chromium, font_of, screenshot
 from tests.conftest import RasaServer
 from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
+from tests.test_console import add_users
 
 TOKEN = "review-api-token"
 
@@ -37,10 +36,7 @@ async def shop(
 ) -> tuple[TestServer, FakeWeChatAPI]:
     fake = FakeWeChatAPI(now=time.time())
     fake_srv = await aiohttp_server(fake.app())
-    db = open_db(demo_db_path, server.MIGRATIONS)
-    add_user(db, "xiaomei", "agent-pass-1", "agent", time.time())
-    add_user(db, "boss", "manager-pass-1", "manager", time.time())
-    db.close()
+    add_users(demo_db_path)
     settings = make_settings(
         db=str(demo_db_path),
         wechat_api_base=str(fake_srv.make_url("")).rstrip("/"),

@@ -13,7 +13,7 @@ import pytest
 
 import server
 from kb.db import open_db
-from tests.test_bot_crash import free_port, start_server, wait_until
+from tests.test_bot_crash import free_port, start_server, wait_healthy, wait_until
 
 pytestmark = [pytest.mark.rasa, pytest.mark.model]
 
@@ -46,15 +46,7 @@ async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path:
     proc = start_server(demo_db_path, port, api, env)
     try:
         async with aiohttp.ClientSession() as http:
-
-            async def healthy() -> bool:
-                try:
-                    async with http.get(base + "/healthz") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_until(healthy, 120)
+            await wait_healthy(http, base)
             review = {
                 "review_id": "K1",
                 "sku": "TEA-001",
@@ -71,7 +63,7 @@ async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path:
             await asyncio.sleep(9)  # every deadline passes while nothing runs
 
             proc = start_server(demo_db_path, port, api, env)
-            await wait_until(healthy, 120)
+            await wait_healthy(http, base)
 
             async def all_fired() -> bool:
                 return timeline(demo_db_path)[2] == 4
@@ -86,7 +78,7 @@ async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             proc = start_server(demo_db_path, port, api, env)
-            await wait_until(healthy, 120)
+            await wait_healthy(http, base)
             await asyncio.sleep(6)
             assert timeline(demo_db_path)[:2] == (events, notes)
     finally:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from intents.training import default_cache, default_rasa_venv, model_path
 from kb import store as kb_store
 from kb.db import DbRunner, open_db
 from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
-from kb.search import KnowledgeBase
+from kb.search import KnowledgeBase, refresh_if_changed
 from reviews import store as review_store
 from reviews.hours import CHINA, BusinessHours, HoursError
 from reviews.notify import NotificationSender, Notifier, WeComRobotNotifier
@@ -88,6 +89,9 @@ class Settings:
     orders_token: str = _setting("KEFU_ORDERS_TOKEN", "", "Bearer token for KEFU_ORDERS_URL")
     agent_hours: str = _setting("KEFU_AGENT_HOURS", "mon-sun 09:00-22:00", "When human agents work (shop time, UTC+8)")
     holidays: str = _setting("KEFU_HOLIDAYS", "", "Comma-separated dates when no agent works, e.g. 2026-10-01")
+    kb_refresh: float = _setting(
+        "KEFU_KB_REFRESH", 5.0, "Seconds between checks for catalogue and FAQ changes (e.g. from kefu kb import)"
+    )
     handoff_wait: float = _setting(
         "KEFU_HANDOFF_WAIT", 300.0, "Seconds a handed-off shopper may wait unclaimed before an apology and escalation"
     )
@@ -382,6 +386,7 @@ def make_app(
             asyncio.create_task(outbox.run_forever(), name="outbox"),
             asyncio.create_task(dispatcher.recover_forever(), name="recovery"),
             asyncio.create_task(_every(5.0, workflow.run_once), name="workflow"),
+            asyncio.create_task(_every(settings.kb_refresh, partial(_refresh_kb, services)), name="kb-refresh"),
         ]
         yield
         await services.hub.close_all()
@@ -422,6 +427,11 @@ class WorkflowPass:
 
 
 WORKFLOW = web.AppKey("workflow", WorkflowPass)
+
+
+async def _refresh_kb(services: Services) -> None:
+    if await refresh_if_changed(services.kb, services.runner):
+        logger.info("knowledge base reloaded after a catalogue or FAQ change")
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -13,6 +14,7 @@ import numpy as np
 import sqlite_utils
 
 from kb import store
+from kb.db import DbRunner
 from kb.encoder import Encoder
 from kb.store import Faq, Product
 
@@ -69,6 +71,19 @@ def _terms(product: Product) -> list[str]:
     return list(dict.fromkeys(t.lower() for t in terms if len(t) >= 2))
 
 
+@dataclass
+class LoadPlan:
+    """What one (re)load read from the database, and the texts it must embed."""
+
+    generation: int
+    products: list[Product]
+    faqs: list[Faq]
+    docs: list[store.Doc]
+    keys: list[tuple[str, str, str]]
+    stored: dict[tuple[str, str, str], np.ndarray]
+    todo: list[store.Doc]
+
+
 class KnowledgeBase:
     """In-memory search index over the shop's FAQ and catalogue, built from SQLite."""
 
@@ -83,21 +98,30 @@ class KnowledgeBase:
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._terms: list[tuple[str, str]] = []  # (term, sku), longest first
         self._word_skus: dict[str, set[str]] = {}
+        self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
 
     def load(self, db: sqlite_utils.Database) -> int:
         """(Re)build the index; embeds only texts not embedded before. Returns texts embedded now."""
+        plan = self.plan(db)
+        return self.apply(db, plan, self.encoder.encode([d.text for d in plan.todo]))
+
+    def plan(self, db: sqlite_utils.Database) -> LoadPlan:
+        """Read the catalogue and FAQ and find the texts that still need embedding (database thread)."""
+        gen = store.generation(db)  # read first: a change made while loading triggers another load
         products = store.all_products(db)
         faqs = store.all_faq(db)
         docs = store.search_docs(products, faqs)
         stored = store.stored_vectors(db, self.encoder.name)
         keys = [(d.kind, d.ref, store.text_hash(d.text)) for d in docs]
         todo = [d for d, k in zip(docs, keys, strict=True) if k not in stored]
-        new: list[tuple[store.Doc, np.ndarray]] = []
-        if todo:
-            vectors = self.encoder.encode([d.text for d in todo])
-            new = list(zip(todo, vectors, strict=True))
-            for doc, vec in new:
-                stored[(doc.kind, doc.ref, store.text_hash(doc.text))] = vec
+        return LoadPlan(gen, products, faqs, docs, keys, stored, todo)
+
+    def apply(self, db: sqlite_utils.Database, plan: LoadPlan, vectors: np.ndarray) -> int:
+        """Store the new embeddings and swap the index in (database thread)."""
+        products, faqs, docs, keys, stored, todo = (plan.products, plan.faqs, plan.docs, plan.keys, plan.stored, plan.todo)
+        new = list(zip(todo, vectors, strict=True)) if todo else []
+        for doc, vec in new:
+            stored[(doc.kind, doc.ref, store.text_hash(doc.text))] = vec
         store.replace_vectors(db, self.encoder.name, set(keys), new)
         matrix = np.vstack([stored[k] for k in keys]) if keys else np.zeros((0, 1), dtype=np.float32)
         terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: -len(x[0]))
@@ -116,6 +140,7 @@ class KnowledgeBase:
             self._matrix = matrix
             self._terms = terms
             self._word_skus = word_skus
+            self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
             len(products),
@@ -192,3 +217,18 @@ class KnowledgeBase:
         if hits[0].score >= t.answer and lead >= t.margin:
             return ANSWER
         return CLARIFY
+
+
+async def refresh_if_changed(kb: KnowledgeBase, runner: DbRunner) -> bool:
+    """Reload the index when products or FAQ changed since it was built (e.g. by ``kefu kb import``).
+
+    Reads and writes go through the database thread; the embedding runs in a worker thread so that
+    messages keep flowing while a large catalogue is re-embedded.
+    """
+    if await runner.run(store.generation) == kb.generation:
+        return False
+    plan = await runner.run(kb.plan)
+    texts = [d.text for d in plan.todo]
+    vectors = await asyncio.get_running_loop().run_in_executor(None, kb.encoder.encode, texts) if texts else np.zeros((0, 0))
+    await runner.run(kb.apply, plan, vectors)
+    return True

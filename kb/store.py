@@ -69,6 +69,26 @@ def m001_catalogue(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_catalogue_generation(db: sqlite_utils.Database) -> None:
+    """A counter that every change to products or FAQ bumps, whoever writes it (``kefu kb import``,
+    the console, plain SQL), so a running server knows to re-read the catalogue."""
+    db.table("kb_generation").create({"id": int, "n": int}, pk="id")
+    db.table("kb_generation").insert({"id": 1, "n": 0})
+    for table in ("products", "faq"):
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER kb_generation_{table}_{event.lower()} AFTER {event} ON {table} "  # noqa: S608 - fixed names
+                "BEGIN UPDATE kb_generation SET n = n + 1 WHERE id = 1; END"
+            )
+
+
+def generation(db: sqlite_utils.Database) -> int:
+    """How many times products and FAQ have changed since the database was made."""
+    row = db.execute("SELECT n FROM kb_generation WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
 @dataclass(frozen=True)
 class Product:
     """One catalogue row, as answers are composed from it."""

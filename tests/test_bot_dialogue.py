@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.console import CONSOLE
 from kb.encoder import Encoder
-from tests.conftest import Clock, RasaServer
+from tests.conftest import DEMO, ROOT, Clock, RasaServer
 from tests.pushes import fixture, signed_query
 
 pytestmark = pytest.mark.rasa
@@ -53,6 +58,40 @@ async def test_price_from_catalogue(shop: TestClient, clock: Clock) -> None:
     reply = await Shopper(shop, clock, "oNew1").say("西湖龙井多少钱")
     assert "368.00" in reply
     assert "西湖龙井" in reply
+
+
+async def test_a_catalogue_import_reaches_the_running_bot(
+    wechat_client: Any, rasa_server: RasaServer, real_encoder: Encoder, demo_db_path: Path, clock: Clock, tmp_path: Path
+) -> None:
+    shop = await wechat_client(
+        encoder=real_encoder,
+        db=str(demo_db_path),
+        rasa_url=rasa_server.url,
+        rasa_token=rasa_server.token,
+        kb_refresh=0.2,
+    )
+    assert "368.00" in await Shopper(shop, clock, "oImp1").say("西湖龙井多少钱")
+    folder = tmp_path / "shop"
+    shutil.copytree(DEMO, folder)
+    products = folder / "products.csv"
+    products.write_text(products.read_text(encoding="utf-8").replace(",368.00,", ",328.00,"), encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "--db", str(demo_db_path), "kb", "import", str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "products.csv: 0 added, 1 changed" in result.stdout
+    kb = shop.server.app[CONSOLE].kb
+    for _ in range(300):  # the server checks every 0.2 s; allow it up to a minute on a busy machine
+        if kb.products["TEA-001"].price_fen == 32800:
+            break
+        await asyncio.sleep(0.2)
+    reply = await Shopper(shop, clock, "oImp2").say("西湖龙井多少钱")
+    assert "328.00" in reply and "368.00" not in reply
 
 
 async def test_follow_up_questions_use_the_product_talked_about(shop: TestClient, clock: Clock) -> None:

@@ -11,9 +11,9 @@ import sqlite_utils
 
 import server
 from kb import store
-from kb.db import open_db
+from kb.db import DbRunner, open_db
 from kb.importer import KbImportError, export_dir, import_dir
-from kb.search import KnowledgeBase
+from kb.search import KnowledgeBase, refresh_if_changed
 from tests.conftest import DEMO
 from tests.fakes import FakeEncoder
 
@@ -152,3 +152,38 @@ def test_embeddings_recomputed_only_for_changed_text(db: sqlite_utils.Database) 
     store.save_faq(db, store.Faq(faq.id, "付款以后多久发货？", faq.answer, faq.sku, faq.alt_questions))
     assert kb.load(db) == 1
     assert db.table("kb_embeddings").count == total  # the old question's vector was dropped
+
+
+def sold_out(db: sqlite_utils.Database, sku: str) -> None:
+    with db.conn:
+        db.execute("UPDATE products SET stock = 0 WHERE sku = ?", [sku])
+
+
+async def test_a_running_index_picks_up_an_import_from_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "kb.db"
+    runner = DbRunner(open_db(path, server.MIGRATIONS))
+    try:
+        kb = KnowledgeBase(FakeEncoder())
+        await runner.run(kb.load)
+        assert kb.products == {}
+        assert not await refresh_if_changed(kb, runner)  # nothing changed yet
+
+        other = open_db(path, server.MIGRATIONS)  # as `kefu kb import` would, from its own process
+        folder = shop_copy(tmp_path)
+        edit_csv(folder / "products.csv", 0, price="299.00")
+        import_dir(other, folder)
+        other.close()
+
+        assert await refresh_if_changed(kb, runner)
+        assert kb.products["TEA-001"].price_fen == 29900
+        assert len(kb.faqs) == 82
+        assert kb.search("西湖龙井多少钱").hits
+        assert not await refresh_if_changed(kb, runner)  # loaded once, not again
+
+        before = kb.generation
+        await runner.run(sold_out, "TEA-001")
+        assert await runner.run(store.generation) > before  # plain SQL counts too
+        assert await refresh_if_changed(kb, runner)
+        assert kb.products["TEA-001"].stock == 0
+    finally:
+        runner.close()

@@ -269,7 +269,7 @@ async def open_services(
         if encoder is None:
             encoder = await loop.run_in_executor(None, load_encoder, settings)
         kb = KnowledgeBase(encoder)
-        await runner.run(kb.load)
+        await refresh_if_changed(kb, runner)
         if nlu is None and settings.rasa_url:
             urls = [u.strip() for u in settings.rasa_url.split(",") if u.strip()]
             nlu = RasaClient(session, urls, settings.rasa_token or None, settings.rasa_timeout)

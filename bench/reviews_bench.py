@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,15 @@ def _line(name: str, report: SentimentReport, binary: float) -> str:
     )
 
 
+def scores(rows: list[tuple[str, str]], probabilities: Sequence[float]) -> tuple[SentimentReport, float]:
+    """The eval report (neutral counted as an error) and the binary accuracy at 0.5."""
+    ps = [float(p) for p in probabilities]
+    binary = sum((p >= 0.5) == (label == "positive") for p, (_, label) in zip(ps, rows, strict=True)) / len(rows)
+    return report_from_probabilities(rows, ps), binary
+
+
 def _evaluate(model: SentimentModel, rows: list[tuple[str, str]]) -> tuple[SentimentReport, float]:
-    probabilities = [float(p) for p in model.predict_proba([t for t, _ in rows])]
-    binary = sum((p >= 0.5) == (label == "positive") for p, (_, label) in zip(probabilities, rows, strict=True)) / len(rows)
-    return report_from_probabilities(rows, probabilities), binary
+    return scores(rows, model.predict_proba([t for t, _ in rows]))
 
 
 async def run(ctx: BenchContext) -> list[str]:
@@ -86,12 +92,7 @@ def _split(rows: list[tuple[str, str]], seed: int = 3) -> tuple[list[tuple[str, 
 
 
 def _head_lines(name: str, heads: dict[str, np.ndarray], rows: list[tuple[str, str]]) -> list[str]:
-    lines = []
-    for head, probabilities in heads.items():
-        binary = sum((p >= 0.5) == (label == "positive") for p, (_, label) in zip(probabilities, rows, strict=True))
-        report = report_from_probabilities(rows, [float(p) for p in probabilities])
-        lines.append(_line(f"{name}, {head}", report, binary / len(rows)))
-    return lines
+    return [_line(f"{name}, {head}", *scores(rows, probabilities)) for head, probabilities in heads.items()]
 
 
 def _fit_predict(model: Any, x_train: Any, y: np.ndarray, x_test: Any) -> np.ndarray:

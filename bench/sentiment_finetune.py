@@ -13,11 +13,8 @@ import argparse
 import random
 import time
 
-import numpy as np
-
-from bench.reviews_bench import CORPORA, _load, _split
+from bench.reviews_bench import CORPORA, _load, _split, scores
 from kb.encoder import DEFAULT_MODEL
-from reviews.evaluate import report_from_probabilities
 
 BATCH = 32
 
@@ -74,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             for i in range(0, len(test), 64):
                 probabilities += torch.softmax(logits([t for t, _ in test[i : i + 64]]), -1)[:, 1].tolist()
-        report = report_from_probabilities(test, probabilities)
-        binary = np.mean([(p >= 0.5) == (label == "positive") for p, (_, label) in zip(probabilities, test, strict=True)])
+        report, binary = scores(test, probabilities)
         print(
             f"epoch {epoch + 1}: accuracy={report.accuracy:.3f} macro_f1={report.macro_f1:.3f} "
             f"neutral_rate={report.neutral_rate:.3f} n={report.n} (binary at 0.5: {binary:.3f}) "

@@ -21,7 +21,7 @@ from bot.live import LiveHub
 from intents.evaluate import INTENTS
 from kb import store as kb_store
 from kb.db import DbRunner
-from kb.search import KnowledgeBase
+from kb.search import KnowledgeBase, refresh_if_changed
 from reviews import store as review_store
 from reviews.compliance import check_text
 from reviews.hours import CHINA
@@ -345,7 +345,7 @@ async def kb_save_post(request: web.Request) -> web.StreamResponse:
     alternatives = tuple(a.strip() for a in str(form.get("alt_questions", "")).split("|") if a.strip())
     await console.runner.run(kb_store.save_faq, kb_store.Faq(faq_id, question, answer, sku, alternatives))
     if console.kb is not None:
-        await console.runner.run(console.kb.load)
+        await refresh_if_changed(console.kb, console.runner)
     raise web.HTTPFound(f"/console/kb?flash={quote(f'已保存 {faq_id} 并更新检索')}&q={quote(question)}")
 
 

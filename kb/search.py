@@ -118,8 +118,8 @@ class KnowledgeBase:
 
     def apply(self, db: sqlite_utils.Database, plan: LoadPlan, vectors: np.ndarray) -> int:
         """Store the new embeddings and swap the index in (database thread)."""
-        products, faqs, docs, keys, stored, todo = (plan.products, plan.faqs, plan.docs, plan.keys, plan.stored, plan.todo)
-        new = list(zip(todo, vectors, strict=True)) if todo else []
+        products, faqs, docs, keys, stored = plan.products, plan.faqs, plan.docs, plan.keys, plan.stored
+        new = list(zip(plan.todo, vectors, strict=True)) if plan.todo else []
         for doc, vec in new:
             stored[(doc.kind, doc.ref, store.text_hash(doc.text))] = vec
         store.replace_vectors(db, self.encoder.name, set(keys), new)
@@ -146,9 +146,9 @@ class KnowledgeBase:
             len(products),
             len(faqs),
             len(docs),
-            len(todo),
+            len(plan.todo),
         )
-        return len(todo)
+        return len(plan.todo)
 
     def mentioned_products(self, text: str) -> list[str]:
         """Products the text names, by name or alias (longest match), else by a distinctive word."""
@@ -220,7 +220,8 @@ class KnowledgeBase:
 
 
 async def refresh_if_changed(kb: KnowledgeBase, runner: DbRunner) -> bool:
-    """Reload the index when products or FAQ changed since it was built (e.g. by ``kefu kb import``).
+    """(Re)load the index when products or FAQ changed since it was built: at start-up, after an FAQ
+    edit in the console, after ``kefu kb import`` or any other writer.
 
     Reads and writes go through the database thread; the embedding runs in a worker thread so that
     messages keep flowing while a large catalogue is re-embedded.
@@ -229,6 +230,6 @@ async def refresh_if_changed(kb: KnowledgeBase, runner: DbRunner) -> bool:
         return False
     plan = await runner.run(kb.plan)
     texts = [d.text for d in plan.todo]
-    vectors = await asyncio.get_running_loop().run_in_executor(None, kb.encoder.encode, texts) if texts else np.zeros((0, 0))
+    vectors = await asyncio.get_running_loop().run_in_executor(None, kb.encoder.encode, texts)
     await runner.run(kb.apply, plan, vectors)
     return True

@@ -85,8 +85,7 @@ def m002_catalogue_generation(db: sqlite_utils.Database) -> None:
 
 def generation(db: sqlite_utils.Database) -> int:
     """How many times products and FAQ have changed since the database was made."""
-    row = db.execute("SELECT n FROM kb_generation WHERE id = 1").fetchone()
-    return int(row[0]) if row else 0
+    return int(db.execute("SELECT n FROM kb_generation WHERE id = 1").fetchone()[0])
 
 
 @dataclass(frozen=True)

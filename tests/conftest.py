@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import server
+from bot.auth import add_user
 from intents.training import default_cache, default_rasa_venv, model_path
 from kb.db import open_db
 from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
@@ -85,6 +86,39 @@ async def wechat_client(
         settings = make_settings(wechat_api_base=str(srv.make_url("")).rstrip("/"), **overrides)
         app = server.make_app(settings, responder=responder, nlu=nlu, encoder=encoder or FakeEncoder(), clock=clock)
         return await aiohttp_client(app)  # type: ignore[no-any-return]
+
+    return build
+
+
+def add_users(db_path: Path) -> None:
+    """The console users the browser tests log in as: an agent and a manager."""
+    db = open_db(db_path, server.MIGRATIONS)
+    add_user(db, "xiaomei", "agent-pass-1", "agent", time.time())
+    add_user(db, "boss", "manager-pass-1", "manager", time.time())
+    db.close()
+
+
+@pytest.fixture
+def live_shop(
+    aiohttp_server: Callable[..., Any],
+    make_settings: Callable[..., server.Settings],
+    demo_db_path: Path,
+) -> Callable[..., Any]:
+    """The demo shop served with the real model and Rasa, the console's users, and a fake WeChat API."""
+
+    async def build(rasa: RasaServer, encoder: Encoder, **overrides: Any) -> tuple[TestServer, FakeWeChatAPI]:
+        fake = FakeWeChatAPI(now=time.time())
+        fake_srv = await aiohttp_server(fake.app())
+        add_users(demo_db_path)
+        settings = make_settings(
+            db=str(demo_db_path),
+            wechat_api_base=str(fake_srv.make_url("")).rstrip("/"),
+            rasa_url=rasa.url,
+            rasa_token=rasa.token,
+            **overrides,
+        )
+        srv = await aiohttp_server(server.make_app(settings, encoder=encoder))
+        return srv, fake
 
     return build
 
@@ -170,12 +204,17 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
             time.sleep(0.5)
         yield RasaServer(url, token)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
+
+
+def stop_process(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _free_port() -> int:

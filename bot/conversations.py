@@ -245,3 +245,39 @@ def window_open(db: sqlite_utils.Database, openid: str, now: float) -> bool:
     """Is WeChat's 48-hour customer-service window open for this shopper?"""
     row = db.execute("SELECT max(received_at) FROM messages WHERE openid = ? AND channel = 'wechat'", [openid]).fetchone()
     return bool(row and row[0] and now - row[0] < 48 * 3600)
+
+
+# Below this confidence a message goes to the NLU inbox even when the bot answered it.
+REVIEW_BELOW = 0.6
+UNSURE_REPLIES = ("nlu_fallback", "clarified", "kb_match", "kb_only")
+
+
+def nlu_inbox(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str, Any]]:
+    """Shopper messages the bot was unsure about, clarified or handed off, not yet reviewed; newest first."""
+    return list(
+        db.query(
+            "SELECT m.id, m.conversation_id, m.openid, m.received_at AS at, m.text, m.intent AS replied_as, "
+            "m.nlu_intent, m.nlu_confidence, m.handed_off FROM messages m "
+            "LEFT JOIN nlu_corrections c ON c.message_id = m.id "
+            "WHERE c.id IS NULL AND m.kind = 'text' AND m.nlu_intent IS NOT NULL "
+            "AND (m.nlu_confidence < ? OR m.handed_off = 1 OR m.intent IN (?, ?, ?, ?)) "
+            "ORDER BY m.received_at DESC, m.id DESC LIMIT ?",
+            [REVIEW_BELOW, *UNSURE_REPLIES, limit],
+        )
+    )
+
+
+def inbox_message(db: sqlite_utils.Database, message_id: int) -> dict[str, Any] | None:
+    """One shopper message with what the model predicted."""
+    return next(iter(db.query("SELECT id, text, nlu_intent FROM messages WHERE id = ?", [message_id])), None)
+
+
+def recent_corrections(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest verdicts, newest first."""
+    return list(
+        db.query(
+            "SELECT text, intent, predicted, corrected_by, corrected_at FROM nlu_corrections "
+            "ORDER BY corrected_at DESC, id DESC LIMIT ?",
+            [limit],
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import re
@@ -17,8 +18,10 @@ from bot.conversations import Conversation
 from bot.dispatch import Reply
 from bot.metrics import Metrics
 from bot.orders import OrderSource, OrderSourceError
+from bot.store import Understood
 from bot.wechat import Inbound
 from intents.client import FALLBACK, NluClient, NluUnavailableError, Parse
+from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
 from kb.db import DbRunner
 from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult
@@ -93,7 +96,7 @@ SPEC_WORDS = {
 class DialogueConfig:
     """Knobs of the conversation policy."""
 
-    confidence: float = 0.45  # below this Rasa confidence the bot asks what was meant
+    confidence: float = FALLBACK_THRESHOLD  # below this NLU confidence the bot asks what was meant
     handoff_after_misunderstandings: int = 2
     minutes_per_case: float = 3.0  # an agent's average handling time, for the expected wait
     low_stock: int = 10
@@ -172,6 +175,9 @@ class Dialogue:
             return Reply(texts.HANDOFF_STILL_WAITING.format(ahead=max(0, position - 1)), intent="queued")
         turn = Turn(inbound, conv)
         reply = await self._answer(turn)
+        if turn.parse is not None:
+            understood = Understood(turn.parse.intent, turn.parse.confidence, turn.conv.state == conv_store.QUEUED)
+            reply = dataclasses.replace(reply, understood=understood)
         await self.runner.run(conv_store.save_context, conv)
         if reply.text is not None:
             presale = reply.intent in PRESALE

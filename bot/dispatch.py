@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bot import store, texts
 from bot.metrics import Metrics
 from bot.outbox import MessageSender, TransientSendError, WeChatAPIError
+from bot.store import Understood
 from bot.wechat import Inbound
 from kb.db import DbRunner
 from reviews.compliance import check_text
@@ -25,6 +26,7 @@ class Reply:
     text: str | None
     intent: str | None = None
     confidence: float | None = None
+    understood: Understood | None = None
 
 
 Responder = Callable[[Inbound], Awaitable[Reply]]
@@ -94,7 +96,7 @@ class Dispatcher:
                 reply.text,
             )
             self.metrics.errors.labels(kind="compliance_blocked").inc()
-            reply = Reply(texts.DONT_KNOW, intent=reply.intent, confidence=reply.confidence)
+            reply = Reply(texts.DONT_KNOW, intent=reply.intent, confidence=reply.confidence, understood=reply.understood)
         return reply
 
     async def handle(self, inbound: Inbound) -> str | None:
@@ -133,6 +135,7 @@ class Dispatcher:
             inband=inband,
             intent=reply.intent,
             confidence=reply.confidence,
+            understood=reply.understood,
             now=self.clock(),
         )
 

@@ -158,6 +158,24 @@ class OutboundRow:
     attempts: int
 
 
+@dataclass(frozen=True)
+class Understood:
+    """What the intent model made of a message, kept for the agents' NLU inbox."""
+
+    intent: str
+    confidence: float
+    handed_off: bool = False
+
+
+@migrations()
+def m004_understood(db: sqlite_utils.Database) -> None:
+    # What the intent model said of each message, for the NLU inbox (the reply's intent may be
+    # "clarified" or "kb_match" instead).
+    db.table("messages").add_column("nlu_intent", str)
+    db.table("messages").add_column("nlu_confidence", float)
+    db.table("messages").add_column("handed_off", int, not_null_default=0)
+
+
 def record_inbound(
     db: sqlite_utils.Database,
     *,
@@ -192,16 +210,18 @@ def finish_message(
     intent: str | None,
     confidence: float | None,
     now: float,
+    understood: Understood | None = None,
 ) -> int | None:
     """Mark a message answered and store its reply: sent in band, or queued for the API.
 
     Returns the outbound id, or None when another worker had already answered it.
     """
+    nlu = (understood.intent, understood.confidence, int(understood.handed_off)) if understood else (None, None, 0)
     with db.atomic():
         cursor = db.execute(
-            "UPDATE messages SET state = 'answered', answered_at = ?, intent = ?, confidence = ? "
-            "WHERE id = ? AND state = 'received'",
-            [now, intent, confidence, message_id],
+            "UPDATE messages SET state = 'answered', answered_at = ?, intent = ?, confidence = ?, "
+            "nlu_intent = ?, nlu_confidence = ?, handed_off = ? WHERE id = ? AND state = 'received'",
+            [now, intent, confidence, *nlu, message_id],
         )
         if cursor.rowcount == 0:
             return None

@@ -39,5 +39,25 @@
       if (canned.value) { box.value = canned.value; box.focus(); }
     });
   }
+  // NLU inbox: j/k move between messages, y confirms the bot's guess, c opens the intent list.
+  if (page === "nlu") {
+    const rows = function () { return Array.from(document.querySelectorAll(".nlu-row")); };
+    const first = rows()[0];
+    if (first) { first.focus(); }
+    document.addEventListener("keydown", function (event) {
+      if (["SELECT", "INPUT", "TEXTAREA"].includes(document.activeElement.tagName) || event.ctrlKey || event.metaKey) { return; }
+      const all = rows();
+      const row = document.activeElement.closest(".nlu-row");
+      const at = all.indexOf(row);
+      if (event.key === "j" || event.key === "k") {
+        const next = all[Math.max(0, Math.min(all.length - 1, at + (event.key === "j" ? 1 : -1)))];
+        if (next) { next.focus(); event.preventDefault(); }
+      } else if (event.key === "y" && row) {
+        row.querySelector(".nlu-confirm").requestSubmit(); event.preventDefault();
+      } else if (event.key === "c" && row) {
+        row.querySelector(".nlu-correct select").focus(); event.preventDefault();
+      }
+    });
+  }
   connect();
 })();

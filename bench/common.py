@@ -27,11 +27,32 @@ DATA = Path(__file__).resolve().parent / "data"
 TESTS = ROOT / "tests" / "fixtures"
 
 
-def demo_db(folder: Path | None = None) -> sqlite_utils.Database:
-    """A fresh database holding the demo shop."""
+SHOPS = DATA / "shops"
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A shop to measure on: its catalogue folder, its questions and its conversations."""
+
+    name: str
+    folder: Path
+    questions: Path
+    conversations: Path | None
+
+
+def shops() -> list[Shop]:
+    """The demo shop (its held-out questions) and every dev shop under bench/data/shops."""
+    found = [Shop("demo", DEMO, TESTS / "kb_heldout.csv", None)]
+    for folder in sorted(p for p in SHOPS.iterdir() if (p / "products.csv").exists()):
+        found.append(Shop(folder.name, folder, folder / "questions.csv", folder / "conversations.txt"))
+    return found
+
+
+def demo_db(folder: Path | None = None, shop: Path = DEMO) -> sqlite_utils.Database:
+    """A fresh database holding the demo shop (or the shop in ``shop``)."""
     folder = folder or Path(tempfile.mkdtemp(prefix="kefu-bench-"))
     db = open_db(folder / "bench.db", server.MIGRATIONS)
-    import_dir(db, DEMO)
+    import_dir(db, shop)
     return db
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import sqlite_utils
+from aiohttp import web
 
 import server
 from intents.service import RasaService
@@ -20,6 +27,8 @@ from kb.db import open_db
 from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase, Thresholds
+from tests.fakes import APPID, SECRET, FakeWeChatAPI
+from tests.pushes import AES_KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "kb" / "demo"
@@ -104,3 +113,90 @@ class BenchContext:
             yield cls(load_encoder(), rasa)
         finally:
             await rasa.stop()
+
+
+def free_port() -> int:
+    """An unused loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def push_xml(openid: str, text: str, msg_id: int) -> str:
+    """A shopper's text push as WeChat sends it (plain XML)."""
+    now = int(time.time())
+    return (
+        f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
+        f"<MsgId>{msg_id}</MsgId></xml>"
+    )
+
+
+@dataclass
+class Served:
+    """A running ``kefu serve`` and the fake WeChat API it sends through."""
+
+    url: str
+    fake: FakeWeChatAPI
+    delivered: dict[str, asyncio.Event] = field(default_factory=dict)
+
+
+@asynccontextmanager
+async def serve_shop(ctx: BenchContext, shop: Path, *, mode: str = "plain", **env: str) -> AsyncIterator[Served]:
+    """Import ``shop`` into a fresh database and run ``kefu serve`` on it against the bench's Rasa."""
+    folder = Path(tempfile.mkdtemp(prefix="kefu-serve-"))
+    db = folder / "kefu.db"
+    subprocess.run([sys.executable, "-m", "server", "--db", str(db), "kb", "import", str(shop)], check=True, capture_output=True)
+    fake = FakeWeChatAPI(now=time.time())
+    fake_app = fake.app()
+    served = Served("", fake)
+
+    @web.middleware
+    async def note(request: web.Request, handler: object) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)  # type: ignore[operator]
+        if request.path.endswith("/custom/send") and fake.sent:
+            event = served.delivered.get(fake.sent[-1]["touser"])
+            if event:
+                event.set()
+        return response
+
+    fake_app.middlewares.append(note)
+    fake_runner = web.AppRunner(fake_app)
+    await fake_runner.setup()
+    fake_port = free_port()
+    await web.TCPSite(fake_runner, "127.0.0.1", fake_port).start()
+    port = free_port()
+    served.url = f"http://127.0.0.1:{port}"
+    environment = {
+        **os.environ,
+        "KEFU_DB": str(db),
+        "KEFU_PORT": str(port),
+        "KEFU_WECHAT_TOKEN": TOKEN,
+        "KEFU_WECHAT_APPID": APPID,
+        "KEFU_WECHAT_SECRET": SECRET,
+        "KEFU_WECHAT_AES_KEY": AES_KEY,
+        "KEFU_WECHAT_MODE": mode,
+        "KEFU_WECHAT_API_BASE": f"http://127.0.0.1:{fake_port}",
+        "KEFU_RASA_URL": ctx.rasa.url,
+        "KEFU_RASA_TOKEN": ctx.rasa.token,
+        "KEFU_LOG_FORMAT": "text",
+        **env,
+    }
+    log = open(folder / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=environment, stdout=log, stderr=log)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(600):
+                try:
+                    async with http.get(served.url + "/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+        yield served
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+        await fake_runner.cleanup()

@@ -60,9 +60,8 @@ def main() -> None:
         rest = [n for n in sets if n != left_out]
         chosen = max(candidates, key=lambda t: mean_top1(rest, t))
         score = top1(*sets[left_out], chosen)
-        print(
-            f"left out {left_out}: top1={score:.3f} with mention={chosen.mention_bonus} faq={chosen.faq_product_bonus} clarify={chosen.clarify}"
-        )
+        knobs = f"mention={chosen.mention_bonus} faq={chosen.faq_product_bonus} clarify={chosen.clarify}"
+        print(f"left out {left_out}: top1={score:.3f} with {knobs}")
         worst = min(worst, (score, left_out))
     print(f"worst shop left out: {worst[1]} top1={worst[0]:.3f}")
     chosen = max(candidates, key=lambda t: mean_top1(list(sets), t))

@@ -200,8 +200,10 @@ class TrainedModels:
     dense: Path | None
 
 
-def train_rasa(cache: Path, rasa_venv: Path, examples: list[Example], target: Path, *, quiet: bool = False) -> Path:
-    """Run ``rasa train nlu`` on ``examples`` into ``target``."""
+def train_rasa(
+    cache: Path, rasa_venv: Path, examples: list[Example], target: Path, *, quiet: bool = False, config: Path = CONFIG
+) -> Path:
+    """Run ``rasa train nlu`` on ``examples`` into ``target`` (``config``: another pipeline, for benchmarks)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as out:
         data = Path(out) / "data"
@@ -212,7 +214,7 @@ def train_rasa(cache: Path, rasa_venv: Path, examples: list[Example], target: Pa
             "train",
             "nlu",
             "--config",
-            str(CONFIG),
+            str(config),
             "--nlu",
             str(data),
             "--out",

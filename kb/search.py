@@ -26,13 +26,18 @@ ANSWER, CLARIFY, UNKNOWN = "answer", "clarify", "unknown"
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Search knobs, tuned on bench/data/kb_dev.csv by ``python -m bench.tune_kb`` (not on the test set)."""
+    """Search knobs, tuned across the demo's dev questions and every dev shop by ``python -m bench.tune_kb``
+    (leaving one shop out at a time; never on the demo's held-out set)."""
 
     answer: float = 0.925  # top score at or above: answer
     clarify: float = 0.905  # between clarify and answer: ask which one was meant; below: don't know
     margin: float = 0.01  # an answer also needs this lead over the runner-up of another entry
-    mention_bonus: float = 0.02  # a product named in the question (name or alias)
-    faq_product_bonus: float = 0.0  # an FAQ about the product named in the question (0 was best on dev)
+    mention_bonus: float = 0.0  # a product named in the question (name or alias): no gain across shops
+    faq_product_bonus: float = 0.0  # an FAQ about the product named in the question: no gain across shops
+    spec: float = 0.86  # a spec line closer than this to the question is the one asked about
+    spec_margin: float = 0.01  # … and ahead of the product's next line by this much
+    product_answer: float = 0.86  # a product's own FAQ entry or spec line this close answers a question about it
+    spec_key_bonus: float = 0.02  # a spec line whose key shares a character with the question
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,12 @@ class SearchResult:
 
 
 _LATIN = re.compile(r"[A-Za-z0-9]+")
+_OPTION_SEP = re.compile(r"[/、|，,]")
+
+
+def _options(value: str) -> list[str]:
+    """The choices a spec value lists (黑色/藏青/卡其, S/M/L/XL)."""
+    return [o.strip() for o in _OPTION_SEP.split(value) if o.strip()]
 
 
 def _terms(product: Product) -> list[str]:
@@ -98,6 +109,7 @@ class KnowledgeBase:
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._terms: list[tuple[str, str]] = []  # (term, sku), longest first
         self._word_skus: dict[str, set[str]] = {}
+        self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
 
     def load(self, db: sqlite_utils.Database) -> int:
@@ -132,6 +144,11 @@ class KnowledgeBase:
                     word_skus.setdefault(word.strip().lower(), set()).add(p.sku)
         # A word shared by many names (款, 套装, 礼盒 …) names no product in particular.
         word_skus = {w: s for w, s in word_skus.items() if len(s) <= 2}
+        variant_values: dict[str, set[str]] = {}
+        for p in products:
+            for key, value in p.specs:
+                if len(_options(value)) >= 2:
+                    variant_values.setdefault(key, set()).update(_options(value))
         with self._lock:
             self.products = {p.sku: p for p in products}
             self.faqs = {f.id: f for f in faqs}
@@ -140,6 +157,7 @@ class KnowledgeBase:
             self._matrix = matrix
             self._terms = terms
             self._word_skus = word_skus
+            self._variant_values = variant_values
             self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
@@ -171,7 +189,10 @@ class KnowledgeBase:
         return [sku for sku, _ in counts.most_common(2)]
 
     def raw_scores(self, text: str, context_sku: str | None = None) -> tuple[dict[tuple[str, str], float], list[str]]:
-        """Best cosine per entry and the products named, before any bonus (blocking)."""
+        """Best cosine per entry and the products named, before any bonus (blocking).
+
+        A spec line counts for its product.
+        """
         mentioned = self.mentioned_products(text)
         if not mentioned and context_sku and context_sku in self.products:
             mentioned = [context_sku]
@@ -181,9 +202,86 @@ class KnowledgeBase:
             if self._doc_ref:
                 scores = self._matrix @ query
                 for kind, ref, score in zip(self._doc_kind, self._doc_ref, scores.tolist(), strict=True):
+                    if kind == "spec":
+                        kind, ref = "product", ref.split(store.SPEC_SEP, 1)[0]
                     if score > best.get((kind, ref), -1.0):
                         best[(kind, ref)] = score
         return best, mentioned
+
+    def about_product(self, sku: str, text: str) -> Hit | None:
+        """The best of a product's own FAQ entries and spec lines for the question, if close enough
+        (blocking). A spec line comes back as kind ``spec`` with ref ``SKU<TAB>key``."""
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        prefix = f"{sku}{store.SPEC_SEP}"
+        for key, _ in sorted(product.specs, key=lambda kv: -len(kv[0])):
+            if key in text:  # the question names one of the product's own spec keys
+                return Hit("spec", prefix + key, 1.0)
+        query = self.encoder.encode([text])[0]
+        own = {f.id for f in self.faqs.values() if f.sku == sku}
+        best: Hit | None = None
+        with self._lock:
+            for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):
+                if (kind == "faq" and ref in own) or (kind == "spec" and ref.startswith(prefix)):
+                    score = float(self._matrix[i] @ query)
+                    if kind == "spec" and set(ref[len(prefix) :]) & set(text):
+                        score += self.thresholds.spec_key_bonus  # "多重" shares 重 with the key 车重
+                    if best is None or score > best.score:
+                        best = Hit(kind, ref, round(score, 4))
+        return best if best is not None and best.score >= self.thresholds.product_answer else None
+
+    def spec_line(self, sku: str, text: str) -> tuple[str, str] | None:
+        """The one spec line of a product that the question asks about, from the product's own keys:
+        a key named in the question, else the line closest in meaning, if clearly closest (blocking)."""
+        product = self.products.get(sku)
+        if product is None or not product.specs:
+            return None
+        for key, value in sorted(product.specs, key=lambda kv: -len(kv[0])):
+            if key in text:
+                return key, value
+        query = self.encoder.encode([text])[0]
+        prefix = f"{sku}{store.SPEC_SEP}"
+        with self._lock:
+            rows = [
+                i
+                for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True))
+                if kind == "spec" and ref.startswith(prefix)
+            ]
+            scored = sorted(((float(self._matrix[i] @ query), self._doc_ref[i][len(prefix) :]) for i in rows), reverse=True)
+        if (
+            not scored
+            or scored[0][0] < self.thresholds.spec
+            or (len(scored) > 1 and scored[0][0] - scored[1][0] < self.thresholds.spec_margin)
+        ):
+            return None
+        key = scored[0][1]
+        return key, dict(product.specs)[key]
+
+    def variant(self, sku: str, text: str) -> tuple[str, str, list[str], bool] | None:
+        """A variant the question asks for (a colour, a size …): (key, wanted, options, available).
+
+        Options come from the product's own multi-valued specs; a value another product of the shop
+        offers under the same key counts as asked for too (and is then unavailable here).
+        """
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        lowered = text.lower()
+        for term in _terms(product):  # the product's own name is not a variant asked for ("素颜隔离")
+            lowered = lowered.replace(term, " ")
+        named = [kv for kv in product.specs if kv[0] in text]
+        for key, value in named or product.specs:
+            options = _options(value)
+            if len(options) < 2:
+                continue
+            for option in sorted(options, key=len, reverse=True):
+                if option.lower() in lowered or (option.endswith("色") and len(option) > 2 and option[:-1].lower() in lowered):
+                    return key, option, options, True
+            for other in sorted(self._variant_values.get(key, set()) - set(options), key=len, reverse=True):
+                if len(other) >= 2 and other.lower() in lowered:
+                    return key, other, options, False
+        return None
 
     def rank(self, best: dict[tuple[str, str], float], mentioned: list[str], top_k: int = 5) -> SearchResult:
         """Apply the product-mention bonuses, sort, and decide."""

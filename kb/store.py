@@ -246,20 +246,27 @@ def text_hash(text: str) -> str:
 class Doc:
     """One text that stands for a product or an FAQ entry in search."""
 
-    kind: str  # "faq" or "product"
+    kind: str  # "faq", "product" or "spec"
     ref: str
     text: str
 
 
+SPEC_SEP = "\t"
+
+
 def search_docs(products: Iterable[Product], faqs: Iterable[Faq]) -> list[Doc]:
-    """The texts embedded for search: FAQ questions and product names with aliases."""
+    """The texts embedded for search: each FAQ's questions and question with answer; each product's
+    names, aliases and spec lines (kind ``spec``, ref ``SKU<TAB>key``), so a question about a spec
+    finds its product and its line."""
     docs: list[Doc] = []
     for faq in faqs:
-        for text in dict.fromkeys((faq.question, *faq.alt_questions)):
+        for text in dict.fromkeys((faq.question, *faq.alt_questions, f"{faq.question} {faq.answer}")):
             docs.append(Doc("faq", faq.id, text))
     for product in products:
         for text in dict.fromkeys((product.name, *product.aliases)):
             docs.append(Doc("product", product.sku, text))
+        for key, value in product.specs:
+            docs.append(Doc("spec", f"{product.sku}{SPEC_SEP}{key}", f"{product.name} {key}：{value}"))
     return docs
 
 

@@ -150,8 +150,8 @@ def test_embeddings_recomputed_only_for_changed_text(db: sqlite_utils.Database) 
     faq = store.get_faq(db, "F001")
     assert faq is not None
     store.save_faq(db, store.Faq(faq.id, "付款以后多久发货？", faq.answer, faq.sku, faq.alt_questions))
-    assert kb.load(db) == 1
-    assert db.table("kb_embeddings").count == total  # the old question's vector was dropped
+    assert kb.load(db) == 2  # the question alone and the question with its answer; nothing else
+    assert db.table("kb_embeddings").count == total  # the old question's vectors were dropped
 
 
 def sold_out(db: sqlite_utils.Database, sku: str) -> None:

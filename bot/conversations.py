@@ -25,6 +25,7 @@ class Conversation:
     state: str
     misunderstandings: int
     context: dict[str, Any] = field(default_factory=dict)
+    handoff_reason: str | None = None
 
 
 def open_conversation(db: sqlite_utils.Database, openid: str, now: float) -> Conversation:
@@ -36,13 +37,13 @@ def open_conversation(db: sqlite_utils.Database, openid: str, now: float) -> Con
             [openid, now - IDLE_CLOSE_SECONDS],
         )
         row = db.execute(
-            "SELECT id, state, misunderstandings, context FROM conversations WHERE openid = ? AND state != 'closed' "
-            "ORDER BY id DESC LIMIT 1",
+            "SELECT id, state, misunderstandings, context, handoff_reason FROM conversations "
+            "WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
             [openid],
         ).fetchone()
         if row:
             db.execute("UPDATE conversations SET last_message_at = ? WHERE id = ?", [now, row[0]])
-            return Conversation(row[0], openid, row[1], row[2], json.loads(row[3] or "{}"))
+            return Conversation(row[0], openid, row[1], row[2], json.loads(row[3] or "{}"), row[4])
         cursor = db.execute(
             "INSERT INTO conversations (openid, state, context, misunderstandings, started_at, last_message_at) "
             "VALUES (?, 'bot', '{}', 0, ?, ?)",

@@ -31,65 +31,12 @@ from reviews.hours import BusinessHours
 logger = logging.getLogger(__name__)
 
 PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping", "ask_promotion"})
+# Handoffs the shopper asked for: until an agent answers, the bot only says where they stand in line.
+# After any other handoff (a complaint, a misunderstanding, an order change) clear questions still
+# get the bot's answer while the shopper waits.
+ASKED_FOR_PERSON = frozenset({"asked_for_human"})
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
-COLOURS = (
-    "黑色",
-    "白色",
-    "灰色",
-    "红色",
-    "粉色",
-    "蓝色",
-    "绿色",
-    "黄色",
-    "紫色",
-    "棕色",
-    "米白",
-    "米色",
-    "卡其",
-    "藏青",
-    "雾蓝",
-    "浅蓝",
-    "深蓝",
-    "焦糖",
-    "墨绿",
-    "浅灰",
-    "酒红",
-    "燕麦色",
-)
-# Words that point at one spec key, so "续航多久" answers with the battery line only.
-SPEC_WORDS = {
-    "续航": ("续航", "电池"),
-    "电池": ("电池", "续航"),
-    "防水": ("防水",),
-    "材质": ("材质", "面料"),
-    "面料": ("面料", "材质"),
-    "料子": ("面料", "材质"),
-    "重量": ("重量",),
-    "多重": ("重量",),
-    "产地": ("产地",),
-    "哪里产": ("产地",),
-    "保质期": ("保质期",),
-    "尺寸": ("尺寸", "屏幕"),
-    "尺码": ("尺码",),
-    "颜色": ("颜色",),
-    "容量": ("容量", "净含量", "规格"),
-    "净含量": ("净含量", "规格"),
-    "多少克": ("净含量", "规格"),
-    "接口": ("接口",),
-    "蓝牙": ("蓝牙", "连接"),
-    "功率": ("功率", "输出"),
-    "屏幕": ("屏幕",),
-    "成分": ("成分", "主要成分", "配料"),
-    "配料": ("配料", "成分"),
-    "适合": ("适合",),
-    "口味": ("口味",),
-    "等级": ("等级",),
-    "轴": ("轴体",),
-    "充绒": ("充绒量", "填充"),
-    "含绒": ("填充", "充绒量"),
-    "分辨率": ("分辨率",),
-}
 
 
 @dataclass(frozen=True)
@@ -170,13 +117,16 @@ class Dialogue:
             self.publish({"type": "message", "conversation_id": conv.id})
         if conv.state == conv_store.AGENT:
             return Reply(None, intent="with_agent")  # the agent answers; the bot stays silent
-        if conv.state == conv_store.QUEUED:
-            position = await self.runner.run(conv_store.queue_position, conv.id)
-            return Reply(texts.HANDOFF_STILL_WAITING.format(ahead=max(0, position - 1)), intent="queued")
+        waiting = conv.state == conv_store.QUEUED
+        if waiting and (conv.handoff_reason or "") in ASKED_FOR_PERSON:
+            return await self._still_waiting(conv)
         turn = Turn(inbound, conv)
         reply = await self._answer(turn)
+        if waiting and turn.extra.get("handoff_text"):
+            # Already in the queue: one "you are in line" instead of a second handoff text.
+            reply = await self._still_waiting(conv)
         if turn.parse is not None:
-            understood = Understood(turn.parse.intent, turn.parse.confidence, turn.conv.state == conv_store.QUEUED)
+            understood = Understood(turn.parse.intent, turn.parse.confidence, bool(turn.extra.get("handed_off")))
             reply = dataclasses.replace(reply, understood=understood)
         await self.runner.run(conv_store.save_context, conv)
         if reply.text is not None:
@@ -185,9 +135,13 @@ class Dialogue:
             await self.runner.run(conv_store.record_bot_reply, conv.id, now=self.clock(), presale=presale, fast=fast)
         if turn.conv.state == conv_store.QUEUED:
             self.publish({"type": "queue", "conversation_id": conv.id})
-        if reply.intent == "goodbye":
+        if reply.intent == "goodbye" and not waiting:
             await self.runner.run(conv_store.close_conversation, conv.id, "bot_resolved", self.clock())
         return reply
+
+    async def _still_waiting(self, conv: Conversation) -> Reply:
+        position = await self.runner.run(conv_store.queue_position, conv.id)
+        return Reply(texts.HANDOFF_STILL_WAITING.format(ahead=max(0, position - 1)), intent="queued")
 
     async def _answer(self, turn: Turn) -> Reply:
         kind = turn.inbound.kind
@@ -235,6 +189,26 @@ class Dialogue:
         loop = asyncio.get_running_loop()
         kb = self.kb
         return await loop.run_in_executor(None, lambda: kb.search(text, context_sku=context_sku))
+
+    async def _about_product(self, turn: Turn, product: Product, *, faq_only: bool = False) -> Reply | None:
+        """The product's own FAQ entry (or spec line) when one clearly answers the question."""
+        if self.kb is None:
+            return None
+        kb = self.kb
+        hit = await asyncio.get_running_loop().run_in_executor(None, kb.about_product, product.sku, turn.text)
+        if hit is None or (faq_only and hit.kind != "faq"):
+            return None
+        if hit.kind == "spec":
+            key = hit.ref.split(kb_store.SPEC_SEP, 1)[1]
+            return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
+        return await self._answer_label(turn, "faq", hit.ref, intent=turn.parse.intent if turn.parse else "kb")
+
+    async def _spec_line(self, product: Product, text: str) -> tuple[str, str] | None:
+        """The product's spec line the question asks about, by the product's own keys."""
+        if self.kb is None:
+            return None
+        kb = self.kb
+        return await asyncio.get_running_loop().run_in_executor(None, kb.spec_line, product.sku, text)
 
     async def _without_nlu(self, turn: Turn) -> Reply:
         """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""
@@ -430,9 +404,11 @@ class Dialogue:
         now = self.clock()
         position = await self.runner.run(conv_store.enqueue_handoff, turn.conv.id, reason, now)
         turn.conv.state = conv_store.QUEUED
+        turn.extra["handed_off"] = True
         self.metrics.errors.labels(kind=f"handoff_{reason.split(':')[0]}").inc()
         if quiet:
             return Reply(None, intent="handoff")
+        turn.extra["handoff_text"] = True
         if self.hours.is_open(now):
             ahead = max(0, position - 1)
             if ahead == 0:
@@ -456,7 +432,7 @@ class Dialogue:
 
 # Greetings, thanks, goodbyes (which close the conversation as resolved) and off-topic messages
 # get one fixed, brief text each.
-FIXED_REPLIES = {"greet": texts.GREET, "thanks": texts.THANKS, "goodbye": texts.GOODBYE, "out_of_scope": texts.OUT_OF_SCOPE}
+FIXED_REPLIES = {"greet": texts.GREET, "thanks": texts.THANKS, "goodbye": texts.GOODBYE}
 
 
 @handles(*FIXED_REPLIES)
@@ -464,6 +440,15 @@ async def answer_fixed(d: Dialogue, turn: Turn) -> Reply:
     """The fixed text of the intent."""
     assert turn.parse is not None
     return Reply(FIXED_REPLIES[turn.parse.intent])
+
+
+@handles("out_of_scope")
+async def answer_out_of_scope(d: Dialogue, turn: Turn) -> Reply:
+    """Off the shop's usual topics: the FAQ may still answer it (agents' hours, installation); else a polite no."""
+    result = await d._search(turn.text, turn.conv.context.get("sku"))
+    if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
+        return await d._answer_hit(turn, result, intent="out_of_scope")
+    return Reply(texts.OUT_OF_SCOPE)
 
 
 @handles("ask_price")
@@ -487,15 +472,19 @@ async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
     if product is None:
         return await d.answer_from_kb(turn)
     shipping = product.shipping or "付款后尽快发货"
-    wanted = (turn.parse.entity("color") if turn.parse else None) or next((c for c in COLOURS if c in turn.text), None)
-    colours = dict(product.specs).get("颜色")
-    if wanted and colours and product.stock > 0:
-        options = [c.strip() for c in colours.split("/")]
-        if any(wanted.rstrip("色") in option for option in options):
+    # Colours, sizes and the like come from the shop's own specs, never from a list in the code.
+    variant = d.kb.variant(product.sku, turn.text) if d.kb else None
+    named = next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in turn.text), None)
+    if variant is None and named and product.stock > 0:
+        # "有几种颜色" names the spec key: its line is the answer.
+        return Reply(texts.SPEC_ONE.format(name=product.name, key=named[0], value=named[1]) + d._stock_text(product))
+    if variant and product.stock > 0:
+        key, wanted, options, available = variant
+        if available:
             return Reply(
                 texts.VARIANT_AVAILABLE.format(name=product.name, variant=wanted, stock=product.stock, shipping=shipping)
             )
-        return Reply(texts.VARIANT_MISSING.format(name=product.name, key="颜色", values="、".join(options), variant=wanted))
+        return Reply(texts.VARIANT_MISSING.format(name=product.name, key=key, values="、".join(options), variant=wanted))
     if product.stock <= 0:
         return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await d._alternatives(product))
     return Reply(f"【{product.name}】" + d._stock_text(product))
@@ -505,18 +494,20 @@ async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
 async def answer_ask_product_info(d: Dialogue, turn: Turn) -> Reply:
     """An FAQ entry about the product when one fits, else the matching spec line, else all specs."""
     product = await d._product(turn)
+    if product is not None:
+        # The product's own FAQ entries and spec lines answer first: "敷多久", "孕妇能用吗", "多重".
+        own = await d._about_product(turn, product)
+        if own is not None:
+            return own
     result = await d._search(turn.text, product.sku if product else None)
     if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
         if product is None or not d.kb_about_other(result, product):
             return await d._answer_hit(turn, result, intent="ask_product_info")
     if product is None:
         return await d.answer_from_kb(turn)
-    specs = dict(product.specs)
-    for word, keys in SPEC_WORDS.items():
-        if word in turn.text:
-            for key in keys:
-                if key in specs:
-                    return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=specs[key]))
+    line = await d._spec_line(product, turn.text)
+    if line:
+        return Reply(texts.SPEC_ONE.format(name=product.name, key=line[0], value=line[1]))
     lines = "\n".join(f"· {k}：{v}" for k, v in product.specs)
     text = texts.SPECS.format(name=product.name, specs=lines)
     if product.description:
@@ -538,21 +529,43 @@ async def answer_ask_shipping(d: Dialogue, turn: Turn) -> Reply:
 async def answer_policy(d: Dialogue, turn: Turn) -> Reply:
     """Questions the shop's FAQ answers (promotions, invoices, payment, returns, exchanges)."""
     if turn.parse and turn.parse.intent == "return_refund":
-        order = await _mentioned_order(d, turn)
+        order = await _mentioned_order(d, turn) or await _order_about_product(d, turn, ("refunding", "refunded"))
         if order and order.status == "refunding":
             return Reply(texts.REFUND_STATUS.format(order_id=order.order_id))
+        if order and order.status == "refunded":
+            return Reply(texts.REFUND_DONE.format(order_id=order.order_id))
     return await d.answer_from_kb(turn)
+
+
+# A question about the agents (when they work, how to reach them) rather than a request for one.
+_QUESTION = re.compile(r"[吗么呢？?]\s*$|几点|什么时候|多久|怎么|哪里|电话")
 
 
 @handles("human_agent")
 async def answer_human_agent(d: Dialogue, turn: Turn) -> Reply:
-    """Straight to the agents' queue."""
+    """Straight to the agents' queue, unless it asks something about them the FAQ answers."""
+    if _QUESTION.search(turn.text):
+        result = await d._search(turn.text, turn.conv.context.get("sku"))
+        if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
+            answer = await d._answer_hit(turn, result, intent="human_agent")
+            return Reply(f"{answer.text}\n{texts.HUMAN_ON_REQUEST}", intent="human_agent")
     return await d.handoff(turn, "asked_for_human")
+
+
+# Above this confidence a complaint goes to a person whatever the FAQ says.
+SURE_COMPLAINT = 0.7
 
 
 @handles("complaint")
 async def answer_complaint(d: Dialogue, turn: Turn) -> Reply:
-    """Apologise and hand off with priority: complaints are for people."""
+    """Apologise and hand off with priority: complaints are for people. A doubtful one about a product
+    that the product's own FAQ answers ("用了刺痛正常吗") gets that answer instead."""
+    confidence = turn.parse.confidence if turn.parse else 1.0
+    product = await d._product(turn) if confidence < SURE_COMPLAINT else None
+    if product is not None:
+        own = await d._about_product(turn, product, faq_only=True)
+        if own is not None:
+            return Reply(own.text, intent="complaint")
     return await d.handoff(turn, "complaint", texts.COMPLAINT)
 
 
@@ -567,6 +580,21 @@ async def _mentioned_order(d: Dialogue, turn: Turn) -> Order | None:
             if order:
                 return order
     return None
+
+
+async def _order_about_product(d: Dialogue, turn: Turn, states: tuple[str, ...] = ()) -> Order | None:
+    """The shopper's one order of the product the message names (in the given states, if any)."""
+    if d.kb is None:
+        return None
+    named = d.kb.mentioned_products(turn.text)
+    if not named:
+        return None
+    try:
+        orders = await d.orders.orders_of(turn.inbound.openid)
+    except OrderSourceError:
+        return None
+    matching = [o for o in orders if o.sku in named and (not states or o.status in states)]
+    return matching[0] if len(matching) == 1 else None
 
 
 @handles("order_status", "change_order", "cancel_order")
@@ -593,9 +621,18 @@ async def answer_order(d: Dialogue, turn: Turn) -> Reply:
     else:
         orders = [o for o in orders if o.status != "cancelled"]
     if not orders:
+        # Not about an order after all ("三段的怎么下不了单"): the knowledge base may answer it.
+        result = await d._search(turn.text, turn.conv.context.get("sku"))
+        if result and result.decision == ANSWER:
+            return await d._answer_hit(turn, result, intent=intent)
         return Reply(texts.NO_ORDERS)
     if len(orders) == 1:
         return await d._order_action(turn, intent, orders[0])
+    # "散粉那个到哪了": the order of the product the message names.
+    products_named = set(d.kb.mentioned_products(turn.text)) if d.kb else set()
+    about = [o for o in orders if o.sku in products_named]
+    if len(about) == 1:
+        return await d._order_action(turn, intent, about[0])
     shown = orders[:5]
     products = d.kb.products if d.kb else {}
     items = "\n".join(

@@ -76,6 +76,8 @@ CANCEL_TASK = "好的，已为订单 {order_id} 提交取消申请，人工客�
 CANCEL_SHIPPED = "订单 {order_id} 已经发货，无法直接取消。您可以拒收包裹，或收到后在订单页申请退货退款。"
 CANCEL_DONE = "订单 {order_id} 当前状态是“{status}”，无需再取消。"
 REFUND_STATUS = "订单 {order_id} 正在退款中，我们验收后24小时内原路退回。"
+REFUND_DONE = "订单 {order_id} 已退款，款项已原路退回，到账时间以支付渠道为准。"
+HUMAN_ON_REQUEST = "如需人工客服，请回复“转人工”。"
 
 HANDOFF_QUEUED = "已为您转接人工客服，您前面还有 {ahead} 位，预计等待约 {minutes} 分钟，请稍候～"
 HANDOFF_NEXT = "已为您转接人工客服，马上就轮到您，请稍候～"

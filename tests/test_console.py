@@ -115,6 +115,9 @@ async def test_agent_takes_over_a_handoff_in_the_browser(console_server: tuple[T
             await asyncio.sleep(0.05)
         sent = [m for m in fake.sent if m["touser"] == "oBrowser1"]
         assert sent and sent[-1]["text"]["content"] == "您好，我是小美，请问有什么可以帮您？"
+        # The send form's redirect must land before the reload, or the reload races the navigation.
+        await expect(page).to_have_url(re.compile(r"/console/c/\d+$"))
+        await page.wait_for_load_state()
         await page.reload()
         await expect(transcript).to_contain_text("已送达")
 

@@ -17,9 +17,9 @@ from intents.client import FALLBACK, OUT_OF_SCOPE, Entity, NluClient, Parse
 from intents.normalise import Normalised, normalise
 
 # Share of Rasa's probabilities in the average (the rest is the dense classifier's).
-RASA_WEIGHT = 0.3
+RASA_WEIGHT = 0.4
 # Below this averaged confidence the verdict is nlu_fallback: the bot asks, searches or hands off.
-FALLBACK_THRESHOLD = 0.3
+FALLBACK_THRESHOLD = 0.25
 
 Encode = Callable[[list[str]], np.ndarray]
 

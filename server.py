@@ -41,7 +41,7 @@ from intents.service import RasaService
 from intents.training import classifier_path, default_cache, default_rasa_venv, model_path
 from kb import store as kb_store
 from kb.db import DbRunner, open_db
-from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from kb.encoder import DEFAULT_MODEL, CachedEncoder, Encoder, SentenceTransformerEncoder
 from kb.search import KnowledgeBase, refresh_if_changed
 from reviews import store as review_store
 from reviews.hours import CHINA, BusinessHours, HoursError
@@ -253,7 +253,7 @@ class Services:
 
 def load_encoder(settings: Settings) -> Encoder:
     """The sentence-transformers model named in the settings (blocking, a few seconds)."""
-    return SentenceTransformerEncoder(settings.embed_model)
+    return CachedEncoder(SentenceTransformerEncoder(settings.embed_model))
 
 
 def _trained(own: Path, shipped: Path, corrections: int) -> Path:

@@ -48,3 +48,35 @@ class SentenceTransformerEncoder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class CachedEncoder:
+    """Remembers the vectors of recent single texts: a message is embedded once, though the intent
+    model and the knowledge-base search both ask for it."""
+
+    def __init__(self, inner: Encoder, size: int = 2048) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.inner = inner
+        self.name = inner.name
+        self.size = size
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts``; a single text seen lately comes from memory (blocking)."""
+        if len(texts) != 1:
+            return self.inner.encode(texts)  # batches (catalogue loads, training) pass straight through
+        text = texts[0]
+        with self._lock:
+            hit = self._recent.get(text)
+            if hit is not None:
+                self._recent.move_to_end(text)
+                return hit[None, :]
+        vector = self.inner.encode(texts)
+        with self._lock:
+            self._recent[text] = vector[0]
+            while len(self._recent) > self.size:
+                self._recent.popitem(last=False)
+        return vector

@@ -131,3 +131,13 @@ class FakeEncoder:
             norm = float(np.linalg.norm(out[i])) or 1.0
             out[i] /= norm
         return out
+
+
+class FakeNlu:
+    """Answers with fixed parses, in turn."""
+
+    def __init__(self, *parses: Any) -> None:
+        self.parses = list(parses)
+
+    async def parse(self, text: str) -> Any:
+        return self.parses.pop(0)

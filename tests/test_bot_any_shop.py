@@ -17,20 +17,10 @@ from kb.encoder import Encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from reviews.hours import BusinessHours
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, FakeNlu
 
 SHOPS = Path(__file__).resolve().parent.parent / "bench" / "data" / "shops"
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
-
-
-class FakeNlu:
-    """Answers with fixed parses, in turn."""
-
-    def __init__(self, *parses: Parse) -> None:
-        self.parses = list(parses)
-
-    async def parse(self, text: str) -> Parse:
-        return self.parses.pop(0)
 
 
 def shop(tmp_path: Path, name: str, encoder: Encoder) -> tuple[DbRunner, KnowledgeBase]:

@@ -21,18 +21,9 @@ from bot.wechat import Inbound
 from intents.client import Parse
 from kb.db import DbRunner, open_db
 from reviews.hours import BusinessHours
+from tests.fakes import FakeNlu
 
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
-
-
-class FakeNlu:
-    """Answers with fixed parses, in turn."""
-
-    def __init__(self, *parses: Parse) -> None:
-        self.parses = list(parses)
-
-    async def parse(self, text: str) -> Parse:
-        return self.parses.pop(0)
 
 
 def unsure(text: str) -> Parse:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
 from kb.encoder import Encoder
-from tests.browser import chromium, font_of, screenshot
+from tests.browser import chromium, font_of, login, screenshot
 from tests.conftest import RasaServer
 from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
@@ -145,10 +145,7 @@ async def test_faq_editor_and_history_in_the_browser(console_server: tuple[TestS
     assert "368.00" in before
     async with chromium() as browser:
         page = await browser.new_page()
-        await page.goto(base + "/console/login")
-        await page.fill("input[name=username]", "xiaomei")
-        await page.fill("input[name=password]", "agent-pass-1")
-        await page.click("button[type=submit]")
+        await login(page, base, "xiaomei", "agent-pass-1")
         await page.click("text=历史记录")
         await page.fill("input[name=q]", "西湖龙井")
         await page.click("button:has-text('搜索')")

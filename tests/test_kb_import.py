@@ -187,3 +187,24 @@ async def test_a_running_index_picks_up_an_import_from_another_connection(tmp_pa
         assert kb.products["TEA-001"].stock == 0
     finally:
         runner.close()
+
+
+def test_cached_encoder_embeds_a_message_once() -> None:
+    from kb.encoder import CachedEncoder
+
+    calls: list[list[str]] = []
+
+    class Counting(FakeEncoder):
+        def encode(self, texts: list[str]) -> object:
+            calls.append(list(texts))
+            return super().encode(texts)
+
+    cached = CachedEncoder(Counting(), size=2)
+    first = cached.encode(["西湖龙井多少钱"])
+    again = cached.encode(["西湖龙井多少钱"])
+    assert (first == again).all() and calls == [["西湖龙井多少钱"]]
+    cached.encode(["a"])
+    cached.encode(["b"])  # the oldest falls out
+    cached.encode(["西湖龙井多少钱"])
+    cached.encode(["x", "y"])  # batches are never cached
+    assert calls[-2:] == [["西湖龙井多少钱"], ["x", "y"]] and cached.name == "fake-bigram-hash"

@@ -19,7 +19,7 @@ from intents.ensemble import EnsembleNlu
 from intents.evaluate import read_labelled
 from kb.db import open_db
 from kb.encoder import Encoder
-from tests.browser import chromium, screenshot
+from tests.browser import chromium, login, screenshot
 from tests.conftest import RasaServer
 from tests.fakes import FakeEncoder, FakeWeChatAPI
 from tests.test_console import shopper_says
@@ -86,10 +86,7 @@ async def test_agent_corrects_an_intent_and_train_learns_it(
     await shopper_says(srv, "oInbox2", "转人工，我要找真人客服")
     async with chromium() as browser:
         page = await browser.new_page()
-        await page.goto(base + "/console/login")
-        await page.fill("input[name=username]", "xiaomei")
-        await page.fill("input[name=password]", "agent-pass-1")
-        await page.click("button[type=submit]")
+        await login(page, base, "xiaomei", "agent-pass-1")
         await page.click("text=意图纠正")
         await expect(page.locator("h1")).to_have_text("意图纠正")
         complaint = page.locator(".nlu-row", has_text="我要投诉，东西坏了没人管")

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from openpyxl import load_workbook
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
 from kb.encoder import Encoder
-from tests.browser import chromium, font_of, screenshot
+from tests.browser import chromium, font_of, login, screenshot
 from tests.conftest import RasaServer
 from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
@@ -81,14 +81,6 @@ async def test_review_api_refuses_bad_requests(shop: tuple[TestServer, FakeWeCha
     assert status == 413 and answer["max_batch"] == 500
     status, answer = await post_reviews(srv, {"items": []})
     assert status == 400
-
-
-async def login(page: Page, base: str, user: str, password: str) -> None:
-    await page.goto(base + "/console/login")
-    await page.fill("input[name=username]", user)
-    await page.fill("input[name=password]", password)
-    await page.click("button[type=submit]")
-    await expect(page.locator("h1")).to_have_text("会话队列")
 
 
 async def test_case_pages_in_the_browser(shop: tuple[TestServer, FakeWeChatAPI]) -> None:

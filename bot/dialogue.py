@@ -203,13 +203,6 @@ class Dialogue:
             return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
         return await self._answer_label(turn, "faq", hit.ref, intent=turn.parse.intent if turn.parse else "kb")
 
-    async def _spec_line(self, product: Product, text: str) -> tuple[str, str] | None:
-        """The product's spec line the question asks about, by the product's own keys."""
-        if self.kb is None:
-            return None
-        kb = self.kb
-        return await asyncio.get_running_loop().run_in_executor(None, kb.spec_line, product.sku, text)
-
     async def _without_nlu(self, turn: Turn) -> Reply:
         """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""
         result = await self._search(turn.text, turn.conv.context.get("sku"))
@@ -492,7 +485,7 @@ async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
 
 @handles("ask_product_info")
 async def answer_ask_product_info(d: Dialogue, turn: Turn) -> Reply:
-    """An FAQ entry about the product when one fits, else the matching spec line, else all specs."""
+    """The product's own FAQ entry or spec line when one fits, else a shop-wide FAQ entry, else all specs."""
     product = await d._product(turn)
     if product is not None:
         # The product's own FAQ entries and spec lines answer first: "敷多久", "孕妇能用吗", "多重".
@@ -505,9 +498,6 @@ async def answer_ask_product_info(d: Dialogue, turn: Turn) -> Reply:
             return await d._answer_hit(turn, result, intent="ask_product_info")
     if product is None:
         return await d.answer_from_kb(turn)
-    line = await d._spec_line(product, turn.text)
-    if line:
-        return Reply(texts.SPEC_ONE.format(name=product.name, key=line[0], value=line[1]))
     lines = "\n".join(f"· {k}：{v}" for k, v in product.specs)
     text = texts.SPECS.format(name=product.name, specs=lines)
     if product.description:

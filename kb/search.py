@@ -34,8 +34,6 @@ class Thresholds:
     margin: float = 0.01  # an answer also needs this lead over the runner-up of another entry
     mention_bonus: float = 0.0  # a product named in the question (name or alias): no gain across shops
     faq_product_bonus: float = 0.0  # an FAQ about the product named in the question: no gain across shops
-    spec: float = 0.86  # a spec line closer than this to the question is the one asked about
-    spec_margin: float = 0.01  # … and ahead of the product's next line by this much
     product_answer: float = 0.86  # a product's own FAQ entry or spec line this close answers a question about it
     spec_key_bonus: float = 0.02  # a spec line whose key shares a character with the question
 
@@ -230,33 +228,6 @@ class KnowledgeBase:
                     if best is None or score > best.score:
                         best = Hit(kind, ref, round(score, 4))
         return best if best is not None and best.score >= self.thresholds.product_answer else None
-
-    def spec_line(self, sku: str, text: str) -> tuple[str, str] | None:
-        """The one spec line of a product that the question asks about, from the product's own keys:
-        a key named in the question, else the line closest in meaning, if clearly closest (blocking)."""
-        product = self.products.get(sku)
-        if product is None or not product.specs:
-            return None
-        for key, value in sorted(product.specs, key=lambda kv: -len(kv[0])):
-            if key in text:
-                return key, value
-        query = self.encoder.encode([text])[0]
-        prefix = f"{sku}{store.SPEC_SEP}"
-        with self._lock:
-            rows = [
-                i
-                for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True))
-                if kind == "spec" and ref.startswith(prefix)
-            ]
-            scored = sorted(((float(self._matrix[i] @ query), self._doc_ref[i][len(prefix) :]) for i in rows), reverse=True)
-        if (
-            not scored
-            or scored[0][0] < self.thresholds.spec
-            or (len(scored) > 1 and scored[0][0] - scored[1][0] < self.thresholds.spec_margin)
-        ):
-            return None
-        key = scored[0][1]
-        return key, dict(product.specs)[key]
 
     def variant(self, sku: str, text: str) -> tuple[str, str, list[str], bool] | None:
         """A variant the question asks for (a colour, a size …): (key, wanted, options, available).

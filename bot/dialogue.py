@@ -480,7 +480,8 @@ async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
         return Reply(texts.VARIANT_MISSING.format(name=product.name, key=key, values="、".join(options), variant=wanted))
     if product.stock <= 0:
         return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await d._alternatives(product))
-    return Reply(f"【{product.name}】" + d._stock_text(product))
+    # "多少钱，有现货吗": the price travels with the stock.
+    return Reply(await d._price_text(product))
 
 
 @handles("ask_product_info")
@@ -508,7 +509,8 @@ async def answer_ask_product_info(d: Dialogue, turn: Turn) -> Reply:
 @handles("ask_shipping")
 async def answer_ask_shipping(d: Dialogue, turn: Turn) -> Reply:
     """Shipping policy from the FAQ, with the named product's own shipping note."""
-    product = await d._product(turn) if d.kb and d.kb.mentioned_products(turn.text) else None
+    # The product named, or the one being talked about: "现在买什么时候发" means its own shipping note.
+    product = await d._product(turn)
     policy = await d.answer_from_kb(turn)
     if product and product.shipping:
         return Reply(texts.SHIPPING_PRODUCT.format(name=product.name, shipping=product.shipping) + "\n" + (policy.text or ""))

@@ -24,7 +24,7 @@ from intents.client import FALLBACK, NluClient, NluUnavailableError, Parse
 from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
 from kb.db import DbRunner
-from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult
+from kb.search import ANSWER, CLARIFY, UNKNOWN, KnowledgeBase, SearchResult
 from kb.store import Order, Product
 from reviews.hours import BusinessHours
 
@@ -468,6 +468,7 @@ async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
     # Colours, sizes and the like come from the shop's own specs, never from a list in the code.
     variant = d.kb.variant(product.sku, turn.text) if d.kb else None
     named = next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in turn.text), None)
+    named = named or (d.kb.choice_spec(product.sku, turn.text) if d.kb else None)
     if variant is None and named and product.stock > 0:
         # "有几种颜色" names the spec key: its line is the answer.
         return Reply(texts.SPEC_ONE.format(name=product.name, key=named[0], value=named[1]) + d._stock_text(product))
@@ -538,7 +539,8 @@ async def answer_human_agent(d: Dialogue, turn: Turn) -> Reply:
     """Straight to the agents' queue, unless it asks something about them the FAQ answers."""
     if _QUESTION.search(turn.text):
         result = await d._search(turn.text, turn.conv.context.get("sku"))
-        if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
+        # The shopper can still say 转人工; the best FAQ entry is worth giving unless search knows nothing.
+        if result and result.decision != UNKNOWN and result.top and result.top.kind == "faq":
             answer = await d._answer_hit(turn, result, intent="human_agent")
             return Reply(f"{answer.text}\n{texts.HUMAN_ON_REQUEST}", intent="human_agent")
     return await d.handoff(turn, "asked_for_human")
@@ -575,17 +577,15 @@ async def _mentioned_order(d: Dialogue, turn: Turn) -> Order | None:
 
 
 async def _order_about_product(d: Dialogue, turn: Turn, states: tuple[str, ...] = ()) -> Order | None:
-    """The shopper's one order of the product the message names (in the given states, if any)."""
-    if d.kb is None:
-        return None
-    named = d.kb.mentioned_products(turn.text)
-    if not named:
-        return None
+    """The shopper's one order in the given states, or among several the one of the product named."""
     try:
-        orders = await d.orders.orders_of(turn.inbound.openid)
+        orders = [o for o in await d.orders.orders_of(turn.inbound.openid) if not states or o.status in states]
     except OrderSourceError:
         return None
-    matching = [o for o in orders if o.sku in named and (not states or o.status in states)]
+    if len(orders) == 1:
+        return orders[0]
+    named = d.kb.mentioned_products(turn.text) if d.kb else []
+    matching = [o for o in orders if o.sku in named]
     return matching[0] if len(matching) == 1 else None
 
 

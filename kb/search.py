@@ -229,6 +229,15 @@ class KnowledgeBase:
                         best = Hit(kind, ref, round(score, 4))
         return best if best is not None and best.score >= self.thresholds.product_answer else None
 
+    def choice_spec(self, sku: str, text: str) -> tuple[str, str] | None:
+        """The one spec of the product that lists choices and whose key shares a character with the
+        question ("有什么颜色" -> 色号: #01正红/#05豆沙 …), else None."""
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        hits = [(k, v) for k, v in product.specs if len(_options(v)) >= 2 and set(k) & set(text)]
+        return hits[0] if len(hits) == 1 else None
+
     def variant(self, sku: str, text: str) -> tuple[str, str, list[str], bool] | None:
         """A variant the question asks for (a colour, a size …): (key, wanted, options, available).
 

@@ -49,6 +49,9 @@ def test_variants_come_from_the_shop_specs(tmp_path: Path) -> None:
     runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
     key, wanted, _, available = kb.variant("COS-025", "绿色的还有吗") or ("", "", [], False)
     assert (key, wanted, available) == ("颜色", "绿色", True)
+    # The lipstick's choices are under 色号: "有什么颜色" finds them by the shared character.
+    assert kb.choice_spec("COS-013", "有什么颜色") == ("色号", "#01正红/#05豆沙/#08枫叶/#12奶茶")
+    assert kb.choice_spec("COS-013", "多少钱") is None
     runner.close()
 
 
@@ -80,6 +83,9 @@ async def test_an_order_question_picks_the_order_of_the_named_product(tmp_path: 
     assert where.text is not None and "YT7509226610934" in where.text
     refund = await d(said("oCos013", "冻干面膜退款到哪一步了", 2))
     assert refund.text == texts.REFUND_STATUS.format(order_id="CS2026110800266")
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.9))
+    only = await d(said("oCos013", "退款到哪一步了", 3))  # the shopper's only refund, no product named
+    assert only.text == texts.REFUND_STATUS.format(order_id="CS2026110800266")
     runner.close()
 
 

@@ -86,6 +86,9 @@ async def test_an_order_question_picks_the_order_of_the_named_product(tmp_path: 
     d = dialogue(runner, kb, Parse("", "return_refund", 0.9))
     only = await d(said("oCos013", "退款到哪一步了", 3))  # the shopper's only refund, no product named
     assert only.text == texts.REFUND_STATUS.format(order_id="CS2026110800266")
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.9))
+    other = await d(said("oCos013", "隔离霜也想退", 4))  # another product: not that refund's status
+    assert other.text != texts.REFUND_STATUS.format(order_id="CS2026110800266")
     runner.close()
 
 

@@ -24,7 +24,7 @@ from intents.client import FALLBACK, NluClient, NluUnavailableError, Parse
 from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
 from kb.db import DbRunner
-from kb.search import ANSWER, CLARIFY, UNKNOWN, KnowledgeBase, SearchResult
+from kb.search import ANSWER, CLARIFY, UNKNOWN, KnowledgeBase, SearchResult, named_spec
 from kb.store import Order, Product
 from reviews.hours import BusinessHours
 
@@ -467,8 +467,7 @@ async def answer_ask_stock(d: Dialogue, turn: Turn) -> Reply:
     shipping = product.shipping or "付款后尽快发货"
     # Colours, sizes and the like come from the shop's own specs, never from a list in the code.
     variant = d.kb.variant(product.sku, turn.text) if d.kb else None
-    named = next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in turn.text), None)
-    named = named or (d.kb.choice_spec(product.sku, turn.text) if d.kb else None)
+    named = named_spec(product, turn.text) or (d.kb.choice_spec(product.sku, turn.text) if d.kb else None)
     if variant is None and named and product.stock > 0:
         # "有几种颜色" names the spec key: its line is the answer.
         return Reply(texts.SPEC_ONE.format(name=product.name, key=named[0], value=named[1]) + d._stock_text(product))

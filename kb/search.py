@@ -74,6 +74,11 @@ def _options(value: str) -> list[str]:
     return [o.strip() for o in _OPTION_SEP.split(value) if o.strip()]
 
 
+def named_spec(product: Product, text: str) -> tuple[str, str] | None:
+    """The product's spec line whose key the text names (the longest key wins), else None."""
+    return next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in text), None)
+
+
 def _terms(product: Product) -> list[str]:
     """Strings that name a product: its name, the name's first segment, its aliases."""
     terms = [product.name, product.name.split()[0], *product.aliases]
@@ -134,7 +139,8 @@ class KnowledgeBase:
             stored[(doc.kind, doc.ref, store.text_hash(doc.text))] = vec
         store.replace_vectors(db, self.encoder.name, set(keys), new)
         matrix = np.vstack([stored[k] for k in keys]) if keys else np.zeros((0, 1), dtype=np.float32)
-        terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: -len(x[0]))
+        # Longest terms first; ties in a fixed order, so the same question finds the same product in every process.
+        terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: (-len(x[0]), x[0], x[1]))
         word_skus: dict[str, set[str]] = {}
         for p in products:
             for word in jieba.lcut(p.name):
@@ -182,7 +188,7 @@ class KnowledgeBase:
             return found
         counts: Counter[str] = Counter()
         for word in jieba.lcut(lowered):
-            for sku in self._word_skus.get(word.strip(), ()):
+            for sku in sorted(self._word_skus.get(word.strip(), ())):
                 counts[sku] += 1
         return [sku for sku, _ in counts.most_common(2)]
 
@@ -213,9 +219,9 @@ class KnowledgeBase:
         if product is None:
             return None
         prefix = f"{sku}{store.SPEC_SEP}"
-        for key, _ in sorted(product.specs, key=lambda kv: -len(kv[0])):
-            if key in text:  # the question names one of the product's own spec keys
-                return Hit("spec", prefix + key, 1.0)
+        named = named_spec(product, text)
+        if named:  # the question names one of the product's own spec keys
+            return Hit("spec", prefix + named[0], 1.0)
         query = self.encoder.encode([text])[0]
         own = {f.id for f in self.faqs.values() if f.sku == sku}
         best: Hit | None = None
@@ -250,8 +256,8 @@ class KnowledgeBase:
         lowered = text.lower()
         for term in _terms(product):  # the product's own name is not a variant asked for ("素颜隔离")
             lowered = lowered.replace(term, " ")
-        named = [kv for kv in product.specs if kv[0] in text]
-        for key, value in named or product.specs:
+        named = named_spec(product, text)
+        for key, value in [named] if named else product.specs:
             options = _options(value)
             if len(options) < 2:
                 continue

@@ -123,6 +123,15 @@ def live_shop(
     return build
 
 
+@pytest.fixture
+async def console_server(
+    live_shop: Callable[..., Any], rasa_server: RasaServer, real_encoder: Encoder
+) -> tuple[TestServer, FakeWeChatAPI]:
+    """The live demo shop with agents at work around the clock, for the console's browser tests."""
+    result: tuple[TestServer, FakeWeChatAPI] = await live_shop(rasa_server, real_encoder, agent_hours="mon-sun 00:00-23:59")
+    return result
+
+
 @pytest.fixture(scope="session")
 def real_encoder() -> Encoder:
     """The real embedding model, loaded once per test session."""

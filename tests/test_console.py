@@ -6,29 +6,16 @@ import asyncio
 import itertools
 import re
 import time
-from collections.abc import Callable
-from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
-from kb.encoder import Encoder
 from tests.browser import chromium, font_of, login, screenshot
-from tests.conftest import RasaServer
 from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
 
 _ids = itertools.count(5_000_000)
-
-
-@pytest.fixture
-async def console_server(
-    live_shop: Callable[..., Any], rasa_server: RasaServer, real_encoder: Encoder
-) -> tuple[TestServer, FakeWeChatAPI]:
-    result: tuple[TestServer, FakeWeChatAPI] = await live_shop(rasa_server, real_encoder, agent_hours="mon-sun 00:00-23:59")
-    return result
 
 
 async def shopper_says(srv: TestServer, openid: str, text: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,11 @@ from intents.classifier import EmbeddingClassifier
 from intents.ensemble import EnsembleNlu
 from intents.evaluate import read_labelled
 from kb.db import open_db
-from kb.encoder import Encoder
 from tests.browser import chromium, login, screenshot
-from tests.conftest import RasaServer
 from tests.fakes import FakeEncoder, FakeWeChatAPI
 from tests.test_console import shopper_says
 
 pytestmark = [pytest.mark.rasa, pytest.mark.model]
-
-
-@pytest.fixture
-async def inbox_server(
-    live_shop: Callable[..., Any], rasa_server: RasaServer, real_encoder: Encoder
-) -> tuple[TestServer, FakeWeChatAPI]:
-    result: tuple[TestServer, FakeWeChatAPI] = await live_shop(rasa_server, real_encoder, agent_hours="mon-sun 00:00-23:59")
-    return result
 
 
 async def _login(http: aiohttp.ClientSession, srv: TestServer, user: str, password: str) -> str:
@@ -46,8 +35,10 @@ async def _login(http: aiohttp.ClientSession, srv: TestServer, user: str, passwo
 
 
 @pytest.mark.browser
-async def test_inbox_is_for_signed_in_staff_with_csrf(inbox_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: Path) -> None:
-    srv, _ = inbox_server
+async def test_inbox_is_for_signed_in_staff_with_csrf(
+    console_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: Path
+) -> None:
+    srv, _ = console_server
     await shopper_says(srv, "oInbox0", "我要投诉，东西坏了没人管")  # handed off: lands in the inbox
     async with aiohttp.ClientSession() as anonymous:
         async with anonymous.get(srv.make_url("/console/nlu"), allow_redirects=False) as resp:
@@ -78,9 +69,9 @@ async def test_inbox_is_for_signed_in_staff_with_csrf(inbox_server: tuple[TestSe
 
 @pytest.mark.browser
 async def test_agent_corrects_an_intent_and_train_learns_it(
-    inbox_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: Path, tmp_path: Path
+    console_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: Path, tmp_path: Path
 ) -> None:
-    srv, _ = inbox_server
+    srv, _ = console_server
     base = str(srv.make_url("")).rstrip("/")
     await shopper_says(srv, "oInbox1", "我要投诉，东西坏了没人管")
     await shopper_says(srv, "oInbox2", "转人工，我要找真人客服")

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bot import store, texts
 from bot.metrics import Metrics
@@ -32,6 +33,10 @@ class Reply:
 Responder = Callable[[Inbound], Awaitable[Reply]]
 
 
+class NotStored(Exception):
+    """The message could not be stored: WeChat must get an error so that it retries."""
+
+
 class Dispatcher:
     """Stores each message once, runs the responder, and answers within WeChat's deadline."""
 
@@ -45,6 +50,7 @@ class Dispatcher:
         sender: MessageSender | None = None,
         wake_outbox: Callable[[], None] = lambda: None,
         inband_deadline: float = 4.0,
+        inband_limit: float = 4.5,
         lease_seconds: float = 60.0,
     ) -> None:
         self.runner = runner
@@ -53,9 +59,10 @@ class Dispatcher:
         self.clock = clock
         self.sender = sender
         self.wake_outbox = wake_outbox
-        self.inband_deadline = inband_deadline
+        self.inband_deadline = inband_deadline  # the reply must be ready this long after the push arrived
+        self.inband_limit = inband_limit  # ... and stored by then, or it goes through the outbox
         self.lease_seconds = lease_seconds
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     async def record(self, inbound: Inbound) -> int | None:
         """Store the message before anything else; None if it is a repeat."""
@@ -99,21 +106,44 @@ class Dispatcher:
             reply = Reply(texts.DONT_KNOW, intent=reply.intent, confidence=reply.confidence, understood=reply.understood)
         return reply
 
-    async def handle(self, inbound: Inbound) -> str | None:
-        """Answer a WeChat push: the reply text for in-band delivery, or None for "success"."""
-        message_id = await self.record(inbound)
+    async def handle(self, inbound: Inbound, arrived: float | None = None) -> str | None:
+        """Answer a WeChat push: the reply text for in-band delivery, or None for "success".
+
+        ``arrived`` is when the request reached us (WeChat's 5-second clock starts then, not when the
+        message is stored). Raises NotStored if the message cannot be stored, so WeChat gets an error
+        and retries. The work runs in its own task: a dropped connection cannot stop it half-way.
+        """
+        work = asyncio.ensure_future(self._handle(inbound, self.clock() if arrived is None else arrived))
+        self._background.add(work)
+        work.add_done_callback(self._background.discard)
+        return await asyncio.shield(work)
+
+    async def _handle(self, inbound: Inbound, arrived: float) -> str | None:
+        try:
+            message_id = await self.record(inbound)
+        except Exception as exc:  # whatever the database raised, the push must not be acknowledged
+            self.metrics.errors.labels(kind="not_stored").inc()
+            raise NotStored(str(exc)) from exc
         if message_id is None:
             return None
         task = asyncio.ensure_future(self.respond(inbound))
+        remaining = arrived + self.inband_deadline - self.clock()
         try:
-            reply = await asyncio.wait_for(asyncio.shield(task), self.inband_deadline)
+            if remaining <= 0:
+                raise TimeoutError
+            reply = await asyncio.wait_for(asyncio.shield(task), remaining)
         except TimeoutError:
             self._keep(self._finish_later(message_id, inbound, task))
             if self.sender is not None:
                 self._keep(self._typing(inbound.openid))
             return None
-        outbound_id = await self._finish(message_id, inbound, reply, inband=True)
-        if outbound_id is None:
+        finished = await self._finish(message_id, inbound, reply, inband_by=arrived + self.inband_limit)
+        if finished is None or finished.outbound_id is None:
+            return None
+        if not finished.inband:
+            # The database was too slow for WeChat's window: the outbox sends it instead.
+            self.metrics.errors.labels(kind="inband_too_late").inc()
+            self.wake_outbox()
             return None
         self.metrics.replies_out.labels(via="inband").inc()
         return reply.text
@@ -123,25 +153,26 @@ class Dispatcher:
         message_id = await self.record(inbound)
         reply = await self.respond(inbound)
         if message_id is not None:
-            await self._finish(message_id, inbound, reply, inband=True)
+            await self._finish(message_id, inbound, reply, inband_by=float("inf"))
         return reply
 
-    async def _finish(self, message_id: int, inbound: Inbound, reply: Reply, *, inband: bool) -> int | None:
+    async def _finish(self, message_id: int, inbound: Inbound, reply: Reply, *, inband_by: float | None) -> store.Finished | None:
         return await self.runner.run(
             store.finish_message,
             message_id,
             openid=inbound.openid,
             text=reply.text,
-            inband=inband,
+            inband_by=inband_by,
+            clock=self.clock,
             intent=reply.intent,
             confidence=reply.confidence,
             understood=reply.understood,
-            now=self.clock(),
         )
 
     async def _finish_later(self, message_id: int, inbound: Inbound, task: asyncio.Future[Reply]) -> None:
         reply = await task
-        if await self._finish(message_id, inbound, reply, inband=False) is not None:
+        finished = await self._finish(message_id, inbound, reply, inband_by=None)
+        if finished is not None and finished.outbound_id is not None:
             self.wake_outbox()
 
     async def _typing(self, openid: str) -> None:
@@ -173,7 +204,7 @@ class Dispatcher:
             )
             logger.info("recovering unanswered message %s", row["id"])
             reply = await self.respond(inbound)
-            await self._finish(row["id"], inbound, reply, inband=False)
+            await self._finish(row["id"], inbound, reply, inband_by=None)
         if rows:
             self.wake_outbox()
         return len(rows)

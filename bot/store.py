@@ -6,6 +6,7 @@ Times are Unix seconds (floats) passed in by the caller.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,18 +207,21 @@ def finish_message(
     *,
     openid: str,
     text: str | None,
-    inband: bool,
+    inband_by: float | None,
+    clock: Callable[[], float],
     intent: str | None,
     confidence: float | None,
-    now: float,
     understood: Understood | None = None,
-) -> int | None:
+) -> Finished | None:
     """Mark a message answered and store its reply: sent in band, or queued for the API.
 
-    Returns the outbound id, or None when another worker had already answered it.
+    The reply counts as sent in band only if this write commits before ``inband_by`` (WeChat stops
+    waiting for the HTTP answer); otherwise, or with ``inband_by`` None, it is queued for the
+    customer-service API. Returns None when another worker had already answered the message.
     """
     nlu = (understood.intent, understood.confidence, int(understood.handed_off)) if understood else (None, None, 0)
     with db.atomic():
+        now = clock()
         cursor = db.execute(
             "UPDATE messages SET state = 'answered', answered_at = ?, intent = ?, confidence = ?, "
             "nlu_intent = ?, nlu_confidence = ?, handed_off = ? WHERE id = ? AND state = 'received'",
@@ -226,13 +230,23 @@ def finish_message(
         if cursor.rowcount == 0:
             return None
         if text is None:
-            return None
+            return Finished(None, inband=False)
+        # The UPDATE above holds the write lock: the time read now bounds when this commits.
+        inband = inband_by is not None and clock() < inband_by
         cursor = db.execute(
             "INSERT INTO outbound (message_id, openid, text, sender, state, created_at, sent_at, next_attempt_at) "
             "VALUES (?, ?, ?, 'bot', ?, ?, ?, ?)",
             [message_id, openid, text, INBAND if inband else PENDING, now, now if inband else None, now],
         )
-        return int(cursor.lastrowid or 0)
+        return Finished(int(cursor.lastrowid or 0), inband=inband)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A stored reply: its outbound row (None for no text), and whether it goes in the HTTP answer."""
+
+    outbound_id: int | None
+    inband: bool
 
 
 def enqueue_text(db: sqlite_utils.Database, *, openid: str, text: str, sender: str, now: float) -> int:

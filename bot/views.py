@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.dispatch import Dispatcher
+from bot.dispatch import Dispatcher, NotStored
 from bot.metrics import Metrics
 from bot.wechat import WeChatConfig, WeChatRequestError, decode_body, render_reply, to_inbound, verify_request
 
@@ -32,6 +32,7 @@ RUNTIME = web.AppKey("runtime", Runtime)
 async def wechat_view(request: web.Request) -> web.StreamResponse:
     """WeChat's push URL: GET verifies the server, POST delivers a message."""
     rt = request.app[RUNTIME]
+    arrived = rt.clock()  # WeChat's 5 seconds run from here, however long storing takes
     query = dict(request.query)
     try:
         verify_request(rt.wechat, query, rt.clock())
@@ -45,8 +46,11 @@ async def wechat_view(request: web.Request) -> web.StreamResponse:
         logger.warning("rejected WeChat push from %s: %s", request.remote, exc.reason)
         return web.Response(status=exc.status, text=exc.reason)
     try:
-        text = await rt.dispatcher.handle(inbound)
-    except Exception:  # the WeChat endpoint: WeChat must always get an answer
+        text = await rt.dispatcher.handle(inbound, arrived)
+    except NotStored:
+        logger.exception("could not store %s: WeChat will retry", inbound.dedup_key)
+        return web.Response(status=503, text="message not stored, please retry")
+    except Exception:  # stored, so recovery answers it through the outbox; WeChat must not retry
         logger.exception("failed to handle %s", inbound.dedup_key)
         rt.metrics.errors.labels(kind="endpoint").inc()
         return web.Response(text="success")

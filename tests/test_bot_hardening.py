@@ -1,0 +1,169 @@
+"""Faults and attacks on the shopper side: a slow database, huge or deeply nested pushes, replays."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+import server
+from bot import store
+from bot.dispatch import Reply
+from bot.wechat import Inbound
+from tests.fakes import FakeEncoder, FakeWeChatAPI
+from tests.pushes import fixture, signed_query
+
+
+async def quick(inbound: Inbound) -> Reply:
+    return Reply(f"答复:{inbound.text}", intent="echo", confidence=1.0)
+
+
+async def live_client(
+    aiohttp_client: Callable[..., Any],
+    aiohttp_server: Callable[..., Any],
+    make_settings: Callable[..., server.Settings],
+    responder: Any = quick,
+    **overrides: Any,
+) -> tuple[TestClient, FakeWeChatAPI]:
+    """The app on the real clock, its outbox sending to a fake WeChat API."""
+    fake = FakeWeChatAPI(now=time.time())
+    fake_srv: TestServer = await aiohttp_server(fake.app())
+    settings = make_settings(wechat_api_base=str(fake_srv.make_url("")).rstrip("/"), **overrides)
+    app = server.make_app(settings, responder=responder, encoder=FakeEncoder())
+    return await aiohttp_client(app), fake
+
+
+class WeChatLikeClient:
+    """Pushes like WeChat's servers: give up after 5 s, then retry the same message, three tries in all."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.inband: list[str] = []  # reply bodies that arrived in time
+        self.attempts = 0
+
+    async def push(self, body: str) -> None:
+        for _ in range(3):
+            self.attempts += 1
+            try:
+                resp = await self.client.post(
+                    "/wechat",
+                    params=signed_query(int(time.time()), nonce=f"n{self.attempts}-{id(body)}"),
+                    data=body.encode(),
+                    timeout=aiohttp.ClientTimeout(total=5),
+                )
+                text = await resp.text()
+            except TimeoutError:
+                continue
+            if resp.status != 200:
+                continue
+            if text != "success":
+                self.inband.append(text)
+            return
+
+
+def openid_of(xml: str) -> str:
+    return xml.split("<ToUserName><![CDATA[", 1)[1].split("]]>", 1)[0]
+
+
+async def test_slow_database_every_shopper_gets_exactly_one_reply(
+    aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    client, fake = await live_client(aiohttp_client, aiohttp_server, make_settings)
+    db_path = tmp_path / "kefu.db"
+    held = threading.Event()
+
+    def hold_lock() -> None:
+        # Another process's long write transaction (a backup, a big import) holds the lock for 7 s.
+        conn = sqlite3.connect(db_path, timeout=30)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(7)
+        conn.rollback()
+        conn.close()
+
+    locker = threading.Thread(target=hold_lock)
+    locker.start()
+    held.wait()
+    wechat = WeChatLikeClient(client)
+    openids = [f"oSlow{i}" for i in range(6)]
+    bodies = [
+        fixture("text.xml", FromUserName=openid, MsgId=str(9000 + i), Content=f"问题{i}") for i, openid in enumerate(openids)
+    ]
+    await asyncio.gather(*(wechat.push(body) for body in bodies))
+    await asyncio.to_thread(locker.join)
+    for _ in range(100):  # the outbox sends what could not go in band
+        if len(fake.sent) + len(wechat.inband) >= len(openids):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # room for a wrong second reply to show up
+    replies = Counter([openid_of(x) for x in wechat.inband] + [m["touser"] for m in fake.sent])
+    assert replies == Counter(openids), replies
+    assert wechat.attempts > len(openids)  # WeChat really gave up and retried while the lock was held
+
+
+async def test_reply_ready_but_stored_too_late_goes_through_the_outbox(
+    aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, tmp_path: Path
+) -> None:
+    """The reply is quick, but the lock is taken just before it is stored: it must not count as in band."""
+    held = threading.Event()
+    release = threading.Event()
+    db_path = tmp_path / "kefu.db"
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(db_path, timeout=30)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait()
+        time.sleep(6)
+        conn.rollback()
+        conn.close()
+
+    locker = threading.Thread(target=hold_lock)
+
+    async def lock_then_answer(inbound: Inbound) -> Reply:
+        locker.start()
+        await asyncio.to_thread(held.wait)
+        release.set()
+        return await quick(inbound)
+
+    client, fake = await live_client(aiohttp_client, aiohttp_server, make_settings, responder=lock_then_answer)
+    wechat = WeChatLikeClient(client)
+    await wechat.push(fixture("text.xml", FromUserName="oLate", MsgId="9100", Content="在吗"))
+    await asyncio.to_thread(locker.join)
+    for _ in range(100):
+        if fake.sent:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    assert wechat.inband == []
+    assert [m["touser"] for m in fake.sent] == ["oLate"]
+
+
+async def test_push_that_cannot_be_stored_is_not_acknowledged(
+    aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = await live_client(aiohttp_client, aiohttp_server, make_settings)
+    real = store.record_inbound
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    def flaky(*args: Any, **kwargs: Any) -> int | None:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_inbound", flaky)
+    body = fixture("text.xml", FromUserName="oDisk", MsgId="9200", Content="发货了吗").encode()
+    first = await client.post("/wechat", params=signed_query(int(time.time()), nonce="d1"), data=body)
+    assert first.status == 503  # WeChat retries a push that did not get 200
+    retry = await client.post("/wechat", params=signed_query(int(time.time()), nonce="d2"), data=body)
+    assert retry.status == 200
+    assert "答复:发货了吗" in await retry.text()

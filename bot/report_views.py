@@ -36,6 +36,8 @@ class Dashboard:
 
 
 DASHBOARD = web.AppKey("dashboard", Dashboard)
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2099, 12, 31)
 
 
 def day_start(day: date) -> float:
@@ -52,6 +54,9 @@ def _filter(request: web.Request, now: float) -> tuple[ReportFilter, dict[str, s
         raise web.HTTPBadRequest(text="日期格式应为 YYYY-MM-DD") from None
     if until < since:
         raise web.HTTPBadRequest(text="结束日期早于开始日期")
+    # Unix seconds (and the charts' axis) cover these years; 0001-01-01 or 9999-12-31 is a typo.
+    if since < EARLIEST or until > LATEST:
+        raise web.HTTPBadRequest(text=f"日期应在 {EARLIEST.isoformat()} 与 {LATEST.isoformat()} 之间")
     sku = request.query.get("sku") or None
     category = request.query.get("category") or None
     params = {"since": since.isoformat(), "until": until.isoformat(), "sku": sku or "", "category": category or ""}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from aiohttp import web
 
 from bot import conversations as conv_store
 from bot import store as bot_store
+from bot.bodies import BadBody, load_json
 from bot.console import CONSOLE, path_id, render, user_of
 from kb.db import DbRunner
 from reviews import store as review_store
@@ -25,6 +25,8 @@ from reviews.sentiment import SentimentModel
 from reviews.workflow import CaseError, SlaPolicy
 
 logger = logging.getLogger(__name__)
+
+JSON_DEPTH = 6  # a batch is a list (or {"reviews": [...]}) of flat objects
 
 CASE_STATES = {"open": "待响应", "responded": "已响应", "resolved": "已解决", "closed": "已关闭"}
 OUTCOME_NAMES = {
@@ -82,10 +84,10 @@ async def reviews_api(request: web.Request) -> web.Response:
     if not reviews.api_token or not hmac.compare_digest(given.encode(), expected.encode()):
         return web.json_response({"error": "missing or wrong bearer token"}, status=401)
     try:
-        data = json.loads(await request.read())
+        data = load_json(await request.read(), JSON_DEPTH)
         rows = rows_from_json(data)
-    except json.JSONDecodeError as exc:
-        return web.json_response({"error": f"malformed JSON: {exc.msg} at line {exc.lineno}"}, status=400)
+    except BadBody as exc:
+        return web.json_response({"error": str(exc)}, status=400)
     except ReviewBatchError as exc:
         status = 413 if "at most" in str(exc) else 400
         return web.json_response({"error": str(exc), "max_batch": MAX_BATCH}, status=status)

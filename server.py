@@ -31,6 +31,7 @@ from bot.orders import HttpOrders, OrderSource, SqliteOrders
 from bot.outbox import Outbox, WeChatAPI
 from bot.report_views import DASHBOARD, Dashboard, add_report_routes
 from bot.review_views import REVIEWS, Reviews, add_review_routes
+from bot.security import TRUST_PROXY, security_headers
 from bot.views import RUNTIME, Runtime, add_routes
 from bot.wechat import FORMATS, MODES, Inbound, WeChatConfig
 from intents import corrections as intent_corrections
@@ -79,6 +80,14 @@ class Settings:
         "Seconds to wait for a reply before answering WeChat 'success' and sending it later",
     )
     log_format: str = _setting("KEFU_LOG_FORMAT", "json", "Log lines as json or text")
+    trust_proxy: bool = _setting(
+        "KEFU_TRUST_PROXY",
+        False,
+        "Behind nginx or another proxy: take the client address and https from X-Forwarded-For / X-Forwarded-Proto",
+    )
+    metrics_token: str = _setting(
+        "KEFU_METRICS_TOKEN", "", "Bearer token /metrics requires; empty: /metrics answers loopback clients only"
+    )
     cache: str = _setting("KEFU_CACHE", str(default_cache()), "Folder of the Rasa venv and trained models built by setup")
     rasa_venv: str = _setting("KEFU_RASA_VENV", "", "Rasa's own Python 3.10 venv (default: the one setup builds in KEFU_CACHE)")
     rasa_url: str = _setting("KEFU_RASA_URL", "", "Comma-separated Rasa server URLs to use instead of starting one (round-robin)")
@@ -179,6 +188,14 @@ def shop_sentiment_path(settings: Settings) -> Path:
     return Path(settings.db).parent / "sentiment-shop.npz"
 
 
+def _flag(raw: str) -> bool:
+    if raw.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"'{raw}' is not one of 1/0, true/false, yes/no, on/off")
+
+
 def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     """Build settings from environment variables, then explicit overrides (command-line flags)."""
     values: dict[str, Any] = {}
@@ -186,7 +203,7 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
         raw = environ.get(f.metadata["env"])
         # An empty string is a value for text settings (KEFU_REPORT_PUSH= turns the push off).
         if raw is not None and (raw != "" or isinstance(f.default, str)):
-            kind: Callable[[str], Any] = type(f.default)
+            kind: Callable[[str], Any] = _flag if isinstance(f.default, bool) else type(f.default)
             try:
                 values[f.name] = kind(raw)
             except ValueError as exc:
@@ -365,7 +382,8 @@ def make_app(
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """Build the application; resources open and close in one cleanup context."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[security_headers])
+    app[TRUST_PROXY] = settings.trust_proxy
     metrics = Metrics()
     wechat = WeChatConfig(
         token=settings.wechat_token,
@@ -395,7 +413,9 @@ def make_app(
             wake_outbox=outbox.wake.set,
             inband_deadline=settings.inband_deadline,
         )
-        app[RUNTIME] = Runtime(wechat=wechat, dispatcher=dispatcher, metrics=metrics, clock=clock)
+        app[RUNTIME] = Runtime(
+            wechat=wechat, dispatcher=dispatcher, metrics=metrics, clock=clock, metrics_token=settings.metrics_token
+        )
         console = Console(
             services.runner,
             services.kb,
@@ -433,6 +453,7 @@ def make_app(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        console.hashing.shutdown(wait=False)
         await close_services(services)
 
     app.cleanup_ctx.append(resources)
@@ -683,12 +704,16 @@ def _load_sentiment(settings: Settings) -> tuple[Encoder, SentimentModel | None]
 
 
 def _cmd_reviews_import(settings: Settings, args: argparse.Namespace) -> int:
+    from kb.importer import csv_text
     from reviews.ingest import ReviewBatchError, judge_reviews, prepare, rows_from_csv, store_reviews
 
     logging.basicConfig(level=logging.WARNING)
     try:
-        rows = rows_from_csv(args.file.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, ReviewBatchError) as exc:
+        rows = rows_from_csv(csv_text(args.file.read_bytes()))
+    except UnicodeDecodeError as exc:
+        print(f"kefu: {args.file}: {exc.reason}", file=sys.stderr)
+        return 2
+    except (OSError, ReviewBatchError) as exc:
         print(f"kefu: {args.file}: {exc}", file=sys.stderr)
         return 2
     good, problems = prepare(rows)

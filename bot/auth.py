@@ -59,15 +59,29 @@ def add_user(db: sqlite_utils.Database, username: str, password: str, role: str,
         )
 
 
-def login(db: sqlite_utils.Database, username: str, password: str, now: float) -> str:
-    """Check the password and open a session; returns the cookie token."""
-    row = db.execute("SELECT password_hash, role FROM users WHERE username = ?", [username]).fetchone()
+def password_hash(db: sqlite_utils.Database, username: str) -> str | None:
+    """The stored hash of a user, or None (a quick read on the database thread)."""
+    row = db.execute("SELECT password_hash FROM users WHERE username = ?", [username]).fetchone()
+    return str(row[0]) if row else None
+
+
+def check_password(stored: str | None, password: str) -> str:
+    """Verify ``password`` (CPU- and memory-heavy: run it on its own thread, never the database's).
+
+    Returns the hash to store from now on (the old one, or a rehash with current parameters);
+    raises AuthError on a wrong password or an unknown user, taking as long either way.
+    """
     try:
-        _hasher.verify(row[0] if row else _DUMMY, password)
+        _hasher.verify(stored or _DUMMY, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AuthError("用户名或密码错误") from None
-    if row is None:
+    if stored is None:
         raise AuthError("用户名或密码错误")
+    return _hasher.hash(password) if _hasher.check_needs_rehash(stored) else stored
+
+
+def open_session(db: sqlite_utils.Database, username: str, new_hash: str, now: float) -> str:
+    """Open a session for a user whose password was just checked; returns the cookie token."""
     token = secrets.token_urlsafe(32)
     with db.atomic():
         db.table("sessions").insert(
@@ -79,9 +93,69 @@ def login(db: sqlite_utils.Database, username: str, password: str, now: float) -
                 "expires_at": now + SESSION_SECONDS,
             }
         )
-        if _hasher.check_needs_rehash(row[0]):
-            db.execute("UPDATE users SET password_hash = ? WHERE username = ?", [_hasher.hash(password), username])
+        db.execute("UPDATE users SET password_hash = ? WHERE username = ? AND password_hash != ?", [new_hash, username, new_hash])
     return token
+
+
+def login(db: sqlite_utils.Database, username: str, password: str, now: float) -> str:
+    """Check the password and open a session in one call (the CLI and tests; the console splits it)."""
+    return open_session(db, username, check_password(password_hash(db, username), password), now)
+
+
+class LoginThrottle:
+    """Failed logins per account and per address: a growing delay, then a lockout.
+
+    Kept in the process's memory (each replica counts its own); a restart forgets it.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: float = 900.0,
+        account_limit: int = 5,
+        address_limit: int = 20,
+        lockout: float = 900.0,
+        max_delay: float = 2.0,
+    ) -> None:
+        self.window = window
+        self.account_limit = account_limit
+        self.address_limit = address_limit
+        self.lockout = lockout
+        self.max_delay = max_delay
+        self._failures: dict[str, list[float]] = {}
+        self._locked: dict[str, float] = {}
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if t > now - self.window]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def locked_until(self, username: str, address: str, now: float) -> float | None:
+        """When the lock on this account or address ends, if one holds now."""
+        ends = [self._locked[k] for k in (f"user:{username}", f"addr:{address}") if self._locked.get(k, 0.0) > now]
+        return max(ends) if ends else None
+
+    def delay(self, username: str, address: str, now: float) -> float:
+        """Seconds to hold the answer to this attempt: nothing for the first two failures, then doubling."""
+        failures = max(len(self._recent(f"user:{username}", now)), len(self._recent(f"addr:{address}", now)) // 4)
+        return 0.0 if failures < 2 else min(self.max_delay, 0.25 * 2 ** (failures - 2))
+
+    def failed(self, username: str, address: str, now: float) -> list[str]:
+        """Count a failure; returns the keys ("user:…", "addr:…") that this failure locked."""
+        newly = []
+        for key, limit in ((f"user:{username}", self.account_limit), (f"addr:{address}", self.address_limit)):
+            self._failures.setdefault(key, []).append(now)
+            if len(self._recent(key, now)) >= limit and self._locked.get(key, 0.0) <= now:
+                self._locked[key] = now + self.lockout
+                newly.append(key)
+        return newly
+
+    def succeeded(self, username: str, now: float) -> None:
+        """A right password clears the account's count (not the address's)."""
+        self._failures.pop(f"user:{username}", None)
 
 
 def session_user(db: sqlite_utils.Database, token: str, now: float) -> User | None:

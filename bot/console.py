@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from bot import auth, texts
 from bot import conversations as conv_store
 from bot import store as bot_store
 from bot.live import LiveHub
+from bot.security import client_address, is_https, same_origin
 from intents.evaluate import INTENTS
 from kb import store as kb_store
 from kb.db import DbRunner
@@ -63,6 +65,11 @@ class Console:
     env: jinja2.Environment
     handoff_wait: float = 300.0
     notify_channels: tuple[str, ...] = ("console",)
+    throttle: auth.LoginThrottle = field(default_factory=auth.LoginThrottle)
+    # Argon2 checks take ~50 ms of CPU and 64 MiB each: on their own thread, never the database's.
+    hashing: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="kefu-auth"))
+    hashing_queue: int = 0  # checks waiting or running
+    max_hashing_queue: int = 8
 
 
 CONSOLE = web.AppKey("console", Console)
@@ -143,32 +150,73 @@ async def login_page(request: web.Request) -> web.Response:
     return render(request, "login.html")
 
 
+LOCKED = "登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试，或请主管重设密码"
+
+
 async def login_post(request: web.Request) -> web.StreamResponse:
-    """Check the password; set the session cookie."""
+    """Check the password (throttled per account and address); set the session cookie."""
     console = request.app[CONSOLE]
     # The login form has no session yet: refuse posts from other sites by their Origin.
     origin = request.headers.get("Origin")
-    if origin and origin.rstrip("/") != f"{request.scheme}://{request.host}":
+    if origin and not same_origin(request, origin):
         raise web.HTTPForbidden(text="cross-site login refused")
     form = await request.post()
+    username, password = str(form.get("username", ""))[:64], str(form.get("password", ""))[:256]
+    address = client_address(request)
+    now = console.clock()
+    locked = console.throttle.locked_until(username, address, now)
+    if locked is not None:
+        minutes = max(1, int((locked - now + 59) // 60))
+        return render(request, "login.html", status=429, error=LOCKED.format(minutes=minutes))
+    if console.hashing_queue >= console.max_hashing_queue:
+        return render(request, "login.html", status=503, error="登录请求过多，请稍后再试")
+    stored = await console.runner.run(auth.password_hash, username)
+    console.hashing_queue += 1
     try:
-        token = await console.runner.run(
-            auth.login, str(form.get("username", "")), str(form.get("password", "")), console.clock()
-        )
+        new_hash = await asyncio.get_running_loop().run_in_executor(console.hashing, auth.check_password, stored, password)
     except auth.AuthError as exc:
-        logger.info("console login failed for %s from %s", form.get("username"), request.remote)
-        return render(request, "login.html", status=401, error=str(exc))
+        return await _login_failed(request, console, username, address, str(exc))
+    finally:
+        console.hashing_queue -= 1
+    console.throttle.succeeded(username, now)
+    token = await console.runner.run(auth.open_session, username, new_hash, console.clock())
     response = web.HTTPFound("/console")
     response.set_cookie(
         COOKIE,
         token,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=is_https(request),
         max_age=int(auth.SESSION_SECONDS),
         path="/console",
     )
     raise response
+
+
+async def _login_failed(request: web.Request, console: Console, username: str, address: str, error: str) -> web.Response:
+    now = console.clock()
+    logger.info("console login failed for %r from %s", username, address)
+    for key in console.throttle.failed(username, address, now):
+        what = f"账号 {username}" if key.startswith("user:") else f"地址 {address}"
+        minutes = int(console.throttle.lockout // 60)
+        logger.warning("console login locked for %d minutes: %s (account %r, address %s)", minutes, key, username, address)
+        # Managers hear of it through their channels, as of any other alert.
+        await console.runner.run(
+            review_store.queue_notification,
+            source=f"login-lock:{key}:{int(now)}",
+            channels=list(console.notify_channels),
+            title="控制台登录已锁定",
+            body=f"{what} 登录失败次数过多，已锁定 {minutes} 分钟（最近一次来自 {address}）",
+            payload={"account": username, "address": address},
+            now=now,
+        )
+    locked = console.throttle.locked_until(username, address, now)
+    if locked is not None:
+        return render(request, "login.html", status=429, error=LOCKED.format(minutes=max(1, int((locked - now + 59) // 60))))
+    delay = console.throttle.delay(username, address, now)
+    if delay:
+        await asyncio.sleep(delay)  # only this attempt waits; nothing else is held up
+    return render(request, "login.html", status=401, error=error)
 
 
 async def logout_post(request: web.Request) -> web.StreamResponse:
@@ -198,10 +246,11 @@ async def queue_view(request: web.Request) -> web.Response:
 
 def path_id(request: web.Request, missing: str) -> int:
     """The numeric ``{id}`` of the URL; 404 with ``missing`` when it is not a number."""
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound(text=missing) from None
+    raw = request.match_info["id"]
+    # SQLite integers are 64-bit: a longer number can name no row (and would overflow the binding).
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound(text=missing)
+    return int(raw)
 
 
 def _conversation_id(request: web.Request) -> int:
@@ -337,6 +386,10 @@ async def kb_save_post(request: web.Request) -> web.StreamResponse:
     sku = str(form.get("sku", "")).strip() or None
     if not faq_id or not question or not answer:
         raise web.HTTPFound("/console/kb?problem=" + quote("编号、问题和答案都不能为空"))
+    # The importer's own rule, so `kefu kb export` then `import` takes back whatever is saved here.
+    problem = kb_store.id_problem(faq_id)
+    if problem:
+        raise web.HTTPFound("/console/kb?problem=" + quote(f"编号只能由字母、数字、-、_、. 组成（1 到 64 个）：{problem}"))
     violations = check_text(answer)
     if violations:
         raise web.HTTPFound("/console/kb?problem=" + quote(f"答案没有保存：{violations[0].explanation}"))
@@ -352,6 +405,9 @@ async def kb_save_post(request: web.Request) -> web.StreamResponse:
 async def ws_view(request: web.Request) -> web.WebSocketResponse:
     """The live-update socket of one console page."""
     console = request.app[CONSOLE]
+    # Browsers send cookies with cross-site WebSocket handshakes: only our own pages may connect.
+    if not same_origin(request, request.headers.get("Origin", "")):
+        raise web.HTTPForbidden(text="WebSocket from another origin refused")
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     console.hub.sockets.add(ws)

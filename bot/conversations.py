@@ -226,12 +226,14 @@ def enqueue_agent_reply(db: sqlite_utils.Database, conversation_id: int, agent: 
 
 def search_history(db: sqlite_utils.Database, query: str, limit: int = 100) -> list[dict[str, Any]]:
     """Messages and replies containing ``query``, newest first."""
-    like = f"%{query}%"
+    # % and _ are LIKE's wildcards: a shopper's "100%" is searched for literally.
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"%{escaped}%"
     return list(
         db.query(
             "SELECT * FROM (SELECT m.conversation_id, m.openid, m.received_at AS at, 'in' AS direction, m.text "
-            "FROM messages m WHERE m.text LIKE ? UNION ALL SELECT NULL, o.openid, o.created_at, 'out', o.text "
-            "FROM outbound o WHERE o.text LIKE ?) ORDER BY at DESC LIMIT ?",
+            "FROM messages m WHERE m.text LIKE ? ESCAPE '\\' UNION ALL SELECT NULL, o.openid, o.created_at, 'out', o.text "
+            "FROM outbound o WHERE o.text LIKE ? ESCAPE '\\') ORDER BY at DESC LIMIT ?",
             [like, like, limit],
         )
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.dispatch import Dispatcher, NotStored
 from bot.metrics import Metrics
+from bot.security import bearer_ok, client_address, is_loopback
 from bot.wechat import WeChatConfig, WeChatRequestError, decode_body, render_reply, to_inbound, verify_request
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class Runtime:
     dispatcher: Dispatcher
     metrics: Metrics
     clock: Callable[[], float]
+    metrics_token: str = ""
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -66,8 +68,13 @@ async def healthz_view(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    """Prometheus text format."""
+    """Prometheus text format: for the token's holder, or (without a token set) loopback clients only."""
     rt = request.app[RUNTIME]
+    if rt.metrics_token:
+        if not bearer_ok(request, rt.metrics_token):
+            raise web.HTTPUnauthorized(text="metrics need the bearer token (KEFU_METRICS_TOKEN)")
+    elif not is_loopback(client_address(request)):
+        raise web.HTTPForbidden(text="metrics answer loopback clients only (or set KEFU_METRICS_TOKEN)")
     return web.Response(body=rt.metrics.render(), content_type="text/plain", charset="utf-8")
 
 

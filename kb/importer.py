@@ -7,6 +7,7 @@ file, row number, column and reason.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from kb.store import ORDER_STATES, parse_specs, split_list
+from kb.store import ORDER_STATES, id_problem, parse_specs, split_list
 from reviews.compliance import check_text
 
 COLUMNS = {
@@ -38,7 +39,6 @@ COLUMNS = {
 TABLES = {"products.csv": ("products", "sku"), "faq.csv": ("faq", "id"), "orders.csv": ("orders", "order_id")}
 CHINA = timezone(timedelta(hours=8))
 _PRICE = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
-_KEY = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
 _STATUS_BY_WORD = {word: code for code, word in ORDER_STATES.items()}
 
 
@@ -91,8 +91,9 @@ def _required(row: dict[str, str], column: str) -> str:
 
 def _key(row: dict[str, str], column: str) -> str:
     value = _required(row, column)
-    if not _KEY.match(value):
-        raise _Cell(column, f"'{value}' may only hold letters, digits, '-', '_' and '.' (at most 64)")
+    problem = id_problem(value)
+    if problem:
+        raise _Cell(column, problem)
     return value
 
 
@@ -187,14 +188,32 @@ _PARSERS: dict[str, Callable[[dict[str, str], set[str]], dict[str, Any]]] = {
 }
 
 
+def csv_text(data: bytes) -> str:
+    """A CSV file's text: UTF-8 (with or without Excel's BOM), or a UnicodeDecodeError saying how to fix it."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 ({exc.reason} at byte {exc.start})"
+        try:
+            data.decode("gb18030")
+        except UnicodeDecodeError:
+            pass
+        else:
+            reason += (
+                "; it looks like GBK, Excel's default on Chinese Windows: save it again as "
+                "'CSV UTF-8 (逗号分隔)', or convert it with `iconv -f GBK -t UTF-8`"
+            )
+        raise UnicodeDecodeError(exc.encoding, exc.object, exc.start, exc.end, reason) from None
+
+
 def read_file(path: Path, known_skus: set[str]) -> tuple[list[dict[str, Any]], list[RowError]]:
     """Validate one CSV file; return its clean rows and every error found."""
     name = path.name
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = csv_text(path.read_bytes())
     except UnicodeDecodeError as exc:
-        return [], [RowError(name, 0, "-", f"not UTF-8 ({exc.reason} at byte {exc.start})")]
-    reader = csv.DictReader(text.splitlines())
+        return [], [RowError(name, 0, "-", exc.reason)]
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # quoted fields may hold line breaks
     header = reader.fieldnames or []
     expected = COLUMNS[name]
     missing = [c for c in expected if c not in header]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -133,6 +134,17 @@ class Order:
     address: str
     created_at: str
     updated_at: str
+
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_\-.]{1,64}")
+ID_RULE = "may only hold letters, digits, '-', '_' and '.' (1 to 64 of them)"
+
+
+def id_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a SKU, FAQ id or order id (the importer's and the editor's one rule), or None."""
+    if ID_PATTERN.fullmatch(value):
+        return None
+    return f"'{value[:80]}' {ID_RULE}"
 
 
 def split_list(value: str | None) -> tuple[str, ...]:

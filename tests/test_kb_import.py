@@ -122,6 +122,7 @@ def test_header_duplicates_encoding_and_field_count(db: sqlite_utils.Database, t
     with pytest.raises(KbImportError) as caught:
         import_dir(db, folder)
     assert "not UTF-8" in str(caught.value)
+    assert "GBK" in str(caught.value) and "CSV UTF-8" in str(caught.value)  # and how to fix it
 
 
 def test_export_round_trip(db: sqlite_utils.Database, tmp_path: Path) -> None:

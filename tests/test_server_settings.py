@@ -56,3 +56,10 @@ def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert server.settings_table() in readme
     assert readme.startswith("# kefu 客服\n\n```\nmake run\nmake test\n```")
+
+
+def test_flags_read_as_booleans() -> None:
+    assert server.load_settings({"KEFU_TRUST_PROXY": "0"}).trust_proxy is False
+    assert server.load_settings({"KEFU_TRUST_PROXY": "yes"}).trust_proxy is True
+    with pytest.raises(server.SettingsError, match="KEFU_TRUST_PROXY"):
+        server.load_settings({"KEFU_TRUST_PROXY": "maybe"})

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from bot.dispatch import Dispatcher, NotStored
 from bot.metrics import Metrics
 from bot.security import bearer_ok, client_address, is_loopback
-from bot.wechat import WeChatConfig, WeChatRequestError, decode_body, render_reply, to_inbound, verify_request
+from bot.wechat import NonceMemory, WeChatConfig, WeChatRequestError, decode_body, render_reply, to_inbound, verify_request
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class Runtime:
     metrics: Metrics
     clock: Callable[[], float]
     metrics_token: str = ""
+    nonces: NonceMemory = field(default_factory=NonceMemory)
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -41,6 +42,7 @@ async def wechat_view(request: web.Request) -> web.StreamResponse:
         if request.method == "GET":
             return web.Response(text=query.get("echostr", ""))
         body = await request.read()
+        rt.nonces.check(query, body, rt.clock())
         envelope = decode_body(rt.wechat, query, body)
         inbound = to_inbound(envelope.message)
     except WeChatRequestError as exc:

@@ -135,6 +135,34 @@ def _check_xml(text: str) -> None:
         raise WeChatRequestError(400, f"malformed XML: {expat.errors.messages.get(exc.code, exc)}") from exc
 
 
+class NonceMemory:
+    """The nonces of recent plain-mode pushes: a signature covers only token, timestamp and nonce, so
+    within the clock-skew window the same signed query must not carry another body (WeChat's own
+    retries resend the same body, and dedup answers them)."""
+
+    def __init__(self, window: float = 300.0, limit: int = 100_000) -> None:
+        self.window = window
+        self.limit = limit
+        self._seen: dict[tuple[str, str], tuple[float, str]] = {}
+
+    def check(self, query: dict[str, str], body: bytes, now: float) -> None:
+        """Remember this push's nonce; 403 when it was already used with a different body."""
+        key = (query.get("timestamp", ""), query.get("nonce", ""))
+        digest = hashlib.sha256(body).hexdigest()
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] > now - 2 * self.window and seen[1] != digest:
+            raise WeChatRequestError(403, "nonce already used with another message")
+        if len(self._seen) >= self.limit:
+            self._forget(now)
+        self._seen[key] = (now, digest)
+
+    def _forget(self, now: float) -> None:
+        self._seen = {k: v for k, v in self._seen.items() if v[0] > now - 2 * self.window}
+        while len(self._seen) >= self.limit:  # a flood of valid signatures: drop the oldest half
+            for k in list(self._seen)[: self.limit // 2]:
+                del self._seen[k]
+
+
 def _load(body: bytes) -> tuple[dict[str, Any], str]:
     """Parse a body as XML or JSON, whatever its Content-Type says."""
     text = body.decode("utf-8", errors="strict").strip() if body else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,20 @@ def fixture(name: str, **replace: Any) -> str:
     return text
 
 
-def signed_query(timestamp: int, nonce: str = "nonce123", token: str = TOKEN, **extra: str) -> dict[str, str]:
-    """Query string WeChat puts on every push; checked here with wechatpy's check_signature."""
+def signed_query(timestamp: int, nonce: str | None = None, token: str = TOKEN, **extra: str) -> dict[str, str]:
+    """Query string WeChat puts on every push (a fresh nonce unless given); checked with wechatpy's check_signature."""
     import hashlib
+
+    nonce = nonce or secrets.token_hex(6)
 
     signature = hashlib.sha1("".join(sorted([token, str(timestamp), nonce])).encode()).hexdigest()
     check_signature(token, signature, str(timestamp), nonce)  # raises if our own helper were wrong
     return {"signature": signature, "timestamp": str(timestamp), "nonce": nonce, **extra}
 
 
-def encrypt_xml(plain: str, timestamp: int, nonce: str = "nonce123") -> tuple[str, dict[str, str]]:
+def encrypt_xml(plain: str, timestamp: int, nonce: str | None = None) -> tuple[str, dict[str, str]]:
     """Safe-mode XML body and query, built by wechatpy's WeChatCrypto."""
+    nonce = nonce or secrets.token_hex(6)
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
     body = crypto.encrypt_message(plain, nonce, str(timestamp))
     msg_signature = re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]>", body).group(1)  # type: ignore[union-attr]
@@ -51,9 +55,11 @@ def encrypt_xml(plain: str, timestamp: int, nonce: str = "nonce123") -> tuple[st
     return body, query
 
 
-def encrypt_json(plain: str, timestamp: int, nonce: str = "nonce123") -> tuple[str, dict[str, str]]:
+def encrypt_json(plain: str, timestamp: int, nonce: str | None = None) -> tuple[str, dict[str, str]]:
     """Mini-program safe-mode JSON body and query."""
     import hashlib
+
+    nonce = nonce or secrets.token_hex(6)
 
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
     encrypt = PrpCrypto(crypto.key).encrypt(plain, APPID)

@@ -167,3 +167,17 @@ async def test_push_that_cannot_be_stored_is_not_acknowledged(
     retry = await client.post("/wechat", params=signed_query(int(time.time()), nonce="d2"), data=body)
     assert retry.status == 200
     assert "答复:发货了吗" in await retry.text()
+
+
+async def test_plain_signature_cannot_carry_another_body(wechat_client: Any, clock: Any) -> None:
+    client = await wechat_client(quick)
+    query = signed_query(int(clock()), nonce="seen-once")
+    first = fixture("text.xml", MsgId="9300", Content="第一条")
+    assert "答复:第一条" in await (await client.post("/wechat", params=query, data=first.encode())).text()
+    # WeChat's retry of the same push is fine (dedup answers it) ...
+    assert (await client.post("/wechat", params=query, data=first.encode())).status == 200
+    # ... a captured query with a forged body is not.
+    forged = fixture("text.xml", MsgId="9301", Content="伪造的")
+    resp = await client.post("/wechat", params=query, data=forged.encode())
+    assert resp.status == 403
+    assert "nonce" in await resp.text()

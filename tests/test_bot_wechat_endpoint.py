@@ -230,7 +230,9 @@ async def test_mangled_ciphertext_is_400(wechat_client: Any, clock: Clock, encry
     from tests.pushes import TOKEN
 
     client = await wechat_client(Recorder(), wechat_mode="safe")
-    query = signed_query(int(clock()), encrypt_type="aes", msg_signature=sign(TOKEN, str(int(clock())), "nonce123", encrypt))
+    query = signed_query(
+        int(clock()), "nonce123", encrypt_type="aes", msg_signature=sign(TOKEN, str(int(clock())), "nonce123", encrypt)
+    )
     resp = await client.post("/wechat", params=query, data=f"<xml><Encrypt>{encrypt}</Encrypt></xml>".encode())
     assert resp.status == 400
     assert await resp.text() == "cannot decrypt message"

@@ -631,10 +631,17 @@ def _cmd_intents_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_kb_import(settings: Settings, args: argparse.Namespace) -> int:
-    from kb.importer import KbImportError, import_dir
+    from kb.importer import KbImportError, embed_ahead, import_dir
 
     db = open_db(settings.db, MIGRATIONS)
     try:
+        if not args.no_embed:
+            # Embedding here, before the import commits, lets a running server swap the new
+            # catalogue in within KEFU_KB_REFRESH seconds instead of embedding it itself.
+            def progress(done: int, total: int) -> None:
+                print(f"\rembedding new texts: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+            embed_ahead(db, args.folder, partial(load_encoder, settings), progress=progress)
         summary = import_dir(db, args.folder)
     except KbImportError as exc:
         print("kefu: nothing imported from the files with errors:", file=sys.stderr)
@@ -845,6 +852,9 @@ def build_parser() -> argparse.ArgumentParser:
     kb = sub.add_parser("kb", help="the knowledge base").add_subparsers(dest="kb_command", required=True)
     kb_import = kb.add_parser("import", help="upsert products.csv, faq.csv, orders.csv from a folder")
     kb_import.add_argument("folder", type=Path)
+    kb_import.add_argument(
+        "--no-embed", action="store_true", help="leave embedding the new texts to the running server (quicker here, slower there)"
+    )
     kb_import.set_defaults(func=_cmd_kb_import)
     kb_export = kb.add_parser("export", help="write the three CSV files to a folder")
     kb_export.add_argument("folder", type=Path)

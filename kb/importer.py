@@ -17,6 +17,8 @@ from typing import Any
 
 import sqlite_utils
 
+from kb import store
+from kb.encoder import Encoder
 from kb.store import ORDER_STATES, id_problem, parse_specs, split_list
 from reviews.compliance import check_text
 
@@ -283,6 +285,42 @@ def import_dir(db: sqlite_utils.Database, folder: Path) -> ImportSummary:
             db.table(table).upsert_all(parsed[name], pk=pk)
             summary.counts[name] = counts
     return summary
+
+
+def embed_ahead(
+    db: sqlite_utils.Database,
+    folder: Path,
+    encoder: Callable[[], Encoder],
+    *,
+    batch: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Embed the texts an import of ``folder`` will add, before importing it (``kefu kb import``).
+
+    The import is tried in a transaction that is rolled back, to see the catalogue it makes; the new
+    texts are embedded with no lock held, and their vectors stored. When the real import then commits,
+    a running server finds every vector ready and swaps the index in within a refresh interval,
+    instead of embedding thousands of texts itself. ``encoder`` is called (loading the model) only
+    after the files passed validation. Raises KbImportError like import_dir.
+    """
+    db.execute("BEGIN")
+    try:
+        import_dir(db, folder)  # its own atomic() becomes a savepoint of this transaction
+        docs = store.search_docs(store.all_products(db), store.all_faq(db))
+    finally:
+        db.conn.rollback()
+    if not docs:
+        return 0
+    model = encoder()  # only now: files with errors were refused above without loading the model
+    stored = store.stored_vectors(db, model.name)
+    todo = [d for d in docs if (d.kind, d.ref, store.text_hash(d.text)) not in stored]
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        vectors = model.encode([d.text for d in chunk])
+        store.add_vectors(db, model.name, list(zip(chunk, vectors, strict=True)))
+        if progress:
+            progress(start + len(chunk), len(todo))
+    return len(todo)
 
 
 def _export_value(table: str, column: str, row: dict[str, Any]) -> str:

@@ -290,17 +290,9 @@ def stored_vectors(db: sqlite_utils.Database, model: str) -> dict[tuple[str, str
     return out
 
 
-def replace_vectors(
-    db: sqlite_utils.Database, model: str, keep: set[tuple[str, str, str]], new: list[tuple[Doc, np.ndarray]]
-) -> None:
-    """Store new embeddings and drop those of texts that no longer exist."""
+def add_vectors(db: sqlite_utils.Database, model: str, new: list[tuple[Doc, np.ndarray]]) -> None:
+    """Store embeddings computed ahead of an import (nothing is dropped)."""
     with db.atomic():
-        for row in list(db.table("kb_embeddings").rows_where("model = ?", [model], select="kind, ref, text_hash")):
-            if (row["kind"], row["ref"], row["text_hash"]) not in keep:
-                db.execute(
-                    "DELETE FROM kb_embeddings WHERE kind = ? AND ref = ? AND text_hash = ? AND model = ?",
-                    [row["kind"], row["ref"], row["text_hash"], model],
-                )
         db.table("kb_embeddings").upsert_all(
             [
                 {
@@ -315,3 +307,17 @@ def replace_vectors(
             ],
             pk=("kind", "ref", "text_hash", "model"),
         )
+
+
+def replace_vectors(
+    db: sqlite_utils.Database, model: str, keep: set[tuple[str, str, str]], new: list[tuple[Doc, np.ndarray]]
+) -> None:
+    """Store new embeddings and drop those of texts that no longer exist."""
+    with db.atomic():
+        for row in list(db.table("kb_embeddings").rows_where("model = ?", [model], select="kind, ref, text_hash")):
+            if (row["kind"], row["ref"], row["text_hash"]) not in keep:
+                db.execute(
+                    "DELETE FROM kb_embeddings WHERE kind = ? AND ref = ? AND text_hash = ? AND model = ?",
+                    [row["kind"], row["ref"], row["text_hash"], model],
+                )
+        add_vectors(db, model, new)

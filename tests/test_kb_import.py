@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -12,7 +13,7 @@ import sqlite_utils
 import server
 from kb import store
 from kb.db import DbRunner, open_db
-from kb.importer import KbImportError, export_dir, import_dir
+from kb.importer import KbImportError, embed_ahead, export_dir, import_dir
 from kb.search import KnowledgeBase, refresh_if_changed
 from tests.conftest import DEMO
 from tests.fakes import FakeEncoder
@@ -209,3 +210,22 @@ def test_cached_encoder_embeds_a_message_once() -> None:
     cached.encode(["西湖龙井多少钱"])
     cached.encode(["x", "y"])  # batches are never cached
     assert calls[-2:] == [["西湖龙井多少钱"], ["x", "y"]] and cached.name == "fake-bigram-hash"
+
+
+def test_import_embedded_ahead_leaves_the_server_nothing_to_embed(db: sqlite_utils.Database) -> None:
+    calls: list[int] = []
+
+    class Counting(FakeEncoder):
+        def encode(self, texts: list[str]) -> Any:
+            calls.append(len(texts))
+            return super().encode(texts)
+
+    added = embed_ahead(db, DEMO, Counting, batch=100)
+    assert added > 126 and sum(calls) == added  # every product, FAQ and spec line, in batches
+    assert store.generation(db) == 0 and not list(db.table("products").rows)  # nothing imported yet
+    import_dir(db, DEMO)
+    server_side = KnowledgeBase(FakeEncoder())
+    assert server_side.plan(db).todo == []  # a running server only swaps the index in
+    # Files with errors are refused before the model is even loaded.
+    with pytest.raises(KbImportError):
+        embed_ahead(db, Path("/nonexistent"), lambda: pytest.fail("model loaded"))  # type: ignore[arg-type,return-value]

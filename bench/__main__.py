@@ -37,6 +37,7 @@ async def main(sections: list[str]) -> None:
     async with BenchContext.open() as ctx:
         runs = {
             "intents": intents_bench.run,
+            "text-cap": intents_bench.run_text_cap,
             "kb": kb_bench.run,
             "conversations": conversation_bench.run,
             "correctness": correctness_bench.run,
@@ -46,7 +47,7 @@ async def main(sections: list[str]) -> None:
             "reviews-retrain": reviews_bench.run_retrain,
             "reviews-ceiling": reviews_bench.run_ceiling,
         }
-        on_request = ("reviews-retrain", "reviews-ceiling")
+        on_request = ("reviews-retrain", "reviews-ceiling", "text-cap")
         for name, run in runs.items():
             # These retrain on tens of thousands of embedded texts (minutes): only when asked for by name.
             if (sections and name not in sections) or (not sections and name in on_request):

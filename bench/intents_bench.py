@@ -113,3 +113,37 @@ async def run(ctx: BenchContext) -> list[str]:
             lines.append(f"{label} throughput (8 concurrent): {len(texts) * 3 / elapsed:.0f} req/s")
     assert FALLBACK  # the evaluation counts Rasa's fallback verdict as out_of_scope
     return lines
+
+
+CAPS = (64, 128, 256)
+LONG = (100, 256, 1_000, 10_000, 100_000)
+
+
+async def run_text_cap(ctx: BenchContext) -> list[str]:
+    """How many characters of a message the NLU needs: accuracy when cut, and what a long text costs Rasa."""
+    lines = []
+    dense = EmbeddingClassifier.load(classifier_path(Path(default_cache()), ctx.encoder.name), ctx.encoder.name)
+    lengths = sorted(len(text) for _, rows in _sets() for text, _ in rows)
+    lines.append(f"message length over every labelled set: p99={lengths[int(0.99 * len(lengths))]} max={lengths[-1]} chars")
+    async with aiohttp.ClientSession() as session:
+        rasa = RasaClient(session, [ctx.rasa.url], ctx.rasa.token, timeout=120)
+        for name, rows in _sets():
+            if name == "held-out":
+                continue
+            cells = []
+            for cap in CAPS:
+                cut = [(text[:cap], intent) for text, intent in rows]
+                parses, probs = await _components(rasa, dense, ctx, cut)
+                report = _report(cut, _ranked(parses, probs, dense.labels, RASA_WEIGHT), FALLBACK_THRESHOLD)
+                cells.append(f"{cap}: {report.accuracy:.3f}")
+            lines.append(f"text cap, {name} accuracy when cut at N chars: " + ", ".join(cells))
+        sample = "我想问一下这个商品什么时候发货，还有能不能开发票，"
+        for length in LONG:
+            # Straight to Rasa, past the client's own cut, to see what an uncut text would cost.
+            text = (sample * (length // len(sample) + 1))[:length]
+            started = time.perf_counter()
+            async with session.post(f"{ctx.rasa.url}/model/parse", params={"token": ctx.rasa.token}, json={"text": text}) as resp:
+                status = resp.status
+            ms = 1000 * (time.perf_counter() - started)
+            lines.append(f"rasa /model/parse of one {length}-char text: {ms:.0f} ms (HTTP {status})")
+    return lines

@@ -53,6 +53,11 @@ class NluClient(Protocol):
     async def parse(self, text: str) -> Parse: ...
 
 
+# Rasa parses one request at a time: a long text would stall every shopper behind it. The dialogue
+# already reads only a message's first 256 characters; this bounds any other caller too.
+MAX_PARSE_CHARS = 1024
+
+
 def parse_from_json(data: dict[str, Any]) -> Parse:
     """Build a Parse from Rasa's /model/parse answer."""
     intent = data.get("intent") or {}
@@ -99,7 +104,7 @@ class RasaClient:
             url = self.urls[(start + offset) % len(self.urls)]
             try:
                 async with self.session.post(
-                    url + "/model/parse", params=params, json={"text": text}, timeout=self.timeout
+                    url + "/model/parse", params=params, json={"text": text[:MAX_PARSE_CHARS]}, timeout=self.timeout
                 ) as resp:
                     if resp.status != 200:
                         raise NluUnavailableError(f"{url}: HTTP {resp.status}")

@@ -185,3 +185,19 @@ async def test_follow_up_about_the_order_being_discussed(shop: TestClient, clock
     assert "已付款" in await shopper.say("订单KF202611100001到哪了")
     cancel = await shopper.say("这个订单我不想要了，帮我取消")
     assert "KF202611100001" in cancel and "取消申请" in cancel
+
+
+async def test_one_huge_message_hands_nobody_else_to_a_person(shop: TestClient, clock: Clock, tmp_path: Path) -> None:
+    huge = "我想问问这个耳机，" * 30_000  # 270,000 characters, under the 1 MB body cap
+    others = [Shopper(shop, clock, f"oCrowd{i}") for i in range(7)]
+    first = Shopper(shop, clock, "oHuge")
+
+    async def after_it(shopper: Shopper) -> str:
+        await asyncio.sleep(1.0)  # the huge one is with the NLU by now
+        return await shopper.say("西湖龙井多少钱")
+
+    replies = await asyncio.gather(first.say(huge), *(after_it(s) for s in others))
+    assert replies[0]  # the huge one is answered too, from its first characters
+    for reply in replies[1:]:
+        assert "368.00" in reply, reply
+        assert "人工" not in reply

@@ -44,6 +44,7 @@ async def main(sections: list[str]) -> None:
             "load": load_bench.run,
             "reports": report_bench.run,
             "reviews": reviews_bench.run,
+            "reviews-import": reviews_bench.run_import,
             "reviews-retrain": reviews_bench.run_retrain,
             "reviews-ceiling": reviews_bench.run_ceiling,
         }

@@ -1,64 +1,163 @@
-"""The full path under load: signed, encrypted WeChat pushes from simulated shoppers.
+"""The full path under load, open loop: pushes arrive at fixed rates, as WeChat delivers them.
 
-``kefu serve`` runs as its own process in safe mode against the bench's Rasa server and a
-local fake of the WeChat API; shoppers each wait for their reply before the next message.
+``kefu serve`` runs as its own process in safe mode (AES) against the bench's Rasa server and a
+local fake of the WeChat API. Pushes are sent at a fixed rate whether or not earlier ones were
+answered (shoppers do not wait for each other); each waits at most 5 s for its HTTP answer, as
+WeChat does, and a "success" answer waits for the reply through the customer-service API. The
+rate steps up until p99 passes 1 s or a reply misses WeChat's 5-second window. Rasa's own
+``/model/parse`` is driven the same way in the same run, so the two highest rates compare.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import itertools
 import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+import numpy as np
 
-from bench.common import DATA, ROOT, BenchContext, latency_line, push_xml, serve_shop
+from bench.common import DATA, ROOT, TESTS, BenchContext, push_xml, serve_shop
 from intents.evaluate import read_labelled
 from tests.pushes import encrypt_xml
 
-SHOPPERS = 20
-MESSAGES_EACH = 10
+STEP_SECONDS = 10.0
+RATES = (4, 6, 8, 11, 15, 20, 26, 34, 44, 57, 74, 96, 125)  # messages (or parses) per second
+P99_LIMIT = 1.0
+WECHAT_WINDOW = 5.0
+# Messages that hand off leave the shopper queued, and queued shoppers skip the NLU: keep the bot's own path.
+HANDOFF = {"human_agent", "complaint", "change_order", "cancel_order"}
+
+
+@dataclass
+class Step:
+    """One fixed-rate step: what was sent and how it went."""
+
+    rate: float
+    sent: int
+    latencies: list[float]
+    missed: int  # no reply within WeChat's window (HTTP answer or API message)
+    achieved: float  # the rate the sender really kept up
+
+    @property
+    def p99(self) -> float:
+        return float(np.percentile(self.latencies, 99)) if self.latencies else float("inf")
+
+    @property
+    def p50(self) -> float:
+        return float(np.percentile(self.latencies, 50)) if self.latencies else float("inf")
+
+    @property
+    def sustained(self) -> bool:
+        return self.missed == 0 and self.p99 <= P99_LIMIT and self.achieved >= 0.95 * self.rate
+
+    def line(self, what: str) -> str:
+        return (
+            f"{what} at {self.rate:g}/s: sent {self.sent} ({self.achieved:.1f}/s kept), p50 {1000 * self.p50:.0f} ms, "
+            f"p99 {1000 * self.p99:.0f} ms, missed 5 s window {self.missed}{'' if self.sustained else '  <- not sustained'}"
+        )
+
+
+async def open_loop(rate: float, seconds: float, one: Callable[[int], Coroutine[Any, Any, float | None]]) -> Step:
+    """Call ``one(i)`` at ``rate`` per second for ``seconds``; it returns a latency, or None if missed."""
+    count = int(rate * seconds)
+    tasks = []
+    started = time.perf_counter()
+    for i in range(count):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    sending = time.perf_counter() - started
+    results = await asyncio.gather(*tasks)
+    latencies = [r for r in results if r is not None]
+    achieved = count / sending * (count - 1) / count if sending > 0 and count > 1 else rate
+    return Step(rate, count, latencies, sum(r is None or r > WECHAT_WINDOW for r in results), achieved)
+
+
+async def ramp(name: str, one: Callable[[int], Coroutine[Any, Any, float | None]], lines: list[str]) -> float:
+    """Step the rate up until it is no longer sustained; the highest sustained rate (0 if none)."""
+    best = 0.0
+    for rate in RATES:
+        step = await open_loop(rate, STEP_SECONDS, one)
+        lines.append(step.line(name))
+        if not step.sustained:
+            break
+        best = float(rate)
+        await asyncio.sleep(2.0)  # let the queues drain between steps
+    return best
 
 
 async def run(ctx: BenchContext) -> list[str]:
-    """Start the server, drive it with SHOPPERS concurrent shoppers, and report latencies."""
-    # Messages that hand off would leave the shopper queued, and queued shoppers skip the NLU:
-    # keep the bot's own path under load.
-    handoff = {"human_agent", "complaint", "change_order", "cancel_order"}
-    texts = [t for t, intent in read_labelled(DATA / "intents_dev.csv") if intent not in handoff]
-    rng = random.Random(7)
-    latencies: list[float] = []
-    slow = 0
-    deferred = 0
-    msg_ids = iter(range(10_000_000, 20_000_000))
-    async with serve_shop(ctx, ROOT / "kb" / "demo", mode="safe") as served, aiohttp.ClientSession() as http:
+    """Rasa alone, then the full path, each stepped up; then the full path at 80 % of its best rate."""
+    texts = [
+        t
+        for path in (DATA / "intents_dev.csv", TESTS / "intents_heldout.csv")
+        for t, i in read_labelled(path)
+        if i not in HANDOFF
+    ]
+    lines = [
+        f"open-loop load: steps of {STEP_SECONDS:g} s at fixed rates, up to p99 {P99_LIMIT:g} s or a reply missing "
+        f"WeChat's 5 s; {len(texts)} distinct texts, each push from a new shopper"
+    ]
+    ids = itertools.count(30_000_000)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
 
-        async def shopper(index: int) -> None:
-            nonlocal slow, deferred
-            openid = f"oBench{index:03d}"
-            for _ in range(MESSAGES_EACH):
-                body, query = encrypt_xml(push_xml(openid, rng.choice(texts), next(msg_ids)), int(time.time()))
+        async def parse(i: int) -> float | None:
+            started = time.perf_counter()
+            try:
+                async with http.post(
+                    f"{ctx.rasa.url}/model/parse",
+                    params={"token": ctx.rasa.token},
+                    json={"text": texts[i % len(texts)]},
+                    timeout=aiohttp.ClientTimeout(total=WECHAT_WINDOW),
+                ) as resp:
+                    await resp.read()
+                    ok = resp.status == 200
+            except (TimeoutError, aiohttp.ClientError):
+                return None
+            return time.perf_counter() - started if ok else None
+
+        rasa_best = await ramp("rasa /model/parse alone", parse, lines)
+
+        async with serve_shop(ctx, ROOT / "kb" / "demo", mode="safe") as served:
+
+            async def push(i: int) -> float | None:
+                n = next(ids)
+                openid = f"oLoad{n}"
+                body, query = encrypt_xml(push_xml(openid, texts[n % len(texts)], n), int(time.time()))
                 served.delivered[openid] = asyncio.Event()
                 started = time.perf_counter()
-                async with http.post(served.url + "/wechat", params=query, data=body.encode()) as resp:
-                    answer = await resp.text()
-                if answer == "success":
-                    # handed off to the bot's silence or sent later through the API: wait for it
-                    deferred += 1
+                try:
+                    async with http.post(
+                        served.url + "/wechat",
+                        params=query,
+                        data=body.encode(),
+                        timeout=aiohttp.ClientTimeout(total=WECHAT_WINDOW),
+                    ) as resp:
+                        answer = await resp.text()
+                except (TimeoutError, aiohttp.ClientError):
+                    return None
+                if answer == "success":  # the reply comes through the customer-service API
                     try:
-                        await asyncio.wait_for(served.delivered[openid].wait(), 30)
+                        await asyncio.wait_for(served.delivered[openid].wait(), 3 * WECHAT_WINDOW)
                     except TimeoutError:
-                        pass
-                elapsed = time.perf_counter() - started
-                latencies.append(elapsed)
-                slow += elapsed > 5.0
+                        return None
+                served.delivered.pop(openid, None)
+                return time.perf_counter() - started
 
-        started = time.perf_counter()
-        await asyncio.gather(*(shopper(i) for i in range(SHOPPERS)))
-        wall = time.perf_counter() - started
-    return [
-        f"load: {SHOPPERS} shoppers x {MESSAGES_EACH} messages, safe mode (AES), real Rasa + embedding model",
-        f"throughput: {len(latencies) / wall:.1f} messages/s over {wall:.1f} s",
-        latency_line("reply latency", latencies),
-        f"replies slower than 5 s: {slow}; answered 'success' (outbox or silence): {deferred}",
-    ]
+            await open_loop(4, 3.0, push)  # warm-up: first-use costs are not load
+            full_best = await ramp("full path", push, lines)
+            p99_at_80 = 0.0
+            if full_best:
+                step = await open_loop(0.8 * full_best, STEP_SECONDS, push)
+                lines.append(step.line("full path at 80 % of its best"))
+                p99_at_80 = step.p99
+    ratio = full_best / rasa_best if rasa_best else 0.0
+    lines.append(
+        f"full_path_rps={full_best:.1f} rasa_alone_rps={rasa_best:.1f} ratio={ratio:.2f} p99_ms_at_80pct={1000 * p99_at_80:.0f}"
+    )
+    return lines

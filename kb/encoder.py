@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -12,6 +13,17 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = str(Path.home() / ".cache" / "kefu" / "e5-small-2")
+DEFAULT_VARIANT = "int8"  # which ONNX export open_encoder prefers; "torch" skips ONNX
+
+
+class EncoderError(Exception):
+    """The requested encoder cannot be opened."""
+
+
+def text_prefix(model: str) -> str:
+    """What goes before every text for ``model``: e5 models expect a prefix."""
+    # "query: " on both sides suits question-to-question matching.
+    return "query: " if "e5" in Path(model).name.lower() else ""
 
 
 class Encoder(Protocol):
@@ -33,8 +45,7 @@ class SentenceTransformerEncoder:
         self.name = model
         self.batch_size = batch_size
         self._model = SentenceTransformer(model, device="cpu")
-        # e5 expects a prefix; "query: " on both sides suits question-to-question matching.
-        self.prefix = "query: " if "e5" in Path(model).name.lower() else ""
+        self.prefix = text_prefix(model)
         logger.info("embedding model loaded: %s", model)
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -48,6 +59,79 @@ class SentenceTransformerEncoder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class OnnxEncoder:
+    """A sentence-transformers folder's ONNX export (kb.onnx_export) run by onnxruntime: the same
+    tokenizer, truncation, prefix and mean pooling as SentenceTransformerEncoder, without torch."""
+
+    def __init__(self, model: str, variant: str = "int8", threads: int | None = None, batch_size: int = 32) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        from kb.onnx_export import EXPORT_VERSION, read_layout, variant_path
+
+        folder = Path(model).expanduser()
+        path = variant_path(folder, variant)
+        if path is None:
+            raise EncoderError(f"{model} has no current ONNX export of {variant}: run python -m kb.onnx_export {model}")
+        layout = read_layout(folder)
+        # Saved models record the encoder's name: vectors from another graph must not pass for torch's.
+        self.name = f"{model}#onnx-{variant}-v{EXPORT_VERSION}"
+        self.variant = variant
+        self.batch_size = batch_size
+        self.prefix = text_prefix(model)
+        self.dimension = int(json.loads((layout.transformer / "config.json").read_text())["hidden_size"])
+        self._tokenizer = Tokenizer.from_file(str(layout.tokenizer))
+        # Set once here and never again: encode() then only reads the tokenizer, so threads may share it.
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=layout.max_seq_length)
+        pad = self._tokenizer.token_to_id("<pad>")  # padded positions are masked out: any id would do
+        self._pad_id = 0 if pad is None else pad
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # InferenceSession.run may be called from several threads at once.
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        logger.info("embedding model loaded: %s (%s, %d threads)", model, path.name, options.intra_op_num_threads)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` (blocking: call it off the event loop)."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch([self.prefix + t for t in texts])
+        # Batches of similar lengths keep the padding small.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.full((len(chunk), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            (hidden,) = self._session.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask})
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[chunk] = pooled / np.maximum(norms, 1e-12)
+        return out
+
+
+def open_encoder(model: str, variant: str = DEFAULT_VARIANT, threads: int | None = None) -> Encoder:
+    """The ONNX encoder when ``model`` is a folder with a current export of ``variant``, else
+    sentence-transformers (any model name or path, as KEFU_EMBED_MODEL allows)."""
+    from kb.onnx_export import variant_path
+
+    folder = Path(model).expanduser()
+    if variant != "torch" and folder.is_dir() and variant_path(folder, variant) is not None:
+        return OnnxEncoder(model, variant, threads)
+    if variant != "torch":
+        logger.info("no current ONNX export of %s in %s: using sentence-transformers", variant, model)
+    return SentenceTransformerEncoder(model)
 
 
 class CachedEncoder:

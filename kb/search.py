@@ -287,6 +287,10 @@ class KnowledgeBase:
         top = hits[:top_k]
         return SearchResult(tuple(top), tuple(mentioned), self.decide(top))
 
+    def _faq_sku(self, faq_id: str) -> str | None:
+        faq = self.faqs.get(faq_id)
+        return faq.sku if faq else None
+
     def search(self, text: str, top_k: int = 5, context_sku: str | None = None) -> SearchResult:
         """Rank FAQ entries and products for ``text`` (blocking: runs the encoder)."""
         best, mentioned = self.raw_scores(text, context_sku)
@@ -297,7 +301,11 @@ class KnowledgeBase:
         t = self.thresholds
         if not hits or hits[0].score < t.clarify:
             return UNKNOWN
-        lead = hits[0].score - hits[1].score if len(hits) > 1 else 1.0
+        top = hits[0]
+        # A product's own FAQ entries are no rival to the product: the dialogue then picks between its
+        # card and those entries by what the question asks (KnowledgeBase.about_product).
+        rivals = [h for h in hits[1:] if not (top.kind == "product" and h.kind == "faq" and self._faq_sku(h.ref) == top.ref)]
+        lead = top.score - rivals[0].score if rivals else 1.0
         if hits[0].score >= t.answer and lead >= t.margin:
             return ANSWER
         return CLARIFY

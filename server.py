@@ -103,6 +103,11 @@ class Settings:
         DEFAULT_VARIANT,
         "int8 or fp32: the ONNX export setup makes of the model folder; torch: sentence-transformers itself",
     )
+    embed_threads: int = _setting(
+        "KEFU_EMBED_THREADS",
+        1,
+        "Threads of one ONNX encoder run while serving (messages run side by side; 0: one per core); batch commands use all",
+    )
     orders_url: str = _setting("KEFU_ORDERS_URL", "", "Shop backend for orders (JSON over HTTP); empty: the SQLite order store")
     orders_token: str = _setting("KEFU_ORDERS_TOKEN", "", "Bearer token for KEFU_ORDERS_URL")
     agent_hours: str = _setting("KEFU_AGENT_HOURS", "mon-sun 09:00-22:00", "When human agents work (shop time, UTC+8)")
@@ -275,9 +280,11 @@ class Services:
     rasa: RasaService | None = None
 
 
-def load_encoder(settings: Settings) -> Encoder:
-    """The sentence-transformers model named in the settings (blocking, a few seconds)."""
-    return CachedEncoder(open_encoder(settings.embed_model, settings.embed_variant))
+def load_encoder(settings: Settings, *, serving: bool = False) -> Encoder:
+    """The encoder the settings name (blocking, a second or a few): ONNX when exported, else sentence-transformers."""
+    # Serving, concurrent messages keep the cores busy: one thread per run measured better (python -m bench load).
+    threads = (settings.embed_threads or None) if serving else None
+    return CachedEncoder(open_encoder(settings.embed_model, settings.embed_variant, threads))
 
 
 def _trained(own: Path, shipped: Path, corrections: int) -> Path:
@@ -336,7 +343,7 @@ async def open_services(
     rasa: RasaService | None = None
     try:
         if encoder is None:
-            encoder = await loop.run_in_executor(None, load_encoder, settings)
+            encoder = await loop.run_in_executor(None, partial(load_encoder, settings, serving=True))
         kb = KnowledgeBase(encoder)
         await refresh_if_changed(kb, runner)
         if nlu is None and (settings.rasa_url or start_rasa):

@@ -64,8 +64,8 @@ class RasaService:
             "127.0.0.1",
             "-p",
             str(self.port),
-            "--auth-token",
-            self.token,
+            # One argument: a random token may start with "-", which argparse would take for an option.
+            f"--auth-token={self.token}",
         ]
         env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
         if self.log_path:

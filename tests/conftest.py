@@ -188,8 +188,7 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
             "127.0.0.1",
             "-p",
             str(port),
-            "--auth-token",
-            token,
+            f"--auth-token={token}",  # a token starting with "-" must not read as an option
         ],
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
         stdout=log,

@@ -153,7 +153,7 @@ class LoginThrottle:
                 newly.append(key)
         return newly
 
-    def succeeded(self, username: str, now: float) -> None:
+    def succeeded(self, username: str) -> None:
         """A right password clears the account's count (not the address's)."""
         self._failures.pop(f"user:{username}", None)
 

@@ -166,8 +166,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     now = console.clock()
     locked = console.throttle.locked_until(username, address, now)
     if locked is not None:
-        minutes = max(1, int((locked - now + 59) // 60))
-        return render(request, "login.html", status=429, error=LOCKED.format(minutes=minutes))
+        return _locked_page(request, locked - now)
     if console.hashing_queue >= console.max_hashing_queue:
         return render(request, "login.html", status=503, error="登录请求过多，请稍后再试")
     stored = await console.runner.run(auth.password_hash, username)
@@ -178,7 +177,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return await _login_failed(request, console, username, address, str(exc))
     finally:
         console.hashing_queue -= 1
-    console.throttle.succeeded(username, now)
+    console.throttle.succeeded(username)
     token = await console.runner.run(auth.open_session, username, new_hash, console.clock())
     response = web.HTTPFound("/console")
     response.set_cookie(
@@ -191,6 +190,10 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         path="/console",
     )
     raise response
+
+
+def _locked_page(request: web.Request, seconds_left: float) -> web.Response:
+    return render(request, "login.html", status=429, error=LOCKED.format(minutes=max(1, int((seconds_left + 59) // 60))))
 
 
 async def _login_failed(request: web.Request, console: Console, username: str, address: str, error: str) -> web.Response:
@@ -212,7 +215,7 @@ async def _login_failed(request: web.Request, console: Console, username: str, a
         )
     locked = console.throttle.locked_until(username, address, now)
     if locked is not None:
-        return render(request, "login.html", status=429, error=LOCKED.format(minutes=max(1, int((locked - now + 59) // 60))))
+        return _locked_page(request, locked - now)
     delay = console.throttle.delay(username, address, now)
     if delay:
         await asyncio.sleep(delay)  # only this attempt waits; nothing else is held up

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import store, texts
 from bot.metrics import Metrics
@@ -18,6 +18,7 @@ from kb.db import DbRunner
 from reviews.compliance import check_text
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,7 @@ class Dispatcher:
         message is stored). Raises NotStored if the message cannot be stored, so WeChat gets an error
         and retries. The work runs in its own task: a dropped connection cannot stop it half-way.
         """
-        work = asyncio.ensure_future(self._handle(inbound, self.clock() if arrived is None else arrived))
-        self._background.add(work)
-        work.add_done_callback(self._background.discard)
-        return await asyncio.shield(work)
+        return await asyncio.shield(self._keep(self._handle(inbound, self.clock() if arrived is None else arrived)))
 
     async def _handle(self, inbound: Inbound, arrived: float) -> str | None:
         try:
@@ -182,11 +180,12 @@ class Dispatcher:
         except (WeChatAPIError, TransientSendError) as exc:
             logger.info("typing indicator not shown to %s: %s", openid, exc)
 
-    def _keep(self, coro: Awaitable[None]) -> None:
+    def _keep(self, coro: Awaitable[T]) -> asyncio.Future[T]:
         # Keep a reference so the task is not garbage-collected before it finishes.
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def recover(self) -> int:
         """Answer messages whose process died before replying; they go out through the outbox."""

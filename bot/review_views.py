@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from bot import conversations as conv_store
 from bot import store as bot_store
 from bot.bodies import BadBody, load_json
 from bot.console import CONSOLE, path_id, render, user_of
+from bot.security import bearer_ok
 from kb.db import DbRunner
 from reviews import store as review_store
 from reviews import workflow
@@ -79,9 +79,7 @@ async def ingest_batch(reviews: Reviews, rows: list[tuple[int, dict[str, Any]]])
 async def reviews_api(request: web.Request) -> web.Response:
     """POST /api/reviews: a JSON batch of up to 500 reviews, bearer token."""
     reviews = request.app[REVIEWS]
-    given = request.headers.get("Authorization", "")
-    expected = f"Bearer {reviews.api_token}"
-    if not reviews.api_token or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not bearer_ok(request, reviews.api_token):
         return web.json_response({"error": "missing or wrong bearer token"}, status=401)
     try:
         data = load_json(await request.read(), JSON_DEPTH)

@@ -37,6 +37,10 @@ PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping
 ASKED_FOR_PERSON = frozenset({"asked_for_human"})
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
+# Words that point at an order already placed (not 下单, placing one).
+ORDER_TALK = re.compile(r"订单|单子|单号|物流|[那这哪的]单|我(?:之前|上次|刚|刚刚|后来|昨天|前天|上周)?(?:买|订|预定|预订|拍)的")
+# How much of the shopper's previous message a follow-up is searched with.
+PREV_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,9 @@ class Dialogue:
         if turn.parse is not None:
             understood = Understood(turn.parse.intent, turn.parse.confidence, bool(turn.extra.get("handed_off")))
             reply = dataclasses.replace(reply, understood=understood)
+        if turn.inbound.kind == "text" and turn.text.strip():
+            # The question a follow-up ("多久能到账", "怎么申请") leans on.
+            conv.context["prev"] = turn.text[:PREV_CHARS]
         await self.runner.run(conv_store.save_context, conv)
         if reply.text is not None:
             presale = reply.intent in PRESALE
@@ -182,6 +189,12 @@ class Dialogue:
         if parse.intent == FALLBACK or parse.confidence < self.config.confidence:
             return await self._misunderstood(turn)
         turn.conv.misunderstandings = 0
+        if parse.intent in PRESALE and ORDER_TALK.search(turn.text):
+            # "破壁机那单签收了吧", "我买的蒸汽炸锅发了没": about the shopper's order of that product.
+            order = await _order_about_product(self, turn, named_only=True)
+            if order is not None:
+                reply = await self._order_action(turn, "order_status", order)
+                return dataclasses.replace(reply, confidence=parse.confidence)
         handler = HANDLERS.get(parse.intent, Dialogue.answer_from_kb)
         reply = await handler(self, turn)
         if reply.intent is None:
@@ -196,6 +209,20 @@ class Dialogue:
         loop = asyncio.get_running_loop()
         kb = self.kb
         return await loop.run_in_executor(None, lambda: kb.search(text, context_sku=context_sku))
+
+    async def _search_turn(self, turn: Turn) -> SearchResult | None:
+        """Search for the message; a follow-up that search cannot place alone ("多久能到账" after a
+        refund question) is searched again together with the shopper's previous message."""
+        context_sku = turn.conv.context.get("sku")
+        result = await self._search(turn.text, context_sku)
+        prev = turn.conv.context.get("prev")
+        if result is None or result.decision == ANSWER or not prev or prev == turn.text:
+            return result
+        joined = await self._search(f"{prev} {turn.text}", context_sku)
+        # Only an FAQ entry: the product talked about before is the context's job (Dialogue._product).
+        if joined is not None and joined.decision == ANSWER and joined.top is not None and joined.top.kind == "faq":
+            return joined
+        return result
 
     async def _about_product(self, turn: Turn, product: Product, *, faq_only: bool = False) -> Reply | None:
         """The product's own FAQ entry (or spec line) when one clearly answers the question."""
@@ -212,14 +239,14 @@ class Dialogue:
 
     async def _without_nlu(self, turn: Turn) -> Reply:
         """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""
-        result = await self._search(turn.text, turn.conv.context.get("sku"))
+        result = await self._search_turn(turn)
         if result and result.decision == ANSWER:
             return await self._answer_hit(turn, result, intent="kb_only")
         return await self.handoff(turn, "nlu_unavailable", texts.NLU_DOWN_HANDOFF)
 
     async def _misunderstood(self, turn: Turn) -> Reply:
         assert turn.parse is not None
-        result = await self._search(turn.text, turn.conv.context.get("sku"))
+        result = await self._search_turn(turn)
         if result and result.decision == ANSWER:
             turn.conv.misunderstandings = 0
             return await self._answer_hit(turn, result, intent="kb_match")
@@ -262,14 +289,17 @@ class Dialogue:
     async def _product(self, turn: Turn) -> Product | None:
         """The product the message is about: named in it, or the one talked about before."""
         candidates: list[str] = []
+        context_sku = turn.conv.context.get("sku")
         if self.kb:
+            # A name or alias in the whole message ("防晒喷雾") beats the entity Rasa marked ("防晒"),
+            # which beats a single word of a name.
+            candidates, by_name = self.kb.named_products(turn.text, context_sku)
             entity = turn.parse.entity("product") if turn.parse else None
-            if entity:
-                candidates = self.kb.mentioned_products(entity)
-            if not candidates:
-                candidates = self.kb.mentioned_products(turn.text)
-        if not candidates and turn.conv.context.get("sku"):
-            candidates = [turn.conv.context["sku"]]
+            if entity and not by_name:
+                candidates = self.kb.mentioned_products(entity, context_sku) or candidates
+        if context_sku and (not candidates or context_sku in candidates):
+            # "座椅本身多重" names both seats; the one being talked about is meant.
+            candidates = [context_sku]
         for sku in candidates:
             product = await self.runner.run(kb_store.get_product, sku)
             if product:
@@ -304,7 +334,7 @@ class Dialogue:
 
     async def answer_from_kb(self, turn: Turn) -> Reply:
         """Policy and how-to questions: the FAQ entry search finds, or a clarifying question."""
-        result = await self._search(turn.text, turn.conv.context.get("sku"))
+        result = await self._search_turn(turn)
         if result is None or result.top is None:
             return Reply(texts.DONT_KNOW)
         if result.decision == ANSWER:
@@ -392,7 +422,13 @@ class Dialogue:
             if shipped:
                 return Reply(texts.CHANGE_SHIPPED.format(**fields), intent=intent)
             return Reply(texts.CHANGE_CLOSED.format(**fields), intent=intent)
-        if order.status in ("pending_payment", "paid"):
+        if order.status == "pending_payment":
+            # Nothing to refund and nobody needed: the shop's own rule for unpaid orders, if its FAQ has one.
+            result = await self._search_turn(turn)
+            rule = await self._answer_hit(turn, result, intent=intent) if result and result.decision == ANSWER else None
+            text = texts.CANCEL_UNPAID.format(**fields)
+            return Reply(f"{text}\n{rule.text}" if rule and rule.text else text, intent=intent)
+        if order.status == "paid":
             await self.handoff(turn, f"cancel_order:{order.order_id}", quiet=True)
             return Reply(texts.CANCEL_TASK.format(**fields), intent=intent)
         if shipped:
@@ -445,7 +481,7 @@ async def answer_fixed(d: Dialogue, turn: Turn) -> Reply:
 @handles("out_of_scope")
 async def answer_out_of_scope(d: Dialogue, turn: Turn) -> Reply:
     """Off the shop's usual topics: the FAQ may still answer it (agents' hours, installation); else a polite no."""
-    result = await d._search(turn.text, turn.conv.context.get("sku"))
+    result = await d._search_turn(turn)
     if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
         return await d._answer_hit(turn, result, intent="out_of_scope")
     return Reply(texts.OUT_OF_SCOPE)
@@ -544,7 +580,7 @@ _QUESTION = re.compile(r"[吗么呢？?]\s*$|几点|什么时候|多久|怎么|�
 async def answer_human_agent(d: Dialogue, turn: Turn) -> Reply:
     """Straight to the agents' queue, unless it asks something about them the FAQ answers."""
     if _QUESTION.search(turn.text):
-        result = await d._search(turn.text, turn.conv.context.get("sku"))
+        result = await d._search_turn(turn)
         # The shopper can still say 转人工; the best FAQ entry is worth giving unless search knows nothing.
         if result and result.decision != UNKNOWN and result.top and result.top.kind == "faq":
             answer = await d._answer_hit(turn, result, intent="human_agent")
@@ -552,21 +588,28 @@ async def answer_human_agent(d: Dialogue, turn: Turn) -> Reply:
     return await d.handoff(turn, "asked_for_human")
 
 
-# Above this confidence a complaint goes to a person whatever the FAQ says.
+# Below this confidence a "complaint" that the FAQ answers ("用了刺痛正常吗") is a question: the answer,
+# and a person only on request. Above it the shopper goes to a person, with the FAQ's answer if one fits.
 SURE_COMPLAINT = 0.7
 
 
 @handles("complaint")
 async def answer_complaint(d: Dialogue, turn: Turn) -> Reply:
-    """Apologise and hand off with priority: complaints are for people. A doubtful one about a product
-    that the product's own FAQ answers ("用了刺痛正常吗") gets that answer instead."""
+    """Apologise and hand off with priority: complaints are for people. What the FAQ says about it
+    (how to report damage, what to do on a reaction) comes with the apology, so the shopper can act
+    while waiting; a doubtful complaint the FAQ answers gets that answer alone."""
     confidence = turn.parse.confidence if turn.parse else 1.0
-    product = await d._product(turn) if confidence < SURE_COMPLAINT else None
-    if product is not None:
-        own = await d._about_product(turn, product, faq_only=True)
-        if own is not None:
-            return Reply(own.text, intent="complaint")
-    return await d.handoff(turn, "complaint", texts.COMPLAINT)
+    product = await d._product(turn)
+    own = await d._about_product(turn, product, faq_only=True) if product is not None else None
+    answer = own.text if own is not None else None
+    if answer is None:
+        result = await d._search_turn(turn)
+        if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
+            answer = (await d._answer_hit(turn, result, intent="complaint")).text
+    if answer and confidence < SURE_COMPLAINT:
+        return Reply(f"{answer}\n{texts.HUMAN_ON_REQUEST}", intent="complaint")
+    prefix = f"{texts.COMPLAINT}\n{answer}" if answer else texts.COMPLAINT
+    return await d.handoff(turn, "complaint", prefix)
 
 
 async def _mentioned_order(d: Dialogue, turn: Turn) -> Order | None:
@@ -582,16 +625,26 @@ async def _mentioned_order(d: Dialogue, turn: Turn) -> Order | None:
     return None
 
 
-async def _order_about_product(d: Dialogue, turn: Turn, states: tuple[str, ...] = ()) -> Order | None:
+async def _order_about_product(
+    d: Dialogue, turn: Turn, states: tuple[str, ...] = (), *, named_only: bool = False
+) -> Order | None:
     """The one order (in the given states) of the product the message names; with no product named,
-    the shopper's only such order."""
+    the shopper's only such order (or None when ``named_only``). The newest when several orders are
+    of that one product."""
     try:
         orders = [o for o in await d.orders.orders_of(turn.inbound.openid) if not states or o.status in states]
     except OrderSourceError:
         return None
-    named = d.kb.mentioned_products(turn.text) if d.kb else []
+    named = d.kb.mentioned_products(turn.text, turn.conv.context.get("sku")) if d.kb else []
+    if not named and d.kb:
+        # "吹风机那单呢": a word that names no product of the shop may still name one of the shopper's orders.
+        named = d.kb.named_among(turn.text, [o.sku for o in orders])
+    if named_only and not named:
+        return None
     if named:  # "眼影盘也想退" is not about the face mask being refunded
         orders = [o for o in orders if o.sku in named]
+        if len({o.sku for o in orders}) == 1:
+            return orders[0]
     return orders[0] if len(orders) == 1 else None
 
 
@@ -602,6 +655,10 @@ async def answer_order(d: Dialogue, turn: Turn) -> Reply:
     intent = turn.parse.intent
     try:
         named = turn.parse.entity("order_id") or (m.group(0) if (m := ORDER_ID.search(turn.text)) else None)
+        if not named:
+            # "吹风机那单呢": the order of the product named beats the order talked about before.
+            of_product = await _order_about_product(d, turn, named_only=True)
+            named = of_product.order_id if of_product else None
         # "这个订单能取消吗" right after talking about an order: the order being discussed.
         named = named or turn.conv.context.get("order_id")
         if named:
@@ -620,7 +677,7 @@ async def answer_order(d: Dialogue, turn: Turn) -> Reply:
         orders = [o for o in orders if o.status != "cancelled"]
     if not orders:
         # Not about an order after all ("三段的怎么下不了单"): the knowledge base may answer it.
-        result = await d._search(turn.text, turn.conv.context.get("sku"))
+        result = await d._search_turn(turn)
         if result and result.decision == ANSWER:
             return await d._answer_hit(turn, result, intent=intent)
         return Reply(texts.NO_ORDERS)

@@ -73,6 +73,7 @@ CHANGE_TASK = "好的，订单 {order_id} 还没发货，您的修改需求已�
 CHANGE_SHIPPED = "订单 {order_id} 已经发货（{carrier} {tracking_no}），地址和规格无法直接修改了。可以联系快递改派（可能产生费用），或收货后申请换货。需要的话我为您转接人工客服。"
 CHANGE_CLOSED = "订单 {order_id} 当前状态是“{status}”，不能再修改了。如需帮助请回复“人工”。"
 CANCEL_TASK = "好的，已为订单 {order_id} 提交取消申请，人工客服确认后款项会原路退回，请留意通知。"
+CANCEL_UNPAID = "订单 {order_id} 还没付款，不用申请取消：未付款的订单到时会自动取消，您也可以在小程序“我的订单”里直接取消。"
 CANCEL_SHIPPED = "订单 {order_id} 已经发货，无法直接取消。您可以拒收包裹，或收到后在订单页申请退货退款。"
 CANCEL_DONE = "订单 {order_id} 当前状态是“{status}”，无需再取消。"
 REFUND_STATUS = "订单 {order_id} 正在退款中，我们验收后24小时内原路退回。"

@@ -66,6 +66,9 @@ class SearchResult:
 
 
 _LATIN = re.compile(r"[A-Za-z0-9]+")
+_NUMBER = re.compile(r"[0-9.]+")
+# Questions whose embeddings are kept: a message is searched, then asked about its product, in one turn.
+QUERY_CACHE = 256
 _OPTION_SEP = re.compile(r"[/、|，,]")
 
 
@@ -77,6 +80,35 @@ def _options(value: str) -> list[str]:
 def named_spec(product: Product, text: str) -> tuple[str, str] | None:
     """The product's spec line whose key the text names (the longest key wins), else None."""
     return next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in text), None)
+
+
+# A name word found in more than this share of the shop's other texts (FAQ entries, other products'
+# descriptions and specs) is the shop's everyday vocabulary, not a name: 宝宝 in a baby shop (0.15 of
+# its texts) as against 推车 0.05, 洗地机 0.04, 防晒 0.10 in the four shops measured.
+GENERIC_SHARE = 0.12
+
+
+def _naming_words(products: list[Product], faqs: list[Faq]) -> dict[str, set[str]]:
+    """Words of product names that point at one or two products when a question uses them alone."""
+    word_skus: dict[str, set[str]] = {}
+    for p in products:
+        for word in jieba.lcut(p.name):
+            word = word.strip().lower()
+            if len(word) >= 2 and not _LATIN.fullmatch(word) and not _NUMBER.fullmatch(word):
+                word_skus.setdefault(word, set()).add(p.sku)
+    # A word shared by many names (款, 套装, 礼盒 …) names no product in particular.
+    word_skus = {w: s for w, s in word_skus.items() if len(s) <= 2}
+    texts = [(f.sku, f"{f.question} {f.answer}".lower()) for f in faqs]
+    texts += [(p.sku, (p.description + " ".join(f"{k}{v}" for k, v in p.specs)).lower()) for p in products]
+    if not texts:
+        return word_skus
+    limit = GENERIC_SHARE * len(texts)
+    return {w: s for w, s in word_skus.items() if sum(1 for sku, t in texts if sku not in s and w in t) <= limit}
+
+
+def _product_text(product: Product) -> str:
+    """A product's own words: name, description and specs (lower case)."""
+    return f"{product.name} {product.description} {' '.join(f'{k}{v}' for k, v in product.specs)}".lower()
 
 
 def _terms(product: Product) -> list[str]:
@@ -113,6 +145,8 @@ class KnowledgeBase:
         self._terms: list[tuple[str, str]] = []  # (term, sku), longest first
         self._word_skus: dict[str, set[str]] = {}
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
+        self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
+        self._queries: dict[str, np.ndarray] = {}  # recent questions' embeddings, oldest first
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
 
     def load(self, db: sqlite_utils.Database) -> int:
@@ -141,13 +175,7 @@ class KnowledgeBase:
         matrix = np.vstack([stored[k] for k in keys]) if keys else np.zeros((0, 1), dtype=np.float32)
         # Longest terms first; ties in a fixed order, so the same question finds the same product in every process.
         terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: (-len(x[0]), x[0], x[1]))
-        word_skus: dict[str, set[str]] = {}
-        for p in products:
-            for word in jieba.lcut(p.name):
-                if len(word.strip()) >= 2 and not _LATIN.fullmatch(word.strip()):
-                    word_skus.setdefault(word.strip().lower(), set()).add(p.sku)
-        # A word shared by many names (款, 套装, 礼盒 …) names no product in particular.
-        word_skus = {w: s for w, s in word_skus.items() if len(s) <= 2}
+        word_skus = _naming_words(products, faqs)
         variant_values: dict[str, set[str]] = {}
         for p in products:
             for key, value in p.specs:
@@ -162,6 +190,7 @@ class KnowledgeBase:
             self._terms = terms
             self._word_skus = word_skus
             self._variant_values = variant_values
+            self._spec_cache = {}
             self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
@@ -172,8 +201,17 @@ class KnowledgeBase:
         )
         return len(plan.todo)
 
-    def mentioned_products(self, text: str) -> list[str]:
+    def mentioned_products(self, text: str, context_sku: str | None = None) -> list[str]:
         """Products the text names, by name or alias (longest match), else by a distinctive word."""
+        return self.named_products(text, context_sku)[0]
+
+    def named_products(self, text: str, context_sku: str | None = None) -> tuple[list[str], bool]:
+        """Products the text names and whether by a name or alias (True) or only by a word of a name.
+
+        A word that the product being talked about (``context_sku``) has in its own name, description
+        or specs is about that product: "带防晒吗" after the foundation asks about its SPF, not for the
+        sunscreen.
+        """
         lowered = text.lower()
         best_len = 0
         found: list[str] = []
@@ -185,22 +223,42 @@ class KnowledgeBase:
                 if sku not in found:
                     found.append(sku)
         if found:
-            return found
+            return found, True
+        context = self.products.get(context_sku) if context_sku else None
+        own = _product_text(context) if context else ""
         counts: Counter[str] = Counter()
         for word in jieba.lcut(lowered):
-            for sku in sorted(self._word_skus.get(word.strip(), ())):
+            word = word.strip()
+            if word in own:
+                continue
+            for sku in sorted(self._word_skus.get(word, ())):
                 counts[sku] += 1
-        return [sku for sku, _ in counts.most_common(2)]
+        return [sku for sku, _ in counts.most_common(2)], False
+
+    def named_among(self, text: str, skus: list[str]) -> list[str]:
+        """The one product of ``skus`` whose name or aliases share the most words with the text, if
+        one leads ("吹风机那单呢" among the shopper's orders, though the shop sells three dryers)."""
+        words = {w.strip() for w in jieba.lcut(text.lower()) if len(w.strip()) >= 2}
+        scores: Counter[str] = Counter()
+        for sku in dict.fromkeys(skus):
+            product = self.products.get(sku)
+            if product is not None:
+                names = " ".join(_terms(product))
+                scores[sku] = sum(1 for w in words if w in names)
+        ranked = scores.most_common(2)
+        if not ranked or ranked[0][1] == 0 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+            return []
+        return [ranked[0][0]]
 
     def raw_scores(self, text: str, context_sku: str | None = None) -> tuple[dict[tuple[str, str], float], list[str]]:
         """Best cosine per entry and the products named, before any bonus (blocking).
 
         A spec line counts for its product.
         """
-        mentioned = self.mentioned_products(text)
-        if not mentioned and context_sku and context_sku in self.products:
-            mentioned = [context_sku]
-        query = self.encoder.encode([text])[0]
+        mentioned = self.mentioned_products(text, context_sku)
+        if context_sku and context_sku in self.products and (not mentioned or context_sku in mentioned):
+            mentioned = [context_sku]  # of the products named, the one being talked about
+        query = self.query_vector(text)
         best: dict[tuple[str, str], float] = {}
         with self._lock:
             if self._doc_ref:
@@ -222,7 +280,7 @@ class KnowledgeBase:
         named = named_spec(product, text)
         if named:  # the question names one of the product's own spec keys
             return Hit("spec", prefix + named[0], 1.0)
-        query = self.encoder.encode([text])[0]
+        query = self.query_vector(text)
         own = {f.id for f in self.faqs.values() if f.sku == sku}
         best: Hit | None = None
         with self._lock:
@@ -233,7 +291,61 @@ class KnowledgeBase:
                         score += self.thresholds.spec_key_bonus  # "多重" shares 重 with the key 车重
                     if best is None or score > best.score:
                         best = Hit(kind, ref, round(score, 4))
-        return best if best is not None and best.score >= self.thresholds.product_answer else None
+        if best is None or best.score < self.thresholds.product_answer:
+            return None
+        if best.kind == "spec":
+            # Which line: the lines embedded with the product's name all look alike; the key alone and
+            # "key：value" without the name tell 车重 from 承重 and 容量 from 功率.
+            return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
+        return best
+
+    def _spec_line(self, product: Product, text: str, query: np.ndarray) -> str:
+        """The product's spec key that fits the question best (blocking)."""
+        cached = self._spec_cache.get(product.sku)
+        if cached is None or cached[0] != product.specs:
+            keys = [k for k, _ in product.specs]
+            vectors = self.encoder.encode(keys + [f"{k}：{v}" for k, v in product.specs])
+            cached = (product.specs, vectors)
+            self._spec_cache[product.sku] = cached
+        # The product's own name says nothing about which line is asked for ("高速吹风机多重" is "多重").
+        bare = text.lower()
+        for term in _terms(product):
+            bare = bare.replace(term, " ")
+        for word in jieba.lcut(product.name.lower()):
+            if len(word.strip()) >= 2:
+                bare = bare.replace(word.strip(), " ")
+        if bare.strip() and bare != text.lower():
+            text, query = bare, self.query_vector(bare.strip())
+        n = len(product.specs)
+        keyed = cached[1] @ query
+        with self._lock:
+            named = {
+                ref: float(self._matrix[i] @ query)
+                for i, ref in enumerate(self._doc_ref)
+                if ref.startswith(product.sku + store.SPEC_SEP)
+            }
+        scores = [
+            (keyed[i] + keyed[n + i] + named.get(f"{product.sku}{store.SPEC_SEP}{key}", keyed[n + i])) / 3
+            for i, (key, _) in enumerate(product.specs)
+        ]
+        bonus = self.thresholds.spec_key_bonus
+        ranked = [
+            (float(score) + (bonus if set(key) & set(text) else 0.0), key)
+            for (key, _), score in zip(product.specs, scores, strict=True)
+        ]
+        return max(ranked)[1]
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The question's embedding, computed once for search and the product's own lines (blocking)."""
+        with self._lock:
+            vector = self._queries.get(text)
+        if vector is None:
+            vector = self.encoder.encode([text])[0]
+            with self._lock:
+                self._queries[text] = vector
+                while len(self._queries) > QUERY_CACHE:
+                    self._queries.pop(next(iter(self._queries)))
+        return vector
 
     def choice_spec(self, sku: str, text: str) -> tuple[str, str] | None:
         """The one spec of the product that lists choices and whose key shares a character with the

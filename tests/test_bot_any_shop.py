@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import server
+from bot import conversations as conv_store
 from bot import texts
 from bot.dialogue import Dialogue
 from bot.orders import SqliteOrders
@@ -33,6 +34,11 @@ def shop(tmp_path: Path, name: str, encoder: Encoder) -> tuple[DbRunner, Knowled
 
 def said(openid: str, text: str, n: int) -> Inbound:
     return Inbound(f"msg:{openid}:{n}", openid, "gh", "text", text, int(T0))
+
+
+async def states(runner: DbRunner) -> list[str]:
+    """Every conversation's state."""
+    return [str(r[0]) for r in await runner.run(lambda db: db.execute("SELECT state FROM conversations ORDER BY id").fetchall())]
 
 
 def dialogue(runner: DbRunner, kb: KnowledgeBase, *parses: Parse) -> Dialogue:
@@ -145,5 +151,84 @@ async def test_is_this_normal_about_a_product_gets_its_faq_not_a_handoff(tmp_pat
     # A doubtful complaint about a product whose own FAQ answers it.
     d = dialogue(runner, kb, Parse("", "complaint", 0.5))
     reply = await d(said("oNormal", "羊小乐羊奶粉冲出来有膻味 正常吗", 1))
-    assert reply.text is not None and "正常" in reply.text and "人工" not in reply.text
+    assert reply.text is not None and "正常" in reply.text and texts.HUMAN_ON_REQUEST in reply.text
+    assert not reply.understood or not reply.understood.handed_off
+    assert await states(runner) == [conv_store.BOT]
+    runner.close()
+
+
+@pytest.mark.model
+async def test_a_sure_complaint_goes_to_a_person_with_what_the_faq_says(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.95))
+    reply = await d(said("oRash", "用了你们的东西过敏了 脸上起疹子", 1))
+    assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
+    assert "停用" in reply.text  # F023: stop, rinse, keep the product
+    assert reply.understood is not None and reply.understood.handed_off
+    runner.close()
+
+
+@pytest.mark.model
+async def test_a_follow_up_is_searched_with_the_question_before_it(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.9), Parse("", "return_refund", 0.9))
+    await d(said("oAfter", "退款申请通过了", 1))
+    reply = await d(said("oAfter", "多久能到账", 2))
+    faq = {f.id: f for f in kb.faqs.values() if "到账" in f.question}
+    assert faq and reply.text in {f.answer for f in faq.values()}
+    runner.close()
+
+
+def test_an_everyday_word_of_the_shop_names_no_product(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+    # 宝宝 is in the down jacket's name, and in a sixth of the shop's other texts.
+    assert kb.mentioned_products("声音大不大 晚上吸怕吵醒宝宝") == []
+    assert kb.mentioned_products("吸奶器声音大不大") == ["BAB-034"]
+    runner.close()
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    # 内胆 names the rice cooker; asked after the kettle, whose specs have a 304不锈钢内胆, it is the kettle's.
+    assert kb.mentioned_products("内胆是什么材质") == ["APP-010"]
+    assert kb.mentioned_products("内胆是什么材质", context_sku="APP-011") == []
+    runner.close()
+
+
+@pytest.mark.model
+async def test_of_two_products_named_the_one_talked_about_is_meant(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "baby", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_product_info", 0.9))
+    await d(said("oSeat", "星护安全座椅适合多大孩子", 1))
+    reply = await d(said("oSeat", "座椅本身多重", 2))  # 座椅 names both seats
+    assert reply.text is not None and "9.8kg" in reply.text and "星护" in reply.text
+    runner.close()
+
+
+@pytest.mark.model
+async def test_the_spec_line_asked_for_not_the_name_words(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "appliances", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9))
+    reply = await d(said("oDryer", "高速吹风机多重", 1))  # 高速 of the name is no hint of 转速
+    assert reply.text is not None and "350g" in reply.text, reply.text
+    runner.close()
+
+
+async def test_the_order_of_the_product_named_beats_the_one_talked_about(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "order_status", 0.9), Parse("", "ask_price", 0.9))
+    first = await d(said("oApp009", "儿童牙刷那个到哪了", 1))
+    assert first.text is not None and "AP2026111818826" in first.text
+    reply = await d(said("oApp009", "吹风机那单呢", 2))
+    assert reply.text is not None and "AP2026110713380" in reply.text
+    # Taken for a price question, but it is about the order of that product.
+    reply = await d(said("oApp009", "刷头那单发了吗", 3))
+    assert reply.text is not None and "AP2026112020415" in reply.text and "¥" not in reply.text
+    runner.close()
+
+
+async def test_cancelling_an_unpaid_order_needs_no_person(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "cancel_order", 0.9))
+    reply = await d(said("oBaby004", "吸奶器那个单子我还没付款 不想要了", 1))
+    assert reply.text is not None and "BB2026111700068" in reply.text and "自动取消" in reply.text
+    assert reply.understood is not None and not reply.understood.handed_off
+    assert await states(runner) == [conv_store.BOT]
     runner.close()

@@ -38,7 +38,10 @@ ASKED_FOR_PERSON = frozenset({"asked_for_human"})
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
 # Words that point at an order already placed (not 下单, placing one).
-ORDER_TALK = re.compile(r"订单|单子|单号|物流|[那这哪的]单|我(?:之前|上次|刚|刚刚|后来|昨天|前天|上周)?(?:买|订|预定|预订|拍)的")
+ORDER_WORDS = re.compile(r"订单|单子|单号|物流|[那这哪的]单")
+ORDER_TALK = re.compile(ORDER_WORDS.pattern + r"|我(?:之前|上次|刚|刚刚|后来|昨天|前天|上周)?(?:买|订|预定|预订|拍)的")
+# A message that asks something: no thank-you or goodbye, whatever the intent model says.
+ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要")
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 
@@ -188,8 +191,12 @@ class Dialogue:
         parse = turn.parse
         if parse.intent == FALLBACK or parse.confidence < self.config.confidence:
             return await self._misunderstood(turn)
+        if parse.intent in ("thanks", "goodbye") and ASKS.search(turn.text):
+            # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
+            return await self._misunderstood(turn)
         turn.conv.misunderstandings = 0
-        if parse.intent in PRESALE and ORDER_TALK.search(turn.text):
+        talk = ORDER_WORDS if parse.intent == "ask_price" else ORDER_TALK  # "我上周买的精华降价了": price protection
+        if parse.intent in PRESALE and talk.search(turn.text):
             # "破壁机那单签收了吧", "我买的蒸汽炸锅发了没": about the shopper's order of that product.
             order = await _order_about_product(self, turn, named_only=True)
             if order is not None:
@@ -224,12 +231,14 @@ class Dialogue:
             return joined
         return result
 
-    async def _about_product(self, turn: Turn, product: Product, *, faq_only: bool = False) -> Reply | None:
+    async def _about_product(
+        self, turn: Turn, product: Product, *, faq_only: bool = False, at_least: float | None = None
+    ) -> Reply | None:
         """The product's own FAQ entry (or spec line) when one clearly answers the question."""
         if self.kb is None:
             return None
         kb = self.kb
-        hit = await asyncio.get_running_loop().run_in_executor(None, kb.about_product, product.sku, turn.text)
+        hit = await asyncio.get_running_loop().run_in_executor(None, kb.about_product, product.sku, turn.text, at_least)
         if hit is None or (faq_only and hit.kind != "faq"):
             return None
         if hit.kind == "spec":
@@ -244,12 +253,29 @@ class Dialogue:
             return await self._answer_hit(turn, result, intent="kb_only")
         return await self.handoff(turn, "nlu_unavailable", texts.NLU_DOWN_HANDOFF)
 
+    async def _about_context(self, turn: Turn, result: SearchResult | None) -> Reply | None:
+        """For a message the intent model could not place: the product it names by name (its card,
+        when search agrees), else a line of the product named or talked about that is very close."""
+        if self.kb is None:
+            return None
+        named, by_name = self.kb.named_products(turn.text, turn.conv.context.get("sku"))
+        if by_name and len(named) == 1 and result and result.top and result.top.label == f"sku:{named[0]}":
+            return await self._answer_label(turn, "product", named[0], intent="kb_match")  # "想看看那个可视空气炸锅"
+        product = await self._product(turn)
+        if product is None:
+            return None
+        return await self._about_product(turn, product, at_least=self.kb.thresholds.product_followup)
+
     async def _misunderstood(self, turn: Turn) -> Reply:
         assert turn.parse is not None
         result = await self._search_turn(turn)
         if result and result.decision == ANSWER:
             turn.conv.misunderstandings = 0
             return await self._answer_hit(turn, result, intent="kb_match")
+        about = await self._about_context(turn, result)
+        if about is not None:
+            turn.conv.misunderstandings = 0
+            return dataclasses.replace(about, intent="kb_match")
         turn.conv.misunderstandings += 1
         if turn.conv.misunderstandings >= self.config.handoff_after_misunderstandings:
             return await self.handoff(turn, "misunderstood")
@@ -300,6 +326,13 @@ class Dialogue:
         if context_sku and (not candidates or context_sku in candidates):
             # "座椅本身多重" names both seats; the one being talked about is meant.
             candidates = [context_sku]
+        if not candidates:
+            # "收到了怎么用": a shopper who bought one product is asking about it.
+            try:
+                bought = {o.sku for o in await self.orders.orders_of(turn.inbound.openid)}
+            except OrderSourceError:
+                bought = set()
+            candidates = list(bought) if len(bought) == 1 else []
         for sku in candidates:
             product = await self.runner.run(kb_store.get_product, sku)
             if product:
@@ -484,6 +517,9 @@ async def answer_out_of_scope(d: Dialogue, turn: Turn) -> Reply:
     result = await d._search_turn(turn)
     if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
         return await d._answer_hit(turn, result, intent="out_of_scope")
+    about = await d._about_context(turn, result)  # "尘杯多大" right after the vacuum cleaner
+    if about is not None:
+        return dataclasses.replace(about, intent="out_of_scope")
     return Reply(texts.OUT_OF_SCOPE)
 
 
@@ -574,11 +610,18 @@ async def answer_policy(d: Dialogue, turn: Turn) -> Reply:
 
 # A question about the agents (when they work, how to reach them) rather than a request for one.
 _QUESTION = re.compile(r"[吗么呢？?]\s*$|几点|什么时候|多久|怎么|哪里|电话")
+# Words asking for a person, rather than naming a product that has 机器人 in its name.
+_PERSON = re.compile(r"人工|客服|真人|活人|人呢|有人|经理|主管|投诉")
 
 
 @handles("human_agent")
 async def answer_human_agent(d: Dialogue, turn: Turn) -> Reply:
-    """Straight to the agents' queue, unless it asks something about them the FAQ answers."""
+    """Straight to the agents' queue, unless it asks something about them the FAQ answers, or only
+    names a product ("R5扫地机器人" is the product, not a wish for a person)."""
+    if d.kb and not _PERSON.search(turn.text):
+        named, by_name = d.kb.named_products(turn.text, turn.conv.context.get("sku"))
+        if by_name and len(named) == 1:
+            return await d._answer_label(turn, "product", named[0], intent="human_agent")
     if _QUESTION.search(turn.text):
         result = await d._search_turn(turn)
         # The shopper can still say 转人工; the best FAQ entry is worth giving unless search knows nothing.
@@ -676,7 +719,12 @@ async def answer_order(d: Dialogue, turn: Turn) -> Reply:
     else:
         orders = [o for o in orders if o.status != "cancelled"]
     if not orders:
-        # Not about an order after all ("三段的怎么下不了单"): the knowledge base may answer it.
+        # Not about an order after all ("三段的怎么下不了单", "加湿器HM-E6多少钱"): the product named,
+        # or what the knowledge base says.
+        if d.kb and not ORDER_TALK.search(turn.text):
+            skus, by_name = d.kb.named_products(turn.text, turn.conv.context.get("sku"))
+            if by_name and len(skus) == 1:
+                return await d._answer_label(turn, "product", skus[0], intent=intent)
         result = await d._search_turn(turn)
         if result and result.decision == ANSWER:
             return await d._answer_hit(turn, result, intent=intent)

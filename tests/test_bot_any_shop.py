@@ -232,3 +232,49 @@ async def test_cancelling_an_unpaid_order_needs_no_person(tmp_path: Path) -> Non
     assert reply.understood is not None and not reply.understood.handed_off
     assert await states(runner) == [conv_store.BOT]
     runner.close()
+
+
+async def test_a_product_name_with_robot_in_it_is_no_wish_for_a_person(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "human_agent", 0.8), Parse("", "human_agent", 0.8))
+    reply = await d(said("oRobot", "R5扫地机器人", 1))
+    assert reply.text is not None and "1599" in reply.text
+    assert await states(runner) == [conv_store.BOT]
+    reply = await d(said("oRobot", "扫地机器人有人工吗", 2))  # asks for a person: queued
+    assert await states(runner) == [conv_store.QUEUED]
+    runner.close()
+
+
+async def test_a_price_question_taken_for_an_order_question_by_a_shopper_without_orders(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "order_status", 0.8), Parse("", "order_status", 0.8))
+    reply = await d(said("oNoOrders", "无雾加湿器HM-E6多少钱", 1))
+    assert reply.text is not None and "529" in reply.text
+    reply = await d(said("oNoOrders", "我的订单到哪了", 2))
+    assert reply.text == texts.NO_ORDERS
+    runner.close()
+
+
+@pytest.mark.model
+async def test_a_question_is_no_thank_you(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "appliances", real_encoder)
+    d = dialogue(runner, kb, Parse("", "thanks", 0.9))
+    reply = await d(said("oHow", "收到的货坏了要我怎么弄", 1))
+    assert reply.text != texts.THANKS
+    runner.close()
+
+
+@pytest.mark.model
+async def test_a_follow_up_the_model_cannot_place_is_asked_of_the_product_in_context(
+    tmp_path: Path, real_encoder: Encoder
+) -> None:
+    runner, kb = shop(tmp_path, "appliances", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "out_of_scope", 0.8), Parse("", "out_of_scope", 0.8))
+    first = await d(said("oVac", "V8 Lite吸尘器多少钱", 1))
+    assert first.text is not None and "899" in first.text
+    reply = await d(said("oVac", "尘杯多大", 2))
+    assert reply.text is not None and "0.6L" in reply.text
+    # Nothing the product's lines answer: still the polite no.
+    reply = await d(said("oVac", "今天天气怎么样", 3))
+    assert reply.text == texts.OUT_OF_SCOPE
+    runner.close()

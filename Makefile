@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test lint bench browser models onnx-model rasa-model sentiment-model clean
+.PHONY: setup run test lint bench browser venvs serve-models models onnx-model rasa-model sentiment-model clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 is needed"; exit 1; }
@@ -64,7 +64,15 @@ rasa-model: $(VENV)/.installed $(RASA_VENV)/.complete onnx-model
 sentiment-model: onnx-model
 	$(PY) -m reviews.sentiment $(CACHE)
 
-models: $(VENV)/.installed .venv-rasa onnx-model rasa-model sentiment-model
+# Both venvs at once: pip spends much of its time waiting on the disk and the network.
+venvs:
+	$(MAKE) --no-print-directory -j2 $(VENV)/.installed .venv-rasa
+
+# What the first answer needs. The review sentiment model is not among them: `make run` trains it in
+# the background once the server is up (the review API answers 503 with Retry-After until then).
+serve-models: venvs onnx-model rasa-model
+
+models: serve-models sentiment-model
 
 setup: models
 
@@ -75,9 +83,12 @@ DEMO_ENV = KEFU_WECHAT_MODE=$${KEFU_WECHAT_MODE:-compat} \
 	KEFU_WECHAT_AES_KEY=$${KEFU_WECHAT_AES_KEY:-kefuDemoEncodingAESKey0123456789abcdefghijk} \
 	KEFU_REVIEWS_TOKEN=$${KEFU_REVIEWS_TOKEN:-kefu-demo-reviews}
 
-run: setup
+run: serve-models
 	$(VENV)/bin/kefu kb import kb/demo
 	KEFU_NEW_PASSWORD=kefu-demo-123 $(VENV)/bin/kefu users add demo --role manager
+	@$(PY) -m reviews.sentiment $(CACHE) --check || { \
+		echo "the review sentiment model trains in the background (about 11 minutes; log: $(CACHE)/sentiment-train.log); the bot answers meanwhile"; \
+		nohup flock -n $(CACHE)/sentiment.lock nice -n 10 $(PY) -m reviews.sentiment $(CACHE) > $(CACHE)/sentiment-train.log 2>&1 & }
 	@echo "console: http://127.0.0.1:$${KEFU_PORT:-8080}/console  (user demo, password kefu-demo-123)"
 	$(DEMO_ENV) $(VENV)/bin/kefu serve
 

@@ -352,10 +352,13 @@ async def open_services(
         orders: OrderSource = (
             HttpOrders(session, settings.orders_url, settings.orders_token) if settings.orders_url else SqliteOrders(runner)
         )
-        paths = [*settings.sentiment_paths(), base_model_path(Path(settings.cache), encoder.name)]
-        sentiment = await loop.run_in_executor(None, load_or_none, paths, encoder)
+        sentiment = await loop.run_in_executor(None, load_or_none, sentiment_paths(settings, encoder), encoder)
         if sentiment is None:
-            logger.warning("no sentiment model for %s: run `make setup`; the review API answers 503", encoder.name)
+            logger.warning(
+                "no sentiment model for %s yet (`make run` trains it in the background, `make setup` in the "
+                "foreground): the review API answers 503 until it is there",
+                encoder.name,
+            )
     except BaseException:
         if rasa:
             await rasa.stop()
@@ -363,6 +366,27 @@ async def open_services(
         runner.close()
         raise
     return Services(settings, runner, session, nlu, kb, orders, metrics or Metrics(), sentiment, LiveHub(), rasa)
+
+
+def sentiment_paths(settings: Settings, encoder: Encoder) -> list[Path]:
+    """Where the sentiment model may be, in order: the shop's own, then setup's for this encoder."""
+    return [*settings.sentiment_paths(), base_model_path(Path(settings.cache), encoder.name)]
+
+
+# How often a server without a sentiment model looks for one (the first run trains it after start-up).
+SENTIMENT_POLL = 10.0
+
+
+async def await_sentiment(services: Services, reviews: Reviews) -> None:
+    """Load the sentiment model once it appears; from then on the review API tags and stores reviews."""
+    encoder = services.kb.encoder
+    paths = sentiment_paths(services.settings, encoder)
+    while reviews.model is None:
+        await asyncio.sleep(SENTIMENT_POLL)
+        model = await asyncio.get_running_loop().run_in_executor(None, load_or_none, paths, encoder)
+        if model is not None:
+            services.sentiment = reviews.model = model
+            logger.info("sentiment model loaded: the review API accepts reviews")
 
 
 async def close_services(services: Services) -> None:
@@ -460,6 +484,8 @@ def make_app(
             asyncio.create_task(_every(5.0, workflow.run_once), name="workflow"),
             asyncio.create_task(_every(settings.kb_refresh, partial(_refresh_kb, services)), name="kb-refresh"),
         ]
+        if services.sentiment is None:
+            tasks.append(asyncio.create_task(await_sentiment(services, app[REVIEWS]), name="sentiment-wait"))
         yield
         await services.hub.close_all()
         await dispatcher.drain()
@@ -720,7 +746,7 @@ def _cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def _load_sentiment(settings: Settings) -> tuple[Encoder, SentimentModel | None]:
     encoder = load_encoder(settings)
-    paths = [*settings.sentiment_paths(), base_model_path(Path(settings.cache), encoder.name)]
+    paths = sentiment_paths(settings, encoder)
     return encoder, load_or_none(paths, encoder)
 
 

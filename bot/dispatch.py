@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import sqlite_utils
 
 from bot import store, texts
 from bot.metrics import Metrics
@@ -23,12 +26,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Reply:
-    """What the bot answers, and what it understood (stored with the message)."""
+    """What the bot answers, and what it understood (stored with the message).
+
+    ``persist`` writes what the turn changed (the conversation) inside the transaction that stores
+    the reply, so a message costs two write transactions: storing it, and storing its answer.
+    ``on_stored`` runs once that transaction has committed (live updates for the console).
+    """
 
     text: str | None
     intent: str | None = None
     confidence: float | None = None
     understood: Understood | None = None
+    persist: Callable[[sqlite_utils.Database], None] | None = None
+    on_stored: Callable[[], None] | None = None
 
 
 Responder = Callable[[Inbound], Awaitable[Reply]]
@@ -104,7 +114,7 @@ class Dispatcher:
                 reply.text,
             )
             self.metrics.errors.labels(kind="compliance_blocked").inc()
-            reply = Reply(texts.DONT_KNOW, intent=reply.intent, confidence=reply.confidence, understood=reply.understood)
+            reply = dataclasses.replace(reply, text=texts.DONT_KNOW)
         return reply
 
     async def handle(self, inbound: Inbound, arrived: float | None = None) -> str | None:
@@ -155,7 +165,7 @@ class Dispatcher:
         return reply
 
     async def _finish(self, message_id: int, inbound: Inbound, reply: Reply, *, inband_by: float | None) -> store.Finished | None:
-        return await self.runner.run(
+        finished = await self.runner.run(
             store.finish_message,
             message_id,
             openid=inbound.openid,
@@ -165,7 +175,11 @@ class Dispatcher:
             intent=reply.intent,
             confidence=reply.confidence,
             understood=reply.understood,
+            persist=reply.persist,
         )
+        if finished is not None and reply.on_stored is not None:
+            reply.on_stored()
+        return finished
 
     async def _finish_later(self, message_id: int, inbound: Inbound, task: asyncio.Future[Reply]) -> None:
         reply = await task

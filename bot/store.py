@@ -212,6 +212,7 @@ def finish_message(
     intent: str | None,
     confidence: float | None,
     understood: Understood | None = None,
+    persist: Callable[[sqlite_utils.Database], None] | None = None,
 ) -> Finished | None:
     """Mark a message answered and store its reply: sent in band, or queued for the API.
 
@@ -229,6 +230,8 @@ def finish_message(
         )
         if cursor.rowcount == 0:
             return None
+        if persist is not None:
+            persist(db)  # the conversation's side of the turn, in this same transaction
         if text is None:
             return Finished(None, inband=False)
         # The UPDATE above holds the write lock: the time read now bounds when this commits.

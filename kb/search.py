@@ -71,8 +71,6 @@ class SearchResult:
 
 _LATIN = re.compile(r"[A-Za-z0-9]+")
 _NUMBER = re.compile(r"[0-9.]+")
-# Questions whose embeddings are kept: a message is searched, then asked about its product, in one turn.
-QUERY_CACHE = 256
 _OPTION_SEP = re.compile(r"[/、|，,]")
 
 
@@ -150,7 +148,7 @@ class KnowledgeBase:
         self._word_skus: dict[str, set[str]] = {}
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
-        self._queries: dict[str, np.ndarray] = {}  # recent questions' embeddings, oldest first
+        self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
 
     def load(self, db: sqlite_utils.Database) -> int:
@@ -195,6 +193,7 @@ class KnowledgeBase:
             self._word_skus = word_skus
             self._variant_values = variant_values
             self._spec_cache = {}
+            self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
             self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
@@ -262,7 +261,7 @@ class KnowledgeBase:
         mentioned = self.mentioned_products(text, context_sku)
         if context_sku and context_sku in self.products and (not mentioned or context_sku in mentioned):
             mentioned = [context_sku]  # of the products named, the one being talked about
-        query = self.query_vector(text)
+        query = self.encoder.encode([text])[0]
         best: dict[tuple[str, str], float] = {}
         with self._lock:
             if self._doc_ref:
@@ -285,7 +284,7 @@ class KnowledgeBase:
         named = named_spec(product, text)
         if named:  # the question names one of the product's own spec keys
             return Hit("spec", prefix + named[0], 1.0)
-        query = self.query_vector(text)
+        query = self.encoder.encode([text])[0]
         own = {f.id for f in self.faqs.values() if f.sku == sku}
         best: Hit | None = None
         with self._lock:
@@ -305,12 +304,16 @@ class KnowledgeBase:
         return best
 
     def _spec_line(self, product: Product, text: str, query: np.ndarray) -> str:
-        """The product's spec key that fits the question best (blocking)."""
+        """The product's spec key that fits the question best (blocking): the mean cosine of the key
+        alone, the line alone and the line with the product's name (as search embedded it)."""
         cached = self._spec_cache.get(product.sku)
         if cached is None or cached[0] != product.specs:
             keys = [k for k, _ in product.specs]
-            vectors = self.encoder.encode(keys + [f"{k}：{v}" for k, v in product.specs])
-            cached = (product.specs, vectors)
+            alone = self.encoder.encode(keys + [f"{k}：{v}" for k, v in product.specs])
+            with self._lock:
+                rows = [self._spec_rows.get(f"{product.sku}{store.SPEC_SEP}{k}") for k in keys]
+                named = np.vstack([self._matrix[r] if r is not None else alone[len(keys) + i] for i, r in enumerate(rows)])
+            cached = (product.specs, (alone[: len(keys)] + alone[len(keys) :] + named) / 3)
             self._spec_cache[product.sku] = cached
         # The product's own name says nothing about which line is asked for ("高速吹风机多重" is "多重").
         bare = text.lower()
@@ -320,37 +323,13 @@ class KnowledgeBase:
             if len(word.strip()) >= 2:
                 bare = bare.replace(word.strip(), " ")
         if bare.strip() and bare != text.lower():
-            text, query = bare, self.query_vector(bare.strip())
-        n = len(product.specs)
-        keyed = cached[1] @ query
-        with self._lock:
-            named = {
-                ref: float(self._matrix[i] @ query)
-                for i, ref in enumerate(self._doc_ref)
-                if ref.startswith(product.sku + store.SPEC_SEP)
-            }
-        scores = [
-            (keyed[i] + keyed[n + i] + named.get(f"{product.sku}{store.SPEC_SEP}{key}", keyed[n + i])) / 3
-            for i, (key, _) in enumerate(product.specs)
-        ]
+            text, query = bare, self.encoder.encode([bare.strip()])[0]
         bonus = self.thresholds.spec_key_bonus
         ranked = [
             (float(score) + (bonus if set(key) & set(text) else 0.0), key)
-            for (key, _), score in zip(product.specs, scores, strict=True)
+            for (key, _), score in zip(product.specs, cached[1] @ query, strict=True)
         ]
         return max(ranked)[1]
-
-    def query_vector(self, text: str) -> np.ndarray:
-        """The question's embedding, computed once for search and the product's own lines (blocking)."""
-        with self._lock:
-            vector = self._queries.get(text)
-        if vector is None:
-            vector = self.encoder.encode([text])[0]
-            with self._lock:
-                self._queries[text] = vector
-                while len(self._queries) > QUERY_CACHE:
-                    self._queries.pop(next(iter(self._queries)))
-        return vector
 
     def choice_spec(self, sku: str, text: str) -> tuple[str, str] | None:
         """The one spec of the product that lists choices and whose key shares a character with the

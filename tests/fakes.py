@@ -141,3 +141,12 @@ class FakeNlu:
 
     async def parse(self, text: str) -> Any:
         return self.parses.pop(0)
+
+
+def stored_turns(responder: Any, runner: Any, clock: Any) -> Any:
+    """Drive a responder as kefu does, minus WeChat: each message is stored, answered, and the answer
+    stored with the turn's conversation changes (Dispatcher.handle_local)."""
+    from bot.dispatch import Dispatcher
+    from bot.metrics import Metrics
+
+    return Dispatcher(runner, responder, Metrics(), clock).handle_local

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from kb.encoder import Encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from reviews.hours import BusinessHours
-from tests.fakes import FakeEncoder, FakeNlu
+from tests.fakes import FakeEncoder, FakeNlu, stored_turns
 
 SHOPS = Path(__file__).resolve().parent.parent / "bench" / "data" / "shops"
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
@@ -41,8 +42,9 @@ async def states(runner: DbRunner) -> list[str]:
     return [str(r[0]) for r in await runner.run(lambda db: db.execute("SELECT state FROM conversations ORDER BY id").fetchall())]
 
 
-def dialogue(runner: DbRunner, kb: KnowledgeBase, *parses: Parse) -> Dialogue:
-    return Dialogue(runner, FakeNlu(*parses), kb, SqliteOrders(runner), BusinessHours.parse("mon-sun 09:00-22:00"), lambda: T0)
+def dialogue(runner: DbRunner, kb: KnowledgeBase, *parses: Parse) -> Any:
+    d = Dialogue(runner, FakeNlu(*parses), kb, SqliteOrders(runner), BusinessHours.parse("mon-sun 09:00-22:00"), lambda: T0)
+    return stored_turns(d, runner, lambda: T0)
 
 
 def test_variants_come_from_the_shop_specs(tmp_path: Path) -> None:
@@ -277,4 +279,25 @@ async def test_a_follow_up_the_model_cannot_place_is_asked_of_the_product_in_con
     # Nothing the product's lines answer: still the polite no.
     reply = await d(said("oVac", "今天天气怎么样", 3))
     assert reply.text == texts.OUT_OF_SCOPE
+    runner.close()
+
+
+async def test_a_message_costs_two_write_transactions(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_price", 0.9))
+    begun: list[str] = []
+
+    def trace(statement: str) -> None:
+        if statement.strip().upper().startswith("BEGIN"):
+            begun.append(statement)
+
+    await runner.run(lambda db: db.conn.set_trace_callback(trace))
+    first = await d(said("oTwo", "R5扫地机器人多少钱", 1))  # a new shopper: the conversation starts too
+    assert first.text is not None and "1599" in first.text
+    assert len(begun) == 2  # store the message; store the answer with the conversation
+    second = await d(said("oTwo", "那它多少钱", 2))
+    assert second.text is not None and "1599" in second.text  # the context came through
+    assert len(begun) == 4
+    await runner.run(lambda db: db.conn.set_trace_callback(None))
+    assert await states(runner) == [conv_store.BOT]
     runner.close()

@@ -21,7 +21,7 @@ from bot.wechat import Inbound
 from intents.client import Parse
 from kb.db import DbRunner, open_db
 from reviews.hours import BusinessHours
-from tests.fakes import FakeNlu
+from tests.fakes import FakeNlu, stored_turns
 
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
 
@@ -35,8 +35,9 @@ def runner(tmp_path: Path) -> DbRunner:
     return DbRunner(open_db(tmp_path / "p.db", server.MIGRATIONS))
 
 
-def dialogue(runner: DbRunner, nlu: Any, now: list[float], hours: str = "mon-sun 09:00-22:00") -> Dialogue:
-    return Dialogue(runner, nlu, None, SqliteOrders(runner), BusinessHours.parse(hours), lambda: now[0])
+def dialogue(runner: DbRunner, nlu: Any, now: list[float], hours: str = "mon-sun 09:00-22:00") -> Any:
+    d = Dialogue(runner, nlu, None, SqliteOrders(runner), BusinessHours.parse(hours), lambda: now[0])
+    return stored_turns(d, runner, lambda: now[0])
 
 
 def said(text: str, n: int) -> Inbound:

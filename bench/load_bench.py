@@ -28,6 +28,7 @@ from tests.pushes import encrypt_xml
 STEP_SECONDS = 10.0
 RATES = (4, 6, 8, 11, 15, 20, 26, 34, 44, 57, 74, 96, 125, 162, 210)  # messages (or parses) per second
 P99_LIMIT = 1.0
+REFINE = 2  # bisection steps between the last rate held and the first lost
 WECHAT_WINDOW = 5.0
 # Messages that hand off leave the shopper queued, and queued shoppers skip the NLU: keep the bot's own path.
 HANDOFF = {"human_agent", "complaint", "change_order", "cancel_order"}
@@ -80,15 +81,24 @@ async def open_loop(rate: float, seconds: float, one: Callable[[int], Coroutine[
 
 
 async def ramp(name: str, one: Callable[[int], Coroutine[Any, Any, float | None]], lines: list[str]) -> float:
-    """Step the rate up until it is no longer sustained; the highest sustained rate (0 if none)."""
-    best = 0.0
+    """Step the rate up until it is no longer sustained, then halve the gap between the last rate held
+    and the first one lost REFINE times (the steps are 30 % apart, too coarse for a ratio); the highest
+    sustained rate (0 if none)."""
+    best, lost = 0.0, 0.0
     for rate in RATES:
         step = await open_loop(rate, STEP_SECONDS, one)
         lines.append(step.line(name))
+        await asyncio.sleep(2.0)  # let the queues drain between steps
         if not step.sustained:
+            lost = float(rate)
             break
         best = float(rate)
-        await asyncio.sleep(2.0)  # let the queues drain between steps
+    for _ in range(REFINE if best and lost else 0):
+        rate = round((best + lost) / 2, 1)
+        step = await open_loop(rate, STEP_SECONDS, one)
+        lines.append(step.line(name))
+        await asyncio.sleep(2.0)
+        best, lost = (rate, lost) if step.sustained else (best, rate)
     return best
 
 

@@ -141,8 +141,11 @@ class Dialogue:
         turn = Turn(inbound, conv)
         reply = await self._answer(turn)
         if waiting and turn.extra.get("handoff_text"):
-            # Already in the queue: one "you are in line" instead of a second handoff text.
-            reply = await self._still_waiting(conv)
+            # Already in the queue: one "you are in line" instead of a second handoff text, after what
+            # the FAQ says about it ("坏了一大半呢" still gets the compensation rule).
+            still = await self._still_waiting(conv)
+            answer = turn.extra.get("answer")
+            reply = dataclasses.replace(still, text=f"{answer}\n{still.text}") if answer else still
         if turn.parse is not None:
             understood = Understood(turn.parse.intent, turn.parse.confidence, bool(turn.extra.get("handed_off")))
             reply = dataclasses.replace(reply, understood=understood)
@@ -681,6 +684,7 @@ async def answer_complaint(d: Dialogue, turn: Turn) -> Reply:
             answer = (await d._answer_hit(turn, result, intent="complaint")).text
     if answer and confidence < SURE_COMPLAINT:
         return Reply(f"{answer}\n{texts.HUMAN_ON_REQUEST}", intent="complaint")
+    turn.extra["answer"] = answer
     prefix = f"{texts.COMPLAINT}\n{answer}" if answer else texts.COMPLAINT
     return await d.handoff(turn, "complaint", prefix)
 

@@ -325,11 +325,18 @@ class KnowledgeBase:
         if bare.strip() and bare != text.lower():
             text, query = bare, self.encoder.encode([bare.strip()])[0]
         bonus = self.thresholds.spec_key_bonus
+        lowered = text.lower()
         ranked = [
-            (float(score) + (bonus if set(key) & set(text) else 0.0), key)
-            for (key, _), score in zip(product.specs, cached[1] @ query, strict=True)
+            (
+                # A line whose whole value the question states is what the shopper knows, not what they
+                # ask: "5斤大概几个" asks 数量, not 净重 5斤.
+                not (len(value) >= 2 and value.lower() in lowered),
+                float(score) + (bonus if set(key) & set(text) else 0.0),
+                key,
+            )
+            for (key, value), score in zip(product.specs, cached[1] @ query, strict=True)
         ]
-        return max(ranked)[1]
+        return max(ranked)[2]
 
     def choice_spec(self, sku: str, text: str) -> tuple[str, str] | None:
         """The one spec of the product that lists choices and whose key shares a character with the

@@ -301,3 +301,11 @@ async def test_a_message_costs_two_write_transactions(tmp_path: Path) -> None:
     await runner.run(lambda db: db.conn.set_trace_callback(None))
     assert await states(runner) == [conv_store.BOT]
     runner.close()
+
+
+@pytest.mark.model
+async def test_a_spec_the_question_states_is_not_the_one_asked(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "fresh", real_encoder)
+    hit = kb.about_product("FRU-034", "5斤大概几个", at_least=0.0)  # 净重 is 5斤: the shopper asks 数量
+    assert hit is not None and hit.ref == "FRU-034\t数量"
+    runner.close()

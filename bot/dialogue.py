@@ -137,6 +137,9 @@ class Dialogue:
         waiting = conv.state == conv_store.QUEUED
         if waiting and (conv.handoff_reason or "") in ASKED_FOR_PERSON:
             reply = await self._still_waiting(conv)
+            answer = await self._faq_while_waiting(Turn(inbound, conv))
+            if answer is not None:  # "你们什么时候有人": the FAQ answers it, the place in line stays
+                reply = dataclasses.replace(reply, text=f"{answer}\n{reply.text}")
             return self._stored(reply, conv, inbound, started, events, save_context=False)
         turn = Turn(inbound, conv)
         reply = await self._answer(turn)
@@ -186,6 +189,17 @@ class Dialogue:
                 self.publish({**event, "conversation_id": conv.id})
 
         return dataclasses.replace(reply, persist=partial(conv_store.save_turn, record=record), on_stored=published)
+
+    async def _faq_while_waiting(self, turn: Turn) -> str | None:
+        """For a shopper waiting for the person they asked for: the FAQ's answer to a question it
+        clearly answers (no intent model: until an agent answers, the bot does not take over)."""
+        if turn.inbound.kind != "text" or not turn.text.strip() or not _QUESTION.search(turn.text):
+            return None
+        result = await self._search(turn.text, turn.conv.context.get("sku"))
+        if result is None or result.decision != ANSWER or result.top is None or result.top.kind != "faq":
+            return None
+        faq = await self.runner.run(kb_store.get_faq, result.top.ref)
+        return faq.answer if faq else None
 
     async def _still_waiting(self, conv: Conversation) -> Reply:
         position = await self.runner.run(conv_store.queue_position, conv.id)

@@ -309,3 +309,15 @@ async def test_a_spec_the_question_states_is_not_the_one_asked(tmp_path: Path, r
     hit = kb.about_product("FRU-034", "5斤大概几个", at_least=0.0)  # 净重 is 5斤: the shopper asks 数量
     assert hit is not None and hit.ref == "FRU-034\t数量"
     runner.close()
+
+
+async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "human_agent", 0.95))
+    await d(said("oWait", "转人工", 1))
+    reply = await d(said("oWait", "人工客服工作时间是几点？", 2))
+    assert reply.text is not None and "9:00-22:00" in reply.text and "队列" in reply.text
+    reply = await d(said("oWait", "快点", 3))  # no question: only the place in line
+    assert reply.text is not None and "9:00-22:00" not in reply.text and "队列" in reply.text
+    assert await states(runner) == [conv_store.QUEUED]
+    runner.close()

@@ -184,11 +184,11 @@ class Settings:
         """Notification channels in use."""
         return [c.strip() for c in self.notify_channels.split(",") if c.strip()]
 
-    def sentiment_paths(self) -> list[Path]:
-        """Where to look for the sentiment model, in order."""
-        if self.sentiment_model:
-            return [Path(self.sentiment_model)]
-        return [shop_sentiment_path(self)]
+    def sentiment_paths(self, encoder_name: str) -> list[Path]:
+        """Where the sentiment model may be, in order: the one named, else the shop's own; then setup's
+        for this encoder."""
+        own = Path(self.sentiment_model) if self.sentiment_model else shop_sentiment_path(self)
+        return [own, base_model_path(Path(self.cache), encoder_name)]
 
 
 class SettingsError(ValueError):
@@ -352,7 +352,7 @@ async def open_services(
         orders: OrderSource = (
             HttpOrders(session, settings.orders_url, settings.orders_token) if settings.orders_url else SqliteOrders(runner)
         )
-        sentiment = await loop.run_in_executor(None, load_or_none, sentiment_paths(settings, encoder), encoder)
+        sentiment = await loop.run_in_executor(None, load_or_none, settings.sentiment_paths(encoder.name), encoder)
         if sentiment is None:
             logger.warning(
                 "no sentiment model for %s yet (`make run` trains it in the background, `make setup` in the "
@@ -368,11 +368,6 @@ async def open_services(
     return Services(settings, runner, session, nlu, kb, orders, metrics or Metrics(), sentiment, LiveHub(), rasa)
 
 
-def sentiment_paths(settings: Settings, encoder: Encoder) -> list[Path]:
-    """Where the sentiment model may be, in order: the shop's own, then setup's for this encoder."""
-    return [*settings.sentiment_paths(), base_model_path(Path(settings.cache), encoder.name)]
-
-
 # How often a server without a sentiment model looks for one (the first run trains it after start-up).
 SENTIMENT_POLL = 10.0
 
@@ -380,7 +375,7 @@ SENTIMENT_POLL = 10.0
 async def await_sentiment(services: Services, reviews: Reviews) -> None:
     """Load the sentiment model once it appears; from then on the review API tags and stores reviews."""
     encoder = services.kb.encoder
-    paths = sentiment_paths(services.settings, encoder)
+    paths = services.settings.sentiment_paths(encoder.name)
     while reviews.model is None:
         await asyncio.sleep(SENTIMENT_POLL)
         model = await asyncio.get_running_loop().run_in_executor(None, load_or_none, paths, encoder)
@@ -746,7 +741,7 @@ def _cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
 
 def _load_sentiment(settings: Settings) -> tuple[Encoder, SentimentModel | None]:
     encoder = load_encoder(settings)
-    paths = sentiment_paths(settings, encoder)
+    paths = settings.sentiment_paths(encoder.name)
     return encoder, load_or_none(paths, encoder)
 
 

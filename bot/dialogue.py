@@ -128,9 +128,9 @@ class Dialogue:
         """The reply, carrying the turn's conversation changes for the transaction that stores it."""
         started = self.clock()
         conv = await self.runner.run(conv_store.current_conversation, inbound.openid, started)
-        events: list[dict[str, Any]] = []
+        events: list[str] = []  # live updates for the console, sent once the turn is stored
         if conv.state != conv_store.BOT:
-            events.append({"type": "message", "conversation_id": conv.id})
+            events.append("message")
         if conv.state == conv_store.AGENT:
             # The agent answers; the bot stays silent.
             return self._stored(Reply(None, intent="with_agent"), conv, inbound, started, events, save_context=False)
@@ -156,7 +156,7 @@ class Dialogue:
             # The question a follow-up ("多久能到账", "怎么申请") leans on.
             conv.context["prev"] = turn.text[:PREV_CHARS]
         if turn.conv.state == conv_store.QUEUED:
-            events.append({"type": "queue", "conversation_id": conv.id})
+            events.append("queue")
         close = "bot_resolved" if reply.intent == "goodbye" and not waiting else None
         return self._stored(reply, conv, inbound, started, events, close_as=close)
 
@@ -166,7 +166,7 @@ class Dialogue:
         conv: Conversation,
         inbound: Inbound,
         started: float,
-        events: list[dict[str, Any]],
+        events: list[str],
         *,
         save_context: bool = True,
         close_as: str | None = None,
@@ -186,7 +186,7 @@ class Dialogue:
 
         def published() -> None:
             for event in events:
-                self.publish({**event, "conversation_id": conv.id})
+                self.publish({"type": event, "conversation_id": conv.id})
 
         return dataclasses.replace(reply, persist=partial(conv_store.save_turn, record=record), on_stored=published)
 
@@ -198,8 +198,7 @@ class Dialogue:
         result = await self._search(turn.text, turn.conv.context.get("sku"))
         if result is None or result.decision != ANSWER or result.top is None or result.top.kind != "faq":
             return None
-        faq = await self.runner.run(kb_store.get_faq, result.top.ref)
-        return faq.answer if faq else None
+        return (await self._answer_hit(turn, result, intent="queued")).text
 
     async def _still_waiting(self, conv: Conversation) -> Reply:
         position = await self.runner.run(conv_store.queue_position, conv.id)
@@ -303,13 +302,20 @@ class Dialogue:
         when search agrees), else a line of the product named or talked about that is very close."""
         if self.kb is None:
             return None
-        named, by_name = self.kb.named_products(turn.text, turn.conv.context.get("sku"))
-        if by_name and len(named) == 1 and result and result.top and result.top.label == f"sku:{named[0]}":
-            return await self._answer_label(turn, "product", named[0], intent="kb_match")  # "想看看那个可视空气炸锅"
+        named = self.named_product(turn)
+        if named and result and result.top and result.top.label == f"sku:{named}":
+            return await self._answer_label(turn, "product", named, intent="kb_match")  # "想看看那个可视空气炸锅"
         product = await self._product(turn)
         if product is None:
             return None
         return await self._about_product(turn, product, at_least=self.kb.thresholds.product_followup)
+
+    def named_product(self, turn: Turn) -> str | None:
+        """The one product the message names by a name or alias, if it names exactly one."""
+        if self.kb is None:
+            return None
+        named, by_name = self.kb.named_products(turn.text, turn.conv.context.get("sku"))
+        return named[0] if by_name and len(named) == 1 else None
 
     async def _misunderstood(self, turn: Turn) -> Reply:
         assert turn.parse is not None
@@ -665,10 +671,9 @@ _PERSON = re.compile(r"人工|客服|真人|活人|人呢|有人|经理|主管|�
 async def answer_human_agent(d: Dialogue, turn: Turn) -> Reply:
     """Straight to the agents' queue, unless it asks something about them the FAQ answers, or only
     names a product ("R5扫地机器人" is the product, not a wish for a person)."""
-    if d.kb and not _PERSON.search(turn.text):
-        named, by_name = d.kb.named_products(turn.text, turn.conv.context.get("sku"))
-        if by_name and len(named) == 1:
-            return await d._answer_label(turn, "product", named[0], intent="human_agent")
+    named = d.named_product(turn) if not _PERSON.search(turn.text) else None
+    if named:
+        return await d._answer_label(turn, "product", named, intent="human_agent")
     if _QUESTION.search(turn.text):
         result = await d._search_turn(turn)
         # The shopper can still say 转人工; the best FAQ entry is worth giving unless search knows nothing.
@@ -749,7 +754,8 @@ async def answer_order(d: Dialogue, turn: Turn) -> Reply:
         if not named:
             # "吹风机那单呢": the order of the product named beats the order talked about before.
             of_product = await _order_about_product(d, turn, named_only=True)
-            named = of_product.order_id if of_product else None
+            if of_product is not None:
+                return await d._order_action(turn, intent, of_product)
         # "这个订单能取消吗" right after talking about an order: the order being discussed.
         named = named or turn.conv.context.get("order_id")
         if named:
@@ -769,10 +775,9 @@ async def answer_order(d: Dialogue, turn: Turn) -> Reply:
     if not orders:
         # Not about an order after all ("三段的怎么下不了单", "加湿器HM-E6多少钱"): the product named,
         # or what the knowledge base says.
-        if d.kb and not ORDER_TALK.search(turn.text):
-            skus, by_name = d.kb.named_products(turn.text, turn.conv.context.get("sku"))
-            if by_name and len(skus) == 1:
-                return await d._answer_label(turn, "product", skus[0], intent=intent)
+        product_named = d.named_product(turn) if not ORDER_TALK.search(turn.text) else None
+        if product_named:
+            return await d._answer_label(turn, "product", product_named, intent=intent)
         result = await d._search_turn(turn)
         if result and result.decision == ANSWER:
             return await d._answer_hit(turn, result, intent=intent)

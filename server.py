@@ -19,21 +19,23 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import conversations as conv_store
 from bot import store as bot_store
-from bot.console import CONSOLE, Console, add_console_routes, escalate_unclaimed, template_env
 from bot.dialogue import Dialogue
 from bot.dispatch import Dispatcher, Responder
-from bot.live import LiveHub
 from bot.metrics import Metrics
-from bot.nlu_inbox import add_inbox_routes
-from bot.notifiers import ConsoleNotifier, WeChatTemplateNotifier
+from bot.notifiers import WeChatTemplateNotifier
 from bot.orders import HttpOrders, OrderSource, SqliteOrders
 from bot.outbox import Outbox, WeChatAPI
-from bot.report_views import DASHBOARD, Dashboard, add_report_routes
-from bot.review_views import REVIEWS, Reviews, add_review_routes
 from bot.security import TRUST_PROXY, security_headers
 from bot.views import RUNTIME, Runtime, add_routes
 from bot.wechat import FORMATS, MODES, Inbound, WeChatConfig
+from console.app import CONSOLE, Console, add_console_routes, escalate_unclaimed, template_env
+from console.live import LiveHub
+from console.nlu_views import add_inbox_routes
+from console.notifiers import ConsoleNotifier
+from console.report_views import DASHBOARD, Dashboard, add_report_routes
+from console.review_views import REVIEWS, Reviews, add_review_routes
 from intents import corrections as intent_corrections
 from intents.classifier import ClassifierError, EmbeddingClassifier
 from intents.client import NluClient, RasaClient
@@ -41,15 +43,15 @@ from intents.ensemble import EnsembleNlu
 from intents.service import RasaService
 from intents.training import classifier_path, default_cache, default_rasa_venv, model_path
 from kb import store as kb_store
-from kb.db import DbRunner, open_db
 from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, CachedEncoder, Encoder, open_encoder
+from kb.hours import CHINA, BusinessHours, HoursError
 from kb.search import KnowledgeBase, refresh_if_changed
 from reviews import store as review_store
-from reviews.hours import CHINA, BusinessHours, HoursError
 from reviews.notify import NotificationSender, Notifier, WeComRobotNotifier
 from reviews.reports import ScheduleError, parse_schedule, push_weekly_report
 from reviews.sentiment import SentimentModel, base_model_path, load_or_none
 from reviews.workflow import SlaPolicy, fire_due_timers
+from storage.db import DbRunner, open_db
 
 logger = logging.getLogger("kefu")
 
@@ -516,7 +518,9 @@ class WorkflowPass:
         await self.services.runner.run(fire_due_timers, now, channels)
         await escalate_unclaimed(self.console)
         if self.settings.report_push:
-            await self.services.runner.run(push_weekly_report, self.settings.report_push, channels, now)
+            await self.services.runner.run(
+                push_weekly_report, self.settings.report_push, channels, now, conv_store.service_figures
+            )
         while await self.sender.deliver_due():
             pass
 
@@ -724,7 +728,7 @@ def _cmd_kb_eval(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
 
-    from bot.auth import AuthError, add_user
+    from console.auth import AuthError, add_user
 
     password = os.environ.get("KEFU_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
     db = open_db(settings.db, MIGRATIONS)
@@ -848,7 +852,12 @@ def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     try:
         flt = ReportFilter(start, end, args.sku, args.category)
         report = compute_report(
-            db, flt, response_sla=settings.sla_response, resolution_sla=settings.sla_resolution, now=time.time()
+            db,
+            flt,
+            response_sla=settings.sla_response,
+            resolution_sla=settings.sla_resolution,
+            now=time.time(),
+            service=conv_store.service_figures,
         )
     finally:
         db.close()

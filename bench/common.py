@@ -23,10 +23,10 @@ from aiohttp import web
 import server
 from intents.service import RasaService
 from intents.training import default_cache, default_rasa_venv, model_path
-from kb.db import open_db
 from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase, Thresholds
+from storage.db import open_db
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
 from tests.pushes import AES_KEY, TOKEN
 

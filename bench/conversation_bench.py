@@ -12,8 +12,8 @@ from bench.common import DATA, DEMO, BenchContext, latency_line
 from bot import texts
 from bot.dispatch import Dispatcher
 from bot.wechat import Inbound
-from kb.db import open_db
 from kb.importer import import_dir
+from storage.db import open_db
 
 
 def read_conversations(path: Path) -> list[tuple[str, list[str]]]:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import server
 from bench.common import DEMO, BenchContext
-from kb.db import open_db
+from bot import conversations as conv_store
 from kb.importer import import_dir
 from reviews.aspects import RULES
 from reviews.reports import ReportFilter, compute_report
+from storage.db import open_db
 
 DAY = 86400
 START = 1_761_926_400.0  # 2025-11-01 00:00 China time
@@ -73,10 +74,15 @@ async def run(ctx: BenchContext) -> list[str]:
         try:
             flt = ReportFilter(START, START + 90 * DAY)
             started = time.perf_counter()
-            report = compute_report(db, flt, now=START + 91 * DAY)
+            report = compute_report(db, flt, now=START + 91 * DAY, service=conv_store.service_figures)
             full = time.perf_counter() - started
             started = time.perf_counter()
-            compute_report(db, ReportFilter(START, START + 90 * DAY, category="茶叶"), now=START + 91 * DAY)
+            compute_report(
+                db,
+                ReportFilter(START, START + 90 * DAY, category="茶叶"),
+                now=START + 91 * DAY,
+                service=conv_store.service_figures,
+            )
             category = time.perf_counter() - started
         finally:
             db.close()

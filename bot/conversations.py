@@ -7,6 +7,7 @@ resolve, or inactivity); state says who answers: the bot, the queue, or an agent
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -316,3 +317,42 @@ def recent_corrections(db: sqlite_utils.Database, limit: int = 20) -> list[dict[
             [limit],
         )
     )
+
+
+def _percentile(db: sqlite_utils.Database, sql: str, params: list[Any], pct: float) -> float | None:
+    count = db.execute(f"SELECT count(*) FROM ({sql}) AS t", params).fetchone()[0]  # noqa: S608 - fixed SQL
+    if not count:
+        return None
+    offset = max(0, min(count - 1, math.ceil(pct / 100 * count) - 1))  # nearest rank
+    return float(db.execute(f"SELECT v FROM ({sql}) AS t ORDER BY v LIMIT 1 OFFSET {offset}", params).fetchone()[0])  # noqa: S608
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def service_figures(db: sqlite_utils.Database, since: float, until: float) -> dict[str, Any]:
+    """Customer service: messages, conversations, bot resolution, handoffs, latency, 15-second pre-sale answers."""
+    span = [since, until]
+    messages = db.execute("SELECT count(*) FROM messages WHERE received_at >= ? AND received_at < ?", span).fetchone()[0]
+    conversations, human, presale, presale_fast = db.execute(
+        "SELECT count(*), sum(needed_human), sum(presale_questions), sum(presale_fast) FROM conversations "
+        "WHERE started_at >= ? AND started_at < ?",
+        span,
+    ).fetchone()
+    latency = (
+        "SELECT answered_at - received_at AS v FROM messages "
+        "WHERE received_at >= ? AND received_at < ? AND answered_at IS NOT NULL"
+    )
+    p50 = _percentile(db, latency, span, 50)
+    p95 = _percentile(db, latency, span, 95)
+    return {
+        "messages": messages,
+        "conversations": conversations,
+        "bot_resolution_rate": _share(conversations - (human or 0), conversations),
+        "handoff_rate": _share(human or 0, conversations),
+        "reply_latency_p50_ms": round(p50 * 1000, 1) if p50 is not None else None,
+        "reply_latency_p95_ms": round(p95 * 1000, 1) if p95 is not None else None,
+        "presale_questions": presale or 0,
+        "presale_within_15_s": _share(presale_fast or 0, presale or 0),
+    }

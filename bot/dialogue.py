@@ -24,10 +24,10 @@ from bot.wechat import Inbound
 from intents.client import FALLBACK, NluClient, NluUnavailableError, Parse
 from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
-from kb.db import DbRunner
+from kb.hours import BusinessHours
 from kb.search import ANSWER, CLARIFY, UNKNOWN, KnowledgeBase, SearchResult, named_spec
 from kb.store import Order, Product
-from reviews.hours import BusinessHours
+from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from bot.metrics import Metrics
 from bot.outbox import MessageSender, TransientSendError, WeChatAPIError
 from bot.store import Understood
 from bot.wechat import Inbound
-from kb.db import DbRunner
-from reviews.compliance import check_text
+from kb.compliance import check_text
+from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

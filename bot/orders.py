@@ -8,8 +8,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from kb import store as kb_store
-from kb.db import DbRunner
 from kb.store import Order
+from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
 

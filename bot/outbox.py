@@ -17,7 +17,8 @@ import aiohttp
 
 from bot import store
 from bot.metrics import Metrics
-from kb.db import DbRunner
+from storage.db import DbRunner
+from storage.outbox import Delivered, DeliveryError, OutboxWorker
 
 logger = logging.getLogger(__name__)
 
@@ -135,66 +136,27 @@ class WeChatAPI:
         await self._call("/cgi-bin/message/custom/typing", {"touser": openid, "command": "Typing" if on else "CancelTyping"})
 
 
-def backoff(attempts: int) -> float:
-    """Seconds before retry number ``attempts + 1``: 2, 4, 8 … capped at 10 minutes."""
-    return float(min(600, 2 ** (attempts + 1)))
-
-
-class Outbox:
-    """Delivers queued texts; rows survive restarts, so a crash loses nothing."""
+class Outbox(OutboxWorker):
+    """Delivers queued texts to shoppers from the durable ``outbound`` queue."""
 
     MAX_ATTEMPTS = 12
 
     def __init__(self, runner: DbRunner, sender: MessageSender, metrics: Metrics, clock: Callable[[], float]) -> None:
-        self.runner = runner
+        super().__init__(runner, "outbound", self._send, clock, max_attempts=self.MAX_ATTEMPTS)
         self.sender = sender
         self.metrics = metrics
-        self.clock = clock
-        self.wake = asyncio.Event()
 
-    async def deliver_due(self) -> int:
-        """Try every due row once; return how many were handled."""
-        rows = await self.runner.run(store.claim_due_outbound, now=self.clock(), lease_seconds=60.0)
-        for row in rows:
-            await self._deliver(row)
-        return len(rows)
-
-    async def _deliver(self, row: store.OutboundRow) -> None:
-        state, error, retry_at = store.SENT, None, None
+    async def _send(self, row: dict[str, Any]) -> Delivered:
         try:
-            await self.sender.send_text(row.openid, row.text)
+            await self.sender.send_text(row["openid"], row["text"])
         except WeChatAPIError as exc:
             error = f"{exc.errcode} {exc.errmsg}"
-            if exc.errcode == WINDOW_CLOSED:
-                state = store.WINDOW_CLOSED
-            elif exc.errcode == QUOTA:
-                state = store.QUOTA
-            else:
-                state = store.FAILED
-            logger.warning("outbound %s to %s not delivered: %s", row.id, row.openid, error)
+            state = {WINDOW_CLOSED: store.WINDOW_CLOSED, QUOTA: store.QUOTA}.get(exc.errcode, store.FAILED)
+            logger.warning("outbound %s to %s not delivered: %s", row["id"], row["openid"], error)
             self.metrics.errors.labels(kind=f"wechat_{exc.errcode}").inc()
+            return Delivered(state, error)
         except TransientSendError as exc:
-            error = str(exc)
-            if row.attempts + 1 >= self.MAX_ATTEMPTS:
-                state = store.FAILED
-            else:
-                state, retry_at = store.PENDING, self.clock() + backoff(row.attempts)
-            logger.warning("outbound %s: transient failure (%s), attempt %s", row.id, error, row.attempts + 1)
             self.metrics.errors.labels(kind="wechat_transient").inc()
-        if state == store.SENT:
-            self.metrics.replies_out.labels(via="api").inc()
-        await self.runner.run(store.mark_outbound, row.id, state=state, now=self.clock(), error=error, retry_at=retry_at)
-
-    async def run_forever(self, interval: float = 1.0) -> None:
-        """Deliver whenever woken or every ``interval`` seconds."""
-        while True:
-            try:
-                while await self.deliver_due():
-                    pass
-            except Exception:  # keep the loop alive; the rows stay queued for the next pass
-                logger.exception("outbox pass failed")
-            try:
-                await asyncio.wait_for(self.wake.wait(), interval)
-            except TimeoutError:
-                pass
-            self.wake.clear()
+            raise DeliveryError(str(exc)) from exc
+        self.metrics.replies_out.labels(via="api").inc()
+        return Delivered()

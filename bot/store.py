@@ -149,17 +149,6 @@ def m003_console(db: sqlite_utils.Database) -> None:
 
 
 @dataclass(frozen=True)
-class OutboundRow:
-    """An outbound text waiting for (or past) delivery."""
-
-    id: int
-    message_id: int | None
-    openid: str
-    text: str
-    attempts: int
-
-
-@dataclass(frozen=True)
 class Understood:
     """What the intent model made of a message, kept for the agents' NLU inbox."""
 
@@ -276,40 +265,6 @@ def claim_stale_messages(db: sqlite_utils.Database, *, now: float, lease_seconds
         for row in rows:
             db.execute("UPDATE messages SET lease_until = ? WHERE id = ?", [now + lease_seconds, row["id"]])
     return rows
-
-
-def claim_due_outbound(db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20) -> list[OutboundRow]:
-    """Lease due outbox rows so only one sender in any process delivers each."""
-    with db.atomic():
-        rows = list(
-            db.query(
-                "SELECT id, message_id, openid, text, attempts FROM outbound "
-                "WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-                [now, limit],
-            )
-        )
-        for row in rows:
-            db.execute("UPDATE outbound SET next_attempt_at = ? WHERE id = ?", [now + lease_seconds, row["id"]])
-    return [OutboundRow(r["id"], r["message_id"], r["openid"], r["text"], r["attempts"]) for r in rows]
-
-
-def mark_outbound(
-    db: sqlite_utils.Database,
-    outbound_id: int,
-    *,
-    state: str,
-    now: float,
-    error: str | None = None,
-    retry_at: float | None = None,
-) -> None:
-    """Record a delivery attempt's outcome (final state, or pending with the next try time)."""
-    with db.atomic():
-        db.execute(
-            "UPDATE outbound SET state = ?, attempts = attempts + 1, last_error = ?, "
-            "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, "
-            "next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
-            [state, error, state, now, retry_at, outbound_id],
-        )
 
 
 def outbound_state(db: sqlite_utils.Database, outbound_id: int) -> dict[str, Any]:

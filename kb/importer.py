@@ -18,9 +18,9 @@ from typing import Any
 import sqlite_utils
 
 from kb import store
+from kb.compliance import check_text
 from kb.encoder import Encoder
 from kb.store import ORDER_STATES, id_problem, parse_specs, split_list
-from reviews.compliance import check_text
 
 COLUMNS = {
     "products.csv": ["sku", "name", "category", "price", "stock", "description", "specs", "aliases", "shipping"],

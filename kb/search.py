@@ -14,9 +14,9 @@ import numpy as np
 import sqlite_utils
 
 from kb import store
-from kb.db import DbRunner
 from kb.encoder import Encoder
 from kb.store import Faq, Product
+from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)

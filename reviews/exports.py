@@ -9,8 +9,8 @@ from typing import Any
 
 import jinja2
 
+from kb.hours import CHINA
 from reviews.charts import bar_chart, line_chart
-from reviews.hours import CHINA
 from reviews.reports import Report
 
 SENTIMENT_NAMES = {"positive": "正面", "neutral": "中性", "negative": "负面"}

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
 
-from kb.db import DbRunner
 from reviews import store
+from storage.db import DbRunner
+from storage.outbox import FAILED, Delivered, DeliveryError, OutboxWorker
 
 logger = logging.getLogger(__name__)
 
 
-class NotifyError(Exception):
+class NotifyError(DeliveryError):
     """A channel could not deliver (retried with backoff)."""
 
 
@@ -48,41 +48,18 @@ class WeComRobotNotifier:
             raise NotifyError(f"WeCom robot refused: {data}")
 
 
-def backoff(attempts: int) -> float:
-    """2, 4, 8 … seconds, at most 10 minutes."""
-    return float(min(600, 2 ** (attempts + 1)))
-
-
-class NotificationSender:
-    """Sends queued notifications through their channel; failures retry with backoff."""
+class NotificationSender(OutboxWorker):
+    """Sends queued notifications through their channel from the durable ``notifications`` queue."""
 
     MAX_ATTEMPTS = 10
 
     def __init__(self, runner: DbRunner, notifiers: Mapping[str, Notifier], clock: Callable[[], float]) -> None:
-        self.runner = runner
+        super().__init__(runner, "notifications", self._send, clock, max_attempts=self.MAX_ATTEMPTS)
         self.notifiers = notifiers
-        self.clock = clock
-        self.wake = asyncio.Event()
 
-    async def deliver_due(self) -> int:
-        """One pass over due notifications."""
-        rows = await self.runner.run(store.claim_due_notifications, self.clock(), 60.0)
-        for row in rows:
-            notifier = self.notifiers.get(row["channel"])
-            state, error, retry_at = "sent", None, None
-            if notifier is None:
-                state, error = "failed", f"channel {row['channel']} is not configured"
-            else:
-                try:
-                    await notifier.send(row["title"], row["body"], store.notification_payload(row))
-                except NotifyError as exc:
-                    error = str(exc)
-                    if row["attempts"] + 1 >= self.MAX_ATTEMPTS:
-                        state = "failed"
-                    else:
-                        state, retry_at = "pending", self.clock() + backoff(row["attempts"])
-                    logger.warning("notification %s via %s failed: %s", row["id"], row["channel"], error)
-            await self.runner.run(
-                store.mark_notification, row["id"], state=state, now=self.clock(), error=error, retry_at=retry_at
-            )
-        return len(rows)
+    async def _send(self, row: dict[str, Any]) -> Delivered:
+        notifier = self.notifiers.get(row["channel"])
+        if notifier is None:
+            return Delivered(FAILED, f"channel {row['channel']} is not configured")
+        await notifier.send(row["title"], row["body"], store.notification_payload(row))
+        return Delivered()

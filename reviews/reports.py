@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
-from reviews.hours import CHINA
+from kb.hours import CHINA
+
+# The customer-service figures come from the bot's own tables: the caller passes the bot's
+# function (bot.conversations.service_figures), so reviews never reads them itself.
+ServiceFigures = Callable[[sqlite_utils.Database, float, float], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ def compute_report(
     response_sla: float = 1800,
     resolution_sla: float = 86400,
     now: float,
+    service: ServiceFigures,
 ) -> Report:
     """Every section of the manager report for the filter.
 
@@ -229,7 +235,7 @@ def compute_report(
             )
         ),
     }
-    report.service = service_figures(db, flt)
+    report.service = service(db, flt.since, flt.until)
     return report
 
 
@@ -239,33 +245,6 @@ def _minutes(seconds: float | None) -> float | None:
 
 def _hours(seconds: float | None) -> float | None:
     return round(seconds / 3600, 2) if seconds is not None else None
-
-
-def service_figures(db: sqlite_utils.Database, flt: ReportFilter) -> dict[str, Any]:
-    """Customer service: messages, conversations, bot resolution, handoffs, latency, 15-second pre-sale answers."""
-    span = [flt.since, flt.until]
-    messages = db.execute("SELECT count(*) FROM messages WHERE received_at >= ? AND received_at < ?", span).fetchone()[0]
-    conversations, human, presale, presale_fast = db.execute(
-        "SELECT count(*), sum(needed_human), sum(presale_questions), sum(presale_fast) FROM conversations "
-        "WHERE started_at >= ? AND started_at < ?",
-        span,
-    ).fetchone()
-    latency = (
-        "SELECT answered_at - received_at AS v FROM messages "
-        "WHERE received_at >= ? AND received_at < ? AND answered_at IS NOT NULL"
-    )
-    p50 = _percentile(db, latency, span, 50)
-    p95 = _percentile(db, latency, span, 95)
-    return {
-        "messages": messages,
-        "conversations": conversations,
-        "bot_resolution_rate": _share(conversations - (human or 0), conversations),
-        "handoff_rate": _share(human or 0, conversations),
-        "reply_latency_p50_ms": round(p50 * 1000, 1) if p50 is not None else None,
-        "reply_latency_p95_ms": round(p95 * 1000, 1) if p95 is not None else None,
-        "presale_questions": presale or 0,
-        "presale_within_15_s": _share(presale_fast or 0, presale or 0),
-    }
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -324,7 +303,13 @@ def claim_push(db: sqlite_utils.Database, period: str, now: float) -> bool:
     return cursor.rowcount == 1
 
 
-def push_weekly_report(db: sqlite_utils.Database, schedule: str, channels: list[str], now: float) -> str | None:
+def push_weekly_report(
+    db: sqlite_utils.Database,
+    schedule: str,
+    channels: list[str],
+    now: float,
+    service: ServiceFigures,
+) -> str | None:
     """Queue this week's summary (the last 7 days) once, when its scheduled time has passed."""
     from reviews.store import queue_notification
 
@@ -335,7 +320,7 @@ def push_weekly_report(db: sqlite_utils.Database, schedule: str, channels: list[
     with db.atomic():
         if not claim_push(db, period, now):
             return None
-        report = compute_report(db, ReportFilter(scheduled - 7 * 86400, scheduled), now=now)
+        report = compute_report(db, ReportFilter(scheduled - 7 * 86400, scheduled), now=now, service=service)
         queue_notification(
             db,
             source=f"report:{period}",

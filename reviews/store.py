@@ -226,36 +226,3 @@ def queue_notification(
             ignore=True,
         )
         return db.table("notifications").count - before
-
-
-def claim_due_notifications(db: sqlite_utils.Database, now: float, lease: float, limit: int = 20) -> list[dict[str, Any]]:
-    """Lease due notifications so one sender delivers each."""
-    with db.atomic():
-        rows = list(
-            db.query(
-                "SELECT * FROM notifications WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-                [now, limit],
-            )
-        )
-        for row in rows:
-            db.execute("UPDATE notifications SET next_attempt_at = ? WHERE id = ?", [now + lease, row["id"]])
-    return rows
-
-
-def mark_notification(
-    db: sqlite_utils.Database,
-    notification_id: int,
-    *,
-    state: str,
-    now: float,
-    error: str | None,
-    retry_at: float | None,
-) -> None:
-    """Record a delivery attempt."""
-    with db.atomic():
-        db.execute(
-            "UPDATE notifications SET state = ?, attempts = attempts + 1, last_error = ?, "
-            "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, "
-            "next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
-            [state, error, state, now, retry_at, notification_id],
-        )

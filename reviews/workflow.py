@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from kb.hours import BusinessHours
 from reviews import store
-from reviews.hours import BusinessHours
 
 logger = logging.getLogger(__name__)
 

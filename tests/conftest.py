@@ -17,12 +17,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 import server
-from bot.auth import add_user
+from console.auth import add_user
 from intents.training import default_cache, default_rasa_venv, model_path
-from kb.db import open_db
 from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase
+from storage.db import open_db
 from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
 from tests.pushes import AES_KEY, TOKEN
 

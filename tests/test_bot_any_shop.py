@@ -14,11 +14,11 @@ from bot.dialogue import Dialogue
 from bot.orders import SqliteOrders
 from bot.wechat import Inbound
 from intents.client import Parse
-from kb.db import DbRunner, open_db
 from kb.encoder import Encoder
+from kb.hours import BusinessHours
 from kb.importer import import_dir
 from kb.search import KnowledgeBase
-from reviews.hours import BusinessHours
+from storage.db import DbRunner, open_db
 from tests.fakes import FakeEncoder, FakeNlu, stored_turns
 
 SHOPS = Path(__file__).resolve().parent.parent / "bench" / "data" / "shops"

@@ -19,7 +19,8 @@ from bot import store
 from bot.dispatch import Dispatcher, Reply
 from bot.metrics import Metrics
 from bot.wechat import Inbound
-from kb.db import DbRunner, open_db
+from storage.db import DbRunner, open_db
+from storage.outbox import claim_due
 from tests.conftest import stop_process
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
 from tests.pushes import TOKEN, fixture, signed_query
@@ -144,8 +145,8 @@ async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path
         now[0] += 61
         assert await dispatcher.recover() == 1
         assert woken == [True]
-        due = await runner.run(store.claim_due_outbound, now=now[0], lease_seconds=60)
-        assert [(r.openid, r.text) for r in due] == [("o1", "补发：在吗")]
+        due = await runner.run(claim_due, "outbound", now=now[0], lease_seconds=60)
+        assert [(r["openid"], r["text"]) for r in due] == [("o1", "补发：在吗")]
         assert await dispatcher.recover() == 0
     finally:
         runner.close()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.console import CONSOLE
+from console.app import CONSOLE
 from kb.encoder import Encoder
 from tests.conftest import DEMO, ROOT, Clock, RasaServer
 from tests.pushes import fixture, signed_query

@@ -12,9 +12,10 @@ from aiohttp.test_utils import TestServer
 from bot import store
 from bot.dispatch import Reply
 from bot.metrics import Metrics
-from bot.outbox import Outbox, WeChatAPI, WeChatAPIError, backoff
+from bot.outbox import Outbox, WeChatAPI, WeChatAPIError
 from bot.wechat import Inbound
-from kb.db import DbRunner, open_db
+from storage.db import DbRunner, open_db
+from storage.outbox import backoff
 from tests.conftest import Clock
 from tests.fakes import APPID, SECRET
 from tests.pushes import fixture, signed_query

@@ -13,14 +13,14 @@ from aiohttp import web
 import server
 from bot import conversations as conv_store
 from bot import texts
-from bot.console import Console, escalate_unclaimed, template_env
 from bot.dialogue import Dialogue
-from bot.live import LiveHub
 from bot.orders import HttpOrders, OrderSourceError, SqliteOrders
 from bot.wechat import Inbound
+from console.app import Console, escalate_unclaimed, template_env
+from console.live import LiveHub
 from intents.client import Parse
-from kb.db import DbRunner, open_db
-from reviews.hours import BusinessHours
+from kb.hours import BusinessHours
+from storage.db import DbRunner, open_db
 from tests.fakes import FakeNlu, stored_turns
 
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time

@@ -58,7 +58,7 @@ async def test_login_flood_does_not_hold_up_shoppers(
         finished[f"push{i}"] = time.monotonic()
         return await resp.text()
 
-    with caplog.at_level(logging.WARNING, logger="bot.console"):
+    with caplog.at_level(logging.WARNING, logger="console.app"):
         results = await asyncio.gather(*(wrong_login(i) for i in range(30)), *(shopper(i) for i in range(3)))
     statuses, replies = results[:30], results[30:]
     assert all(f"在吗{i}" in reply for i, reply in enumerate(replies)), replies  # answered in band, not "success"
@@ -163,8 +163,8 @@ async def test_faq_editor_takes_only_ids_the_importer_takes(console_client: Test
     assert "flash=" in resp.headers["Location"]
     # Whatever the editor saved, export then import takes back unchanged.
     from kb import store as kb_store
-    from kb.db import open_db
     from kb.importer import export_dir, import_dir
+    from storage.db import open_db
 
     db = open_db(tmp_path / "kefu.db", server.MIGRATIONS)
     before = kb_store.all_faq(db)

@@ -9,7 +9,7 @@ import pytest
 import server
 from intents import corrections
 from intents.evaluate import read_labelled
-from kb.db import open_db
+from storage.db import open_db
 
 
 def test_a_second_verdict_replaces_the_first_and_exports(tmp_path: Path) -> None:

@@ -12,16 +12,16 @@ import sqlite_utils
 
 import server
 from kb import store
-from kb.db import DbRunner, open_db
 from kb.importer import KbImportError, embed_ahead, export_dir, import_dir
 from kb.search import KnowledgeBase, refresh_if_changed
+from storage.db import DbRunner, open_db
 from tests.conftest import DEMO
 from tests.fakes import FakeEncoder
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> sqlite_utils.Database:
-    return open_db(tmp_path / "kb.db", server.MIGRATIONS)
+    return open_db(tmp_path / "storage.db", server.MIGRATIONS)
 
 
 def shop_copy(tmp_path: Path) -> Path:
@@ -162,7 +162,7 @@ def sold_out(db: sqlite_utils.Database, sku: str) -> None:
 
 
 async def test_a_running_index_picks_up_an_import_from_another_connection(tmp_path: Path) -> None:
-    path = tmp_path / "kb.db"
+    path = tmp_path / "storage.db"
     runner = DbRunner(open_db(path, server.MIGRATIONS))
     try:
         kb = KnowledgeBase(FakeEncoder())

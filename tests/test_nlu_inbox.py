@@ -16,7 +16,7 @@ from intents import corrections, training
 from intents.classifier import EmbeddingClassifier
 from intents.ensemble import EnsembleNlu
 from intents.evaluate import read_labelled
-from kb.db import open_db
+from storage.db import open_db
 from tests.browser import chromium, login, screenshot
 from tests.fakes import FakeEncoder, FakeWeChatAPI
 from tests.test_console import shopper_says

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 import server
-from kb.db import open_db
+from storage.db import open_db
 from tests.conftest import stop_process
 from tests.test_bot_crash import free_port, start_server, wait_healthy, wait_until
 

@@ -11,12 +11,14 @@ import aiohttp
 from aiohttp import web
 
 import server
-from bot.live import LiveHub
-from bot.notifiers import ConsoleNotifier, WeChatTemplateNotifier
+from bot.notifiers import WeChatTemplateNotifier
 from bot.outbox import WeChatAPI
-from kb.db import DbRunner, open_db
+from console.live import LiveHub
+from console.notifiers import ConsoleNotifier
 from reviews import store
-from reviews.notify import NotificationSender, WeComRobotNotifier, backoff
+from reviews.notify import NotificationSender, WeComRobotNotifier
+from storage.db import DbRunner, open_db
+from storage.outbox import backoff
 from tests.fakes import APPID, SECRET
 
 

@@ -12,13 +12,14 @@ import sqlite_utils
 from openpyxl import load_workbook
 
 import server
-from kb.db import open_db
+from bot import conversations as conv_store
 from kb.importer import import_dir
 from reviews.exports import render_html, write_report
 from reviews.ingest import prepare, rows_from_csv, store_reviews
 from reviews.reports import ReportFilter, compute_report, due_push_period, push_weekly_report
 from reviews.sentiment import judge
 from reviews.workflow import SlaPolicy, record_response, resolve_case
+from storage.db import open_db
 from tests.conftest import DEMO, ROOT
 
 DAY = 86400
@@ -93,7 +94,7 @@ def full_range() -> ReportFilter:
 
 
 def test_figures_match_hand_computed_values(db: sqlite_utils.Database) -> None:
-    report = compute_report(db, full_range(), now=MON + 3 * DAY)
+    report = compute_report(db, full_range(), now=MON + 3 * DAY, service=conv_store.service_figures)
     assert report.summary["reviews"] == 10
     assert report.summary["good_rate"] == 0.6
     assert report.summary["average_rating"] == 3.5  # 35 stars / 10
@@ -127,16 +128,20 @@ def test_figures_match_hand_computed_values(db: sqlite_utils.Database) -> None:
 
 
 def test_filters_by_product_and_category(db: sqlite_utils.Database) -> None:
-    by_sku = compute_report(db, ReportFilter(MON, MON + 7 * DAY, sku="ELE-001"), now=MON + 3 * DAY)
+    by_sku = compute_report(
+        db, ReportFilter(MON, MON + 7 * DAY, sku="ELE-001"), now=MON + 3 * DAY, service=conv_store.service_figures
+    )
     assert by_sku.summary["reviews"] == 4 and by_sku.cases["cases"] == 1
-    by_category = compute_report(db, ReportFilter(MON, MON + 7 * DAY, category="茶叶"), now=MON + 3 * DAY)
+    by_category = compute_report(
+        db, ReportFilter(MON, MON + 7 * DAY, category="茶叶"), now=MON + 3 * DAY, service=conv_store.service_figures
+    )
     assert by_category.summary["reviews"] == 4 and by_category.summary["good_rate"] == 0.75
-    one_day = compute_report(db, ReportFilter(MON + DAY, MON + 2 * DAY), now=MON + 3 * DAY)
+    one_day = compute_report(db, ReportFilter(MON + DAY, MON + 2 * DAY), now=MON + 3 * DAY, service=conv_store.service_figures)
     assert one_day.summary["reviews"] == 5
 
 
 def test_exports(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    report = compute_report(db, full_range(), now=MON + 3 * DAY)
+    report = compute_report(db, full_range(), now=MON + 3 * DAY, service=conv_store.service_figures)
     write_report(report, "xlsx", tmp_path / "r.xlsx")
     book = load_workbook(tmp_path / "r.xlsx")
     assert book.sheetnames == [
@@ -199,10 +204,10 @@ def test_weekly_push_once_per_week(db: sqlite_utils.Database) -> None:
     schedule = "mon 09:00"
     next_monday = MON + 7 * DAY
     assert due_push_period(schedule, next_monday + 8 * 3600) is None  # 08:00, before the scheduled 09:00
-    assert push_weekly_report(db, schedule, ["console", "wecom"], next_monday + 8 * 3600) is None
-    period = push_weekly_report(db, schedule, ["console", "wecom"], next_monday + 9 * 3600 + 60)
+    assert push_weekly_report(db, schedule, ["console", "wecom"], next_monday + 8 * 3600, conv_store.service_figures) is None
+    period = push_weekly_report(db, schedule, ["console", "wecom"], next_monday + 9 * 3600 + 60, conv_store.service_figures)
     assert period == "2025-W49"
-    assert push_weekly_report(db, schedule, ["console", "wecom"], next_monday + 10 * 3600) is None
+    assert push_weekly_report(db, schedule, ["console", "wecom"], next_monday + 10 * 3600, conv_store.service_figures) is None
     rows = list(db.table("notifications").rows_where("source = ?", ["report:2025-W49"]))
     assert [r["channel"] for r in rows] == ["console", "wecom"]
     assert "评价 10 条，好评率 60.0%" in rows[0]["body"]

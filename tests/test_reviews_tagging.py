@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kb.compliance import ComplianceError, check_text, ensure_compliant
 from reviews.aspects import split_clauses, tag_aspects
-from reviews.compliance import ComplianceError, check_text, ensure_compliant
 from reviews.sentiment import judge, text_label
 
 

@@ -8,12 +8,12 @@ import pytest
 import sqlite_utils
 
 import server
-from kb.db import open_db
+from kb.hours import BusinessHours
 from reviews import store
-from reviews.hours import BusinessHours
 from reviews.ingest import prepare, rows_from_csv, store_reviews
 from reviews.sentiment import judge
 from reviews.workflow import CaseError, SlaPolicy, close_case, fire_due_timers, record_response, resolve_case
+from storage.db import open_db
 
 T0 = 1_764_036_000.0  # 2025-11-25 10:00 China time
 CSV_HEADER = "review_id,order_id,sku,openid,rating,content,created_at\n"

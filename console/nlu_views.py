@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot import conversations as conv_store
 from bot import texts
-from bot.console import CONSOLE, path_id, render, user_of
+from console.app import CONSOLE, path_id, render, user_of
 from intents import corrections
 from intents.evaluate import INTENTS
 

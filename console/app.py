@@ -15,18 +15,19 @@ from urllib.parse import quote
 import jinja2
 from aiohttp import WSMsgType, web
 
-from bot import auth, texts
 from bot import conversations as conv_store
 from bot import store as bot_store
-from bot.live import LiveHub
+from bot import texts
 from bot.security import client_address, is_https, same_origin
+from console import auth
+from console.live import LiveHub
 from intents.evaluate import INTENTS
 from kb import store as kb_store
-from kb.db import DbRunner
+from kb.compliance import check_text
+from kb.hours import CHINA
 from kb.search import KnowledgeBase, refresh_if_changed
 from reviews import store as review_store
-from reviews.compliance import check_text
-from reviews.hours import CHINA
+from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ USER = web.RequestKey("user", auth.User)
 def template_env() -> jinja2.Environment:
     """Jinja templates with HTML autoescaping."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("bot", "templates"),
+        loader=jinja2.PackageLoader("console", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         enable_async=False,
     )

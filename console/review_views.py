@@ -15,15 +15,15 @@ from aiohttp import web
 from bot import conversations as conv_store
 from bot import store as bot_store
 from bot.bodies import BadBody, load_json
-from bot.console import CONSOLE, path_id, render, user_of
 from bot.security import bearer_ok
-from kb.db import DbRunner
+from console.app import CONSOLE, path_id, render, user_of
+from kb.compliance import check_text
 from reviews import store as review_store
 from reviews import workflow
-from reviews.compliance import check_text
 from reviews.ingest import MAX_BATCH, ReviewBatchError, judge_reviews, prepare, rows_from_json, store_reviews
 from reviews.sentiment import SentimentModel
 from reviews.workflow import CaseError, SlaPolicy
+from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
 

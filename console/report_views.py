@@ -11,12 +11,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.console import render, require_manager
+from bot import conversations as conv_store
+from console.app import render, require_manager
 from kb import store as kb_store
-from kb.db import DbRunner
+from kb.hours import CHINA
 from reviews.exports import render_html, write_report
-from reviews.hours import CHINA
 from reviews.reports import ReportFilter, compute_report
+from storage.db import DbRunner
 
 CONTENT_TYPES = {
     "html": "text/html",
@@ -70,7 +71,12 @@ async def dashboard_view(request: web.Request) -> web.Response:
     now = dash.clock()
     flt, params = _filter(request, now)
     report = await dash.runner.run(
-        compute_report, flt, response_sla=dash.response_sla, resolution_sla=dash.resolution_sla, now=now
+        compute_report,
+        flt,
+        response_sla=dash.response_sla,
+        resolution_sla=dash.resolution_sla,
+        now=now,
+        service=conv_store.service_figures,
     )
     products = await dash.runner.run(kb_store.all_products)
     return render(
@@ -97,7 +103,12 @@ async def export_view(request: web.Request) -> web.StreamResponse:
     now = dash.clock()
     flt, params = _filter(request, now)
     report = await dash.runner.run(
-        compute_report, flt, response_sla=dash.response_sla, resolution_sla=dash.resolution_sla, now=now
+        compute_report,
+        flt,
+        response_sla=dash.response_sla,
+        resolution_sla=dash.resolution_sla,
+        now=now,
+        service=conv_store.service_figures,
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"report.{fmt}"

@@ -1,0 +1,1 @@
+"""Shared infrastructure: database connections, the writer and read pool, the durable outbox queue."""

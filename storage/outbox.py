@@ -1,0 +1,148 @@
+"""The durable outbox queue: rows waiting for delivery, leased to one sender, retried with backoff.
+
+Texts to shoppers (``outbound``) and notifications to staff (``notifications``) are both queues
+of this kind: a row is ``pending`` until a delivery attempt gives it a final state, a claim
+leases it (moves ``next_attempt_at`` past the lease) so that one sender in any process tries it,
+and a failure that may pass is retried after ``backoff``. The claim is one statement
+(``UPDATE ... RETURNING``) that PostgreSQL will run with ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from storage.db import DbRunner
+
+logger = logging.getLogger(__name__)
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+QUEUES = ("outbound", "notifications")  # the table names this module may be given
+
+
+class DeliveryError(Exception):
+    """A delivery that failed for now (network, server error): the row is tried again later."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """The outcome of one attempt that needs no retry: ``sent`` or a final failure state."""
+
+    state: str = SENT
+    error: str | None = None
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before retry number ``attempts + 1``: 2, 4, 8 … capped at 10 minutes."""
+    return float(min(600, 2 ** (attempts + 1)))
+
+
+def _table(name: str) -> str:
+    if name not in QUEUES:
+        raise ValueError(f"{name} is not an outbox queue")
+    return name
+
+
+def claim_due(
+    db: sqlite_utils.Database, queue: str, *, now: float, lease_seconds: float, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` due rows of ``queue`` so only one sender delivers each."""
+    table = _table(queue)
+    with db.atomic():
+        rows = db.execute(
+            f"UPDATE {table} SET next_attempt_at = ? WHERE id IN ("  # noqa: S608 - table from QUEUES
+            f"SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?) "
+            "RETURNING *",
+            [now + lease_seconds, now, limit],
+        )
+        columns = [c[0] for c in rows.description]
+        found = [dict(zip(columns, row, strict=True)) for row in rows.fetchall()]
+    return sorted(found, key=lambda r: int(r["id"]))
+
+
+def mark(
+    db: sqlite_utils.Database,
+    queue: str,
+    row_id: int,
+    *,
+    state: str,
+    now: float,
+    error: str | None = None,
+    retry_at: float | None = None,
+) -> None:
+    """Record an attempt's outcome: a final state, or pending with the time of the next try."""
+    table = _table(queue)
+    with db.atomic():
+        db.execute(
+            f"UPDATE {table} SET state = ?, attempts = attempts + 1, last_error = ?, "  # noqa: S608 - table from QUEUES
+            "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, "
+            "next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
+            [state, error, state, now, retry_at, row_id],
+        )
+
+
+Deliver = Callable[[dict[str, Any]], Awaitable[Delivered]]
+
+
+class OutboxWorker:
+    """Delivers one queue's due rows through ``deliver``; rows survive restarts, so a crash loses nothing.
+
+    ``deliver`` returns a ``Delivered`` outcome or raises ``DeliveryError`` for a failure that may
+    pass; after ``max_attempts`` such failures the row is ``failed``.
+    """
+
+    def __init__(
+        self,
+        runner: DbRunner,
+        queue: str,
+        deliver: Deliver,
+        clock: Callable[[], float],
+        *,
+        max_attempts: int,
+        lease_seconds: float = 60.0,
+    ) -> None:
+        self.runner = runner
+        self.queue = _table(queue)
+        self.deliver = deliver
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.lease_seconds = lease_seconds
+        self.wake = asyncio.Event()
+
+    async def deliver_due(self) -> int:
+        """Try every due row once; return how many were handled."""
+        rows = await self.runner.run(claim_due, self.queue, now=self.clock(), lease_seconds=self.lease_seconds)
+        for row in rows:
+            retry_at = None
+            try:
+                outcome = await self.deliver(row)
+            except DeliveryError as exc:
+                attempts = int(row["attempts"])
+                if attempts + 1 >= self.max_attempts:
+                    outcome = Delivered(FAILED, str(exc))
+                else:
+                    outcome, retry_at = Delivered(PENDING, str(exc)), self.clock() + backoff(attempts)
+                logger.warning("%s %s: attempt %s failed (%s)", self.queue, row["id"], attempts + 1, exc)
+            await self.runner.run(
+                mark, self.queue, int(row["id"]), state=outcome.state, now=self.clock(), error=outcome.error, retry_at=retry_at
+            )
+        return len(rows)
+
+    async def run_forever(self, interval: float = 1.0) -> None:
+        """Deliver whenever woken or every ``interval`` seconds."""
+        while True:
+            try:
+                while await self.deliver_due():
+                    pass
+            except Exception:  # keep the loop alive; the rows stay queued for the next pass
+                logger.exception("%s outbox pass failed", self.queue)
+            try:
+                await asyncio.wait_for(self.wake.wait(), interval)
+            except TimeoutError:
+                pass
+            self.wake.clear()

@@ -30,6 +30,7 @@ from bot.outbox import Outbox, WeChatAPI
 from bot.security import TRUST_PROXY, security_headers
 from bot.views import RUNTIME, Runtime, add_routes
 from bot.wechat import FORMATS, MODES, Inbound, WeChatConfig
+from console import store as console_store
 from console.app import CONSOLE, Console, add_console_routes, escalate_unclaimed, template_env
 from console.live import LiveHub
 from console.nlu_views import add_inbox_routes
@@ -51,6 +52,7 @@ from reviews.notify import NotificationSender, Notifier, WeComRobotNotifier
 from reviews.reports import ScheduleError, parse_schedule, push_weekly_report
 from reviews.sentiment import SentimentModel, base_model_path, load_or_none
 from reviews.workflow import SlaPolicy, fire_due_timers
+from storage import outbox as storage_outbox
 from storage.db import DbRunner, open_db
 
 logger = logging.getLogger("kefu")
@@ -259,7 +261,14 @@ def setup_logging(fmt: str) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-MIGRATIONS = [bot_store.migrations, kb_store.migrations, review_store.migrations, intent_corrections.migrations]
+MIGRATIONS = [
+    storage_outbox.migrations,
+    bot_store.migrations,
+    console_store.migrations,
+    kb_store.migrations,
+    review_store.migrations,
+    intent_corrections.migrations,
+]
 
 
 class StartupError(Exception):

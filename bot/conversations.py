@@ -140,26 +140,6 @@ def close_conversation(db: sqlite_utils.Database, conversation_id: int, outcome:
         )
 
 
-def unclaimed_overdue(db: sqlite_utils.Database, now: float, wait_seconds: float) -> list[dict[str, Any]]:
-    """Queued conversations nobody claimed within ``wait_seconds`` and not yet escalated."""
-    return list(
-        db.query(
-            "SELECT id, openid FROM conversations WHERE state = 'queued' AND escalated_at IS NULL AND queued_at <= ?",
-            [now - wait_seconds],
-        )
-    )
-
-
-def mark_escalated(db: sqlite_utils.Database, conversation_id: int, now: float) -> bool:
-    """Mark an unclaimed conversation escalated (once)."""
-    with db.atomic():
-        cursor = db.execute(
-            "UPDATE conversations SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL AND state = 'queued'",
-            [now, conversation_id],
-        )
-        return cursor.rowcount == 1
-
-
 def queue(db: sqlite_utils.Database, agent: str, limit: int = 100) -> list[dict[str, Any]]:
     """Conversations for the console: waiting ones first (oldest first), then the agent's own."""
     return list(
@@ -199,64 +179,6 @@ def transcript(db: sqlite_utils.Database, conversation_id: int) -> list[dict[str
     return sorted([*inbound, *outbound], key=lambda r: (r["at"], r["direction"] == "out"))
 
 
-def notes_of(db: sqlite_utils.Database, conversation_id: int) -> list[dict[str, Any]]:
-    """Internal notes, oldest first."""
-    return list(db.table("notes").rows_where("conversation_id = ?", [conversation_id], order_by="at"))
-
-
-def add_note(db: sqlite_utils.Database, conversation_id: int, author: str, text: str, now: float) -> None:
-    """An internal note the shopper never sees."""
-    with db.atomic():
-        db.table("notes").insert({"conversation_id": conversation_id, "author": author, "text": text, "at": now})
-
-
-def claim(db: sqlite_utils.Database, conversation_id: int, agent: str, now: float) -> bool:
-    """Take a queued conversation; False if someone else already has it."""
-    with db.atomic():
-        cursor = db.execute(
-            "UPDATE conversations SET state = 'agent', agent = ?, claimed_at = ?, "
-            "first_response_at = COALESCE(first_response_at, ?) WHERE id = ? AND state = 'queued'",
-            [agent, now, now, conversation_id],
-        )
-        return cursor.rowcount == 1
-
-
-def hand_back(db: sqlite_utils.Database, conversation_id: int, agent: str) -> bool:
-    """Give the conversation back to the bot."""
-    with db.atomic():
-        cursor = db.execute(
-            "UPDATE conversations SET state = 'bot', agent = NULL, misunderstandings = 0 "
-            "WHERE id = ? AND state = 'agent' AND agent = ?",
-            [conversation_id, agent],
-        )
-        return cursor.rowcount == 1
-
-
-def resolve(db: sqlite_utils.Database, conversation_id: int, agent: str, now: float) -> bool:
-    """Close a conversation an agent handled."""
-    with db.atomic():
-        cursor = db.execute(
-            "UPDATE conversations SET state = 'closed', closed_at = ?, outcome = 'agent_resolved' "
-            "WHERE id = ? AND state = 'agent' AND agent = ?",
-            [now, conversation_id, agent],
-        )
-        return cursor.rowcount == 1
-
-
-def enqueue_agent_reply(db: sqlite_utils.Database, conversation_id: int, agent: str, text: str, now: float) -> int:
-    """Queue an agent's reply to the shopper for the customer-service API."""
-    conv = conversation(db, conversation_id)
-    if conv is None:
-        raise KeyError(conversation_id)
-    with db.atomic():
-        cursor = db.execute(
-            "INSERT INTO outbound (message_id, openid, text, sender, agent, state, created_at, next_attempt_at) "
-            "VALUES (NULL, ?, ?, 'agent', ?, 'pending', ?, ?)",
-            [conv["openid"], text, agent, now, now],
-        )
-        return int(cursor.lastrowid or 0)
-
-
 def search_history(db: sqlite_utils.Database, query: str, limit: int = 100) -> list[dict[str, Any]]:
     """Messages and replies containing ``query``, newest first."""
     # % and _ are LIKE's wildcards: a shopper's "100%" is searched for literally.
@@ -270,11 +192,6 @@ def search_history(db: sqlite_utils.Database, query: str, limit: int = 100) -> l
             [like, like, limit],
         )
     )
-
-
-def canned_replies(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    """The canned replies agents pick from."""
-    return list(db.table("canned_replies").rows_where(order_by="id"))
 
 
 def window_open(db: sqlite_utils.Database, openid: str, now: float) -> bool:

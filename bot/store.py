@@ -13,6 +13,8 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from kb.compliance import ensure_compliant
+
 migrations = Migrations("kefu.bot")
 
 # Outbound states. "inband" was returned in the HTTP answer to WeChat itself.
@@ -123,27 +125,8 @@ def m002_conversations(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m003_console(db: sqlite_utils.Database) -> None:
-    db.table("users").create({"username": str, "password_hash": str, "role": str, "created_at": float}, pk="username")
-    db.table("sessions").create(
-        {"token_hash": str, "username": str, "csrf": str, "created_at": float, "expires_at": float},
-        pk="token_hash",
-        foreign_keys=[("username", "users", "username")],
-    )
-    db.table("notes").create(
-        {"id": int, "conversation_id": int, "author": str, "text": str, "at": float},
-        pk="id",
-        foreign_keys=[("conversation_id", "conversations", "id")],
-    )
-    db.table("canned_replies").create({"id": int, "title": str, "text": str}, pk="id")
-    db.table("canned_replies").insert_all(
-        [
-            {"title": "问候", "text": "您好，我是人工客服，很高兴为您服务，请问有什么可以帮您？"},
-            {"title": "稍等", "text": "好的，我这边帮您核实一下，请稍等片刻～"},
-            {"title": "致歉", "text": "非常抱歉给您带来不便，我们马上为您处理。"},
-            {"title": "补发", "text": "已为您安排补发，发货后会把运单号发给您，请留意。"},
-            {"title": "结束", "text": "还有其他问题随时联系我们，祝您生活愉快！"},
-        ]
-    )
+    # The console's own tables (users, sessions, notes, canned replies) were made here before
+    # console/store.py had its migrations; they are made there now.
     db.table("outbound").add_column("agent", str)
     db.table("messages").create_index(["conversation_id"])
 
@@ -180,14 +163,12 @@ def record_inbound(
 ) -> int | None:
     """Store a message and lease it for processing; None when it was seen before."""
     with db.atomic():
-        cursor = db.execute(
+        row = db.execute(
             "INSERT INTO messages (dedup_key, channel, openid, kind, text, payload, received_at, state, lease_until) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?) ON CONFLICT(dedup_key) DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'received', ?) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
             [dedup_key, channel, openid, kind, text, json.dumps(payload, ensure_ascii=False), now, now + lease_seconds],
-        )
-    if cursor.rowcount == 0:
-        return None
-    return int(cursor.lastrowid or 0)
+        ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def finish_message(
@@ -225,12 +206,10 @@ def finish_message(
             return Finished(None, inband=False)
         # The UPDATE above holds the write lock: the time read now bounds when this commits.
         inband = inband_by is not None and clock() < inband_by
-        cursor = db.execute(
-            "INSERT INTO outbound (message_id, openid, text, sender, state, created_at, sent_at, next_attempt_at) "
-            "VALUES (?, ?, ?, 'bot', ?, ?, ?, ?)",
-            [message_id, openid, text, INBAND if inband else PENDING, now, now if inband else None, now],
+        outbound_id = enqueue_text(
+            db, openid=openid, text=text, sender="bot", now=now, message_id=message_id, state=INBAND if inband else PENDING
         )
-        return Finished(int(cursor.lastrowid or 0), inband=inband)
+        return Finished(outbound_id, inband=inband)
 
 
 @dataclass(frozen=True)
@@ -241,15 +220,31 @@ class Finished:
     inband: bool
 
 
-def enqueue_text(db: sqlite_utils.Database, *, openid: str, text: str, sender: str, now: float) -> int:
-    """Queue a text for the customer-service API (agent replies, notices)."""
+def enqueue_text(
+    db: sqlite_utils.Database,
+    *,
+    openid: str,
+    text: str,
+    sender: str,
+    now: float,
+    message_id: int | None = None,
+    agent: str | None = None,
+    state: str = PENDING,
+) -> int:
+    """Queue a text to a shopper (bot replies, agent replies, notices): every outbound text comes here.
+
+    The compliance check is made here, so no path can queue a text that breaks the review or
+    sharing rules: ComplianceError rolls back the caller's whole transaction. A text in state
+    ``inband`` went out in the HTTP answer to WeChat itself and is recorded as sent.
+    """
+    ensure_compliant(text)
     with db.atomic():
-        cursor = db.execute(
-            "INSERT INTO outbound (message_id, openid, text, sender, state, created_at, next_attempt_at) "
-            "VALUES (NULL, ?, ?, ?, 'pending', ?, ?)",
-            [openid, text, sender, now, now],
-        )
-        return int(cursor.lastrowid or 0)
+        row = db.execute(
+            "INSERT INTO outbound (message_id, openid, text, sender, agent, state, created_at, sent_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [message_id, openid, text, sender, agent, state, now, now if state == INBAND else None, now],
+        ).fetchone()
+        return int(row[0])
 
 
 def claim_stale_messages(db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20) -> list[dict[str, Any]]:
@@ -288,7 +283,10 @@ def read_token(db: sqlite_utils.Database, appid: str, now: float, margin: float)
 def claim_token_refresh(db: sqlite_utils.Database, appid: str, now: float, hold: float, margin: float) -> bool:
     """Become the one refresher for ``hold`` seconds, if nobody is and no valid token exists."""
     with db.atomic():
-        db.execute("INSERT OR IGNORE INTO wechat_token (appid, expires_at, refreshing_until) VALUES (?, 0, 0)", [appid])
+        db.execute(
+            "INSERT INTO wechat_token (appid, expires_at, refreshing_until) VALUES (?, 0, 0) ON CONFLICT (appid) DO NOTHING",
+            [appid],
+        )
         # The validity check sits in the same statement, so a process that read "no token"
         # just before another stored one does not fetch a second token.
         cursor = db.execute(

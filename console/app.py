@@ -16,18 +16,18 @@ import jinja2
 from aiohttp import WSMsgType, web
 
 from bot import conversations as conv_store
-from bot import store as bot_store
-from bot import texts
+from bot import handoff, texts
 from bot.security import client_address, is_https, same_origin
 from console import auth
+from console import store as console_store
 from console.live import LiveHub
 from intents.evaluate import INTENTS
 from kb import store as kb_store
-from kb.compliance import check_text
+from kb.compliance import ComplianceError, Violation, check_text
 from kb.hours import CHINA
 from kb.search import KnowledgeBase, refresh_if_changed
-from reviews import store as review_store
 from storage.db import DbRunner
+from storage.outbox import queue_notification
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ async def _login_failed(request: web.Request, console: Console, username: str, a
         logger.warning("console login locked for %d minutes: %s (account %r, address %s)", minutes, key, username, address)
         # Managers hear of it through their channels, as of any other alert.
         await console.runner.run(
-            review_store.queue_notification,
+            queue_notification,
             source=f"login-lock:{key}:{int(now)}",
             channels=list(console.notify_channels),
             title="控制台登录已锁定",
@@ -269,8 +269,8 @@ async def conversation_view(request: web.Request) -> web.Response:
     if conv is None:
         raise web.HTTPNotFound(text="没有这个会话")
     transcript = await console.runner.run(conv_store.transcript, conversation_id)
-    notes = await console.runner.run(conv_store.notes_of, conversation_id)
-    canned = await console.runner.run(conv_store.canned_replies)
+    notes = await console.runner.run(console_store.notes_of, conversation_id)
+    canned = await console.runner.run(console_store.canned_replies)
     window = await console.runner.run(conv_store.window_open, conv["openid"], console.clock())
     return render(
         request,
@@ -294,29 +294,31 @@ async def claim_post(request: web.Request) -> web.StreamResponse:
     """Take a waiting conversation."""
     console = request.app[CONSOLE]
     conversation_id = _conversation_id(request)
-    if not await console.runner.run(conv_store.claim, conversation_id, user_of(request).username, console.clock()):
-        raise _back(conversation_id, "这个会话已被其他客服接入", problem=True)
+    try:
+        await console.runner.run(handoff.claim, conversation_id, user_of(request).username, console.clock())
+    except handoff.HandoffError as exc:
+        raise _back(conversation_id, str(exc), problem=True) from None
     console.hub.publish({"type": "claimed", "conversation_id": conversation_id})
     raise _back(conversation_id, "已接入")
 
 
+def _blocked(violations: list[Violation]) -> str:
+    return "；".join(f"{v.explanation}（「{v.excerpt}」）" for v in violations)
+
+
 async def reply_post(request: web.Request) -> web.StreamResponse:
-    """Send the agent's reply through the customer-service API (compliance-checked first)."""
+    """Send the agent's reply through the customer-service API (compliance-checked where it is queued)."""
     console = request.app[CONSOLE]
     conversation_id = _conversation_id(request)
     user = user_of(request)
     text = str((await request.post()).get("text", "")).strip()
-    conv = await console.runner.run(conv_store.conversation, conversation_id)
-    if conv is None or conv["state"] != "agent" or conv["agent"] != user.username:
-        raise _back(conversation_id, "请先接入会话再回复", problem=True)
-    if not text:
-        raise _back(conversation_id, "回复内容不能为空", problem=True)
-    violations = check_text(text)
-    if violations:
-        logger.warning("agent %s reply blocked by compliance: %s", user.username, [v.rule for v in violations])
-        reason = "；".join(f"{v.explanation}（「{v.excerpt}」）" for v in violations)
-        raise _back(conversation_id, f"这条回复没有发送：{reason}", problem=True)
-    await console.runner.run(conv_store.enqueue_agent_reply, conversation_id, user.username, text, console.clock())
+    try:
+        await console.runner.run(handoff.reply, conversation_id, user.username, text, console.clock())
+    except handoff.HandoffError as exc:
+        raise _back(conversation_id, str(exc), problem=True) from None
+    except ComplianceError as exc:
+        logger.warning("agent %s reply blocked by compliance: %s", user.username, [v.rule for v in exc.violations])
+        raise _back(conversation_id, f"这条回复没有发送：{_blocked(exc.violations)}", problem=True) from None
     console.wake_outbox()
     console.hub.publish({"type": "message", "conversation_id": conversation_id})
     raise _back(conversation_id)
@@ -328,7 +330,7 @@ async def note_post(request: web.Request) -> web.StreamResponse:
     conversation_id = _conversation_id(request)
     text = str((await request.post()).get("text", "")).strip()
     if text:
-        await console.runner.run(conv_store.add_note, conversation_id, user_of(request).username, text, console.clock())
+        await console.runner.run(console_store.add_note, conversation_id, user_of(request).username, text, console.clock())
     raise _back(conversation_id)
 
 
@@ -336,8 +338,10 @@ async def resolve_post(request: web.Request) -> web.StreamResponse:
     """Close the conversation as resolved by a person."""
     console = request.app[CONSOLE]
     conversation_id = _conversation_id(request)
-    if not await console.runner.run(conv_store.resolve, conversation_id, user_of(request).username, console.clock()):
-        raise _back(conversation_id, "只能结束自己接待中的会话", problem=True)
+    try:
+        await console.runner.run(handoff.resolve, conversation_id, user_of(request).username, console.clock())
+    except handoff.HandoffError as exc:
+        raise _back(conversation_id, str(exc), problem=True) from None
     console.hub.publish({"type": "queue", "conversation_id": conversation_id})
     raise web.HTTPFound("/console?flash=" + quote("会话已结束"))
 
@@ -346,12 +350,10 @@ async def handback_post(request: web.Request) -> web.StreamResponse:
     """Give the conversation back to the bot and tell the shopper."""
     console = request.app[CONSOLE]
     conversation_id = _conversation_id(request)
-    conv = await console.runner.run(conv_store.conversation, conversation_id)
-    if conv is None or not await console.runner.run(conv_store.hand_back, conversation_id, user_of(request).username):
-        raise _back(conversation_id, "只能交还自己接待中的会话", problem=True)
-    await console.runner.run(
-        bot_store.enqueue_text, openid=conv["openid"], text=texts.AGENT_HANDBACK, sender="bot", now=console.clock()
-    )
+    try:
+        await console.runner.run(handoff.hand_back, conversation_id, user_of(request).username, console.clock())
+    except handoff.HandoffError as exc:
+        raise _back(conversation_id, str(exc), problem=True) from None
     console.wake_outbox()
     console.hub.publish({"type": "queue", "conversation_id": conversation_id})
     raise web.HTTPFound("/console?flash=" + quote("已交还机器人"))
@@ -426,29 +428,14 @@ async def ws_view(request: web.Request) -> web.WebSocketResponse:
 
 async def escalate_unclaimed(console: Console) -> int:
     """Apologise to shoppers nobody claimed in time and tell the managers, once per conversation."""
-    now = console.clock()
-    rows = await console.runner.run(conv_store.unclaimed_overdue, now, console.handoff_wait)
-    done = 0
-    for row in rows:
-        if not await console.runner.run(conv_store.mark_escalated, row["id"], now):
-            continue
-        await console.runner.run(
-            bot_store.enqueue_text, openid=row["openid"], text=texts.ESCALATION_APOLOGY, sender="bot", now=now
-        )
-        await console.runner.run(
-            review_store.queue_notification,
-            source=f"handoff:{row['id']}",
-            channels=list(console.notify_channels),
-            title="顾客等待人工超时",
-            body=f"会话 #{row['id']}（{row['openid']}）转人工后 {int(console.handoff_wait // 60)} 分钟无人接入",
-            payload={"conversation_id": row["id"]},
-            now=now,
-        )
-        console.hub.publish({"type": "escalated", "conversation_id": row["id"]})
-        done += 1
+    done = await console.runner.run(
+        handoff.escalate_unclaimed, console.clock(), console.handoff_wait, list(console.notify_channels)
+    )
+    for conversation_id in done:
+        console.hub.publish({"type": "escalated", "conversation_id": conversation_id})
     if done:
         console.wake_outbox()
-    return done
+    return len(done)
 
 
 def add_console_routes(app: web.Application) -> None:

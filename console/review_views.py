@@ -13,11 +13,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bot import conversations as conv_store
-from bot import store as bot_store
 from bot.bodies import BadBody, load_json
 from bot.security import bearer_ok
 from console.app import CONSOLE, path_id, render, user_of
-from kb.compliance import check_text
+from console.cases import reply_to_case
+from kb.compliance import ComplianceError
 from reviews import store as review_store
 from reviews import workflow
 from reviews.ingest import MAX_BATCH, ReviewBatchError, judge_reviews, prepare, rows_from_json, store_reviews
@@ -100,15 +100,6 @@ async def reviews_api(request: web.Request) -> web.Response:
     return web.json_response(answer, status=200)
 
 
-def _is_overdue(now: float) -> Callable[[dict[str, Any]], bool]:
-    def overdue(case: dict[str, Any]) -> bool:
-        if case["state"] == "open" and case["response_due"] < now:
-            return True
-        return case["state"] in ("open", "responded") and case["resolution_due"] < now
-
-    return overdue
-
-
 async def cases_view(request: web.Request) -> web.Response:
     """Cases filtered by state and overdue."""
     reviews = request.app[REVIEWS]
@@ -117,7 +108,7 @@ async def cases_view(request: web.Request) -> web.Response:
         state = None
     overdue = request.query.get("overdue") == "1"
     now = reviews.clock()
-    rows = await reviews.runner.run(review_store.list_cases, state=state, overdue_at=now if overdue else None)
+    rows = await reviews.runner.run(review_store.list_cases, state=state, now=now, only_overdue=overdue)
     return render(
         request,
         "cases.html",
@@ -125,7 +116,6 @@ async def cases_view(request: web.Request) -> web.Response:
         state=state,
         overdue=overdue,
         case_states=CASE_STATES,
-        is_overdue=_is_overdue(now),
     )
 
 
@@ -173,18 +163,10 @@ async def case_action(request: web.Request) -> web.StreamResponse:
     now = reviews.clock()
     try:
         if action == "respond":
-            case = await reviews.runner.run(review_store.get_case, case_id)
-            if case is None:
+            if await reviews.runner.run(review_store.get_case, case_id) is None:
                 raise web.HTTPNotFound(text="没有这个工单")
-            violations = check_text(text)
-            if violations:
-                logger.warning("case %s reply by %s blocked: %s", case_id, user.username, [v.rule for v in violations])
-                raise _back(case_id, f"没有发送：{violations[0].explanation}（「{violations[0].excerpt}」）", problem=True)
-            if not case["openid"] or not await reviews.runner.run(conv_store.window_open, case["openid"], now):
-                raise _back(case_id, "48小时客服消息窗口已关闭，无法通过微信发送", problem=True)
-            await reviews.runner.run(bot_store.enqueue_text, openid=case["openid"], text=text, sender=user.username, now=now)
+            await reviews.runner.run(reply_to_case, case_id, user.username, text, now)
             reviews.wake_outbox()
-            await reviews.runner.run(workflow.record_response, case_id, now, user.username, f"微信消息：{text}")
         elif action == "note":
             await reviews.runner.run(workflow.record_response, case_id, now, user.username, text)
         elif action == "resolve":
@@ -202,6 +184,10 @@ async def case_action(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text="没有这个操作")
     except CaseError as exc:
         raise _back(case_id, str(exc), problem=True) from None
+    except ComplianceError as exc:
+        violation = exc.violations[0]
+        logger.warning("case %s reply by %s blocked: %s", case_id, user.username, [v.rule for v in exc.violations])
+        raise _back(case_id, f"没有发送：{violation.explanation}（「{violation.excerpt}」）", problem=True) from None
     request.app[CONSOLE].hub.publish({"type": "case", "case_id": case_id})
     raise _back(case_id, "已保存")
 

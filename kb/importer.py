@@ -11,7 +11,7 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import sqlite_utils
 from kb import store
 from kb.compliance import check_text
 from kb.encoder import Encoder
+from kb.hours import CHINA
 from kb.store import ORDER_STATES, id_problem, parse_specs, split_list
 
 COLUMNS = {
@@ -39,7 +40,6 @@ COLUMNS = {
     ],
 }
 TABLES = {"products.csv": ("products", "sku"), "faq.csv": ("faq", "id"), "orders.csv": ("orders", "order_id")}
-CHINA = timezone(timedelta(hours=8))
 _PRICE = re.compile(r"^\d{1,9}(\.\d{1,2})?$")
 _STATUS_BY_WORD = {word: code for code, word in ORDER_STATES.items()}
 

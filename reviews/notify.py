@@ -8,9 +8,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from reviews import store
 from storage.db import DbRunner
-from storage.outbox import FAILED, Delivered, DeliveryError, OutboxWorker
+from storage.outbox import FAILED, Delivered, DeliveryError, OutboxWorker, notification_payload
 
 logger = logging.getLogger(__name__)
 
@@ -61,5 +60,5 @@ class NotificationSender(OutboxWorker):
         notifier = self.notifiers.get(row["channel"])
         if notifier is None:
             return Delivered(FAILED, f"channel {row['channel']} is not configured")
-        await notifier.send(row["title"], row["body"], store.notification_payload(row))
+        await notifier.send(row["title"], row["body"], notification_payload(row))
         return Delivered()

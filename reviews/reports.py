@@ -11,6 +11,7 @@ from typing import Any
 import sqlite_utils
 
 from kb.hours import CHINA
+from reviews.store import OVERDUE
 
 # The customer-service figures come from the bot's own tables: the caller passes the bot's
 # function (bot.conversations.service_figures), so reviews never reads them itself.
@@ -105,14 +106,16 @@ def compute_report(
     where, params = _scope("r", "created_ts", flt, skus)
     offset = 8 * 3600  # days and weeks in China time
     cells = db.execute(
-        f"SELECT CAST((r.created_ts + {offset}) / 86400 AS INTEGER) AS d, r.sku, count(*), sum(r.rating >= 4), "
-        f"sum(r.sentiment = 'positive'), sum(r.sentiment = 'negative'), sum(r.rating) FROM reviews r "
+        f"SELECT floor((r.created_ts + {offset}) / 86400) AS d, r.sku, count(*), "
+        "sum(CASE WHEN r.rating >= 4 THEN 1 ELSE 0 END), sum(CASE WHEN r.sentiment = 'positive' THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN r.sentiment = 'negative' THEN 1 ELSE 0 END), sum(r.rating) FROM reviews r "
         f"WHERE {where} GROUP BY d, r.sku",
         params,
     ).fetchall()
     days: dict[int, list[int]] = {}
     per_sku: dict[str, list[int]] = {}
-    for d, sku, n, good, pos, neg, stars in cells:
+    for day, sku, n, good, pos, neg, stars in cells:
+        d = int(day)
         for bucket in (days.setdefault(d, [0, 0, 0, 0, 0]), per_sku.setdefault(sku or "", [0, 0, 0, 0, 0])):
             bucket[0] += n
             bucket[1] += good
@@ -207,10 +210,11 @@ def compute_report(
     # Negative-review handling (cases opened in the range).
     c_where, c_params = _scope("c", "opened_at", flt, skus)
     n_cases, responded_in_time, resolved_in_time, open_now, overdue = db.execute(
-        f"SELECT count(*), sum(c.responded_at IS NOT NULL AND c.responded_at - c.opened_at <= ?), "
-        f"sum(c.resolved_at IS NOT NULL AND c.resolved_at - c.opened_at <= ?), sum(c.state IN ('open', 'responded')), "
-        "sum((c.state = 'open' AND c.response_due < ?) "
-        "OR (c.state IN ('open', 'responded') AND c.resolution_due < ?)) "
+        "SELECT count(*), "
+        "sum(CASE WHEN c.responded_at IS NOT NULL AND c.responded_at - c.opened_at <= ? THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN c.resolved_at IS NOT NULL AND c.resolved_at - c.opened_at <= ? THEN 1 ELSE 0 END), "
+        "sum(CASE WHEN c.state IN ('open', 'responded') THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN {OVERDUE} THEN 1 ELSE 0 END) "
         f"FROM cases c WHERE {c_where}",
         [response_sla, resolution_sla, now, now, *c_params],
     ).fetchone()
@@ -299,7 +303,9 @@ def weekly_summary(report: Report) -> str:
 
 def claim_push(db: sqlite_utils.Database, period: str, now: float) -> bool:
     """Record that this week's push is being sent; False if it was already."""
-    cursor = db.execute("INSERT OR IGNORE INTO report_pushes (period, sent_at) VALUES (?, ?)", [period, now])
+    cursor = db.execute(
+        "INSERT INTO report_pushes (period, sent_at) VALUES (?, ?) ON CONFLICT (period) DO NOTHING", [period, now]
+    )
     return cursor.rowcount == 1
 
 
@@ -311,7 +317,7 @@ def push_weekly_report(
     service: ServiceFigures,
 ) -> str | None:
     """Queue this week's summary (the last 7 days) once, when its scheduled time has passed."""
-    from reviews.store import queue_notification
+    from storage.outbox import queue_notification
 
     due = due_push_period(schedule, now)
     if due is None:

@@ -1,11 +1,10 @@
-"""Reviews, their tags, negative-review cases with durable timers, and the notification outbox.
+"""Reviews, their tags, and negative-review cases with durable timers.
 
 Times are Unix seconds passed in by the caller; review times are also kept as given (ISO 8601).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,27 +95,7 @@ def m001_reviews(db: sqlite_utils.Database) -> None:
     )
     db.table("case_timers").create_index(["case_id", "kind"], unique=True)
     db.table("case_timers").create_index(["fired_at", "due_at"])
-    db.table("notifications").create(
-        {
-            "id": int,
-            "channel": str,
-            "source": str,
-            "title": str,
-            "body": str,
-            "payload": str,
-            "state": str,
-            "attempts": int,
-            "next_attempt_at": float,
-            "last_error": str,
-            "created_at": float,
-            "sent_at": float,
-        },
-        pk="id",
-        defaults={"attempts": 0, "state": "pending"},
-    )
-    # One notification per channel per source event (a timer firing): exactly once.
-    db.table("notifications").create_index(["source", "channel"], unique=True)
-    db.table("notifications").create_index(["state", "next_attempt_at"])
+    # The notifications queue is created by storage.outbox's migrations, which run first.
 
 
 @dataclass(frozen=True)
@@ -168,61 +147,31 @@ def review_aspects(db: sqlite_utils.Database, review_id: str) -> list[dict[str, 
     return list(db.table("review_aspects").rows_where("review_id = ?", [review_id]))
 
 
+# A case is overdue when it still waits for its first response past the response deadline, or
+# for its resolution past the resolution deadline: the one rule the case list and the report share.
+# Both placeholders take the time "now".
+OVERDUE = "((c.state = 'open' AND c.response_due < ?) OR (c.state IN ('open', 'responded') AND c.resolution_due < ?))"
+
+
 def list_cases(
-    db: sqlite_utils.Database, *, state: str | None, overdue_at: float | None, limit: int = 200
+    db: sqlite_utils.Database, *, state: str | None, now: float, only_overdue: bool = False, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """Cases for the console list, newest first; ``overdue_at`` keeps only those past a deadline then."""
+    """Cases for the console list, newest first, each marked ``overdue`` or not at ``now``."""
     where: list[str] = ["1 = 1"]
     params: list[Any] = []
     if state:
         where.append("c.state = ?")
         params.append(state)
-    if overdue_at is not None:
-        where.append("((c.state = 'open' AND c.response_due < ?) OR (c.state IN ('open', 'responded') AND c.resolution_due < ?))")
-        params.extend([overdue_at, overdue_at])
+    if only_overdue:
+        where.append(OVERDUE)
+        params.extend([now, now])
     # Only the fixed conditions above are joined in; every value is a placeholder.
     sql = (
         "SELECT c.id, c.review_id, c.state, c.opened_at, c.response_due, c.resolution_due, "  # noqa: S608
-        "c.responded_at, c.resolved_at, "
-        "c.outcome, c.escalated, r.rating, r.content, r.sku FROM cases c JOIN reviews r USING (review_id) WHERE "
+        f"c.responded_at, c.resolved_at, c.outcome, c.escalated, {OVERDUE} AS overdue, "
+        "r.rating, r.content, r.sku FROM cases c JOIN reviews r USING (review_id) WHERE "
         + " AND ".join(where)
         + " ORDER BY c.opened_at DESC LIMIT ?"
     )
+    params = [now, now, *params]
     return [dict(r) for r in db.query(sql, [*params, limit])]
-
-
-def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """The JSON payload of a stored notification."""
-    return dict(json.loads(row.get("payload") or "{}"))
-
-
-def queue_notification(
-    db: sqlite_utils.Database,
-    *,
-    source: str,
-    channels: list[str],
-    title: str,
-    body: str,
-    payload: dict[str, Any],
-    now: float,
-) -> int:
-    """Queue one notification per channel for an event, once (a repeated source is ignored)."""
-    with db.atomic():
-        before = db.table("notifications").count
-        db.table("notifications").insert_all(
-            [
-                {
-                    "channel": channel,
-                    "source": source,
-                    "title": title,
-                    "body": body,
-                    "payload": json.dumps(payload, ensure_ascii=False),
-                    "state": "pending",
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for channel in channels
-            ],
-            ignore=True,
-        )
-        return db.table("notifications").count - before

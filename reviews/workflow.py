@@ -3,7 +3,6 @@ reminders and escalations fired exactly once from timers kept in the database.""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ import sqlite_utils
 
 from kb.hours import BusinessHours
 from reviews import store
+from storage.outbox import queue_notification
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,13 @@ def open_case(db: sqlite_utils.Database, review_id: str, now: float, policy: Sla
         response_due = policy.due(now, policy.first_response)
         resolution_due = policy.due(now, policy.resolution)
         # The product is copied onto the case so reports filter cases without a join.
-        cursor = db.execute(
-            "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due, sku) "
-            "VALUES (?, 'open', ?, ?, ?, (SELECT sku FROM reviews WHERE review_id = ?))",
-            [review_id, now, response_due, resolution_due, review_id],
+        case_id = int(
+            db.execute(
+                "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due, sku) "
+                "VALUES (?, 'open', ?, ?, ?, (SELECT sku FROM reviews WHERE review_id = ?)) RETURNING id",
+                [review_id, now, response_due, resolution_due, review_id],
+            ).fetchone()[0]
         )
-        case_id = int(cursor.lastrowid or 0)
         timers = [
             ("remind_response", response_due - policy.remind_response_before),
             ("breach_response", response_due),
@@ -149,21 +150,14 @@ def fire_due_timers(db: sqlite_utils.Database, now: float, channels: list[str]) 
                 db.execute("UPDATE cases SET escalated = 1 WHERE id = ?", [case_id])
             store.add_event(db, case_id, now, kind, "system", title)
             body = f"工单 #{case_id}｜{case['rating']}星｜商品 {case['sku'] or '-'}｜{case['content'][:60]}"
-            payload = json.dumps({"case_id": case_id, "kind": kind, "due_at": due_at}, ensure_ascii=False)
-            db.table("notifications").insert_all(
-                [
-                    {
-                        "channel": channel,
-                        "source": f"timer:{timer_id}",
-                        "title": title,
-                        "body": body,
-                        "payload": payload,
-                        "state": "pending",
-                        "next_attempt_at": now,
-                        "created_at": now,
-                    }
-                    for channel in channels
-                ]
+            queue_notification(
+                db,
+                source=f"timer:{timer_id}",
+                channels=channels,
+                title=title,
+                body=body,
+                payload={"case_id": case_id, "kind": kind, "due_at": due_at},
+                now=now,
             )
             fired.append(timer_id)
     if fired:

@@ -10,12 +10,14 @@ and a failure that may pass is retried after ``backoff``. The claim is one state
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
+from sqlite_utils import Migrations
 
 from storage.db import DbRunner
 
@@ -23,6 +25,36 @@ logger = logging.getLogger(__name__)
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 QUEUES = ("outbound", "notifications")  # the table names this module may be given
+
+migrations = Migrations("kefu.storage")
+
+
+@migrations()
+def m001_notifications(db: sqlite_utils.Database) -> None:
+    # Databases made before the queue moved here got this table from the reviews' first migration.
+    if db.table("notifications").exists():
+        return
+    db.table("notifications").create(
+        {
+            "id": int,
+            "channel": str,
+            "source": str,
+            "title": str,
+            "body": str,
+            "payload": str,
+            "state": str,
+            "attempts": int,
+            "next_attempt_at": float,
+            "last_error": str,
+            "created_at": float,
+            "sent_at": float,
+        },
+        pk="id",
+        defaults={"attempts": 0, "state": "pending"},
+    )
+    # One notification per channel per source event (a timer firing, an escalation): exactly once.
+    db.table("notifications").create_index(["source", "channel"], unique=True)
+    db.table("notifications").create_index(["state", "next_attempt_at"])
 
 
 class DeliveryError(Exception):
@@ -84,6 +116,34 @@ def mark(
             "next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
             [state, error, state, now, retry_at, row_id],
         )
+
+
+def queue_notification(
+    db: sqlite_utils.Database,
+    *,
+    source: str,
+    channels: list[str],
+    title: str,
+    body: str,
+    payload: dict[str, Any],
+    now: float,
+) -> int:
+    """Queue one notification to staff per channel for an event, once: a repeated source is ignored."""
+    queued = 0
+    with db.atomic():
+        for channel in channels:
+            cursor = db.execute(
+                "INSERT INTO notifications (channel, source, title, body, payload, state, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (source, channel) DO NOTHING",
+                [channel, source, title, body, json.dumps(payload, ensure_ascii=False), now, now],
+            )
+            queued += cursor.rowcount
+    return queued
+
+
+def notification_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """The JSON payload of a stored notification."""
+    return dict(json.loads(row.get("payload") or "{}"))
 
 
 Deliver = Callable[[dict[str, Any]], Awaitable[Delivered]]

@@ -15,10 +15,9 @@ from bot.notifiers import WeChatTemplateNotifier
 from bot.outbox import WeChatAPI
 from console.live import LiveHub
 from console.notifiers import ConsoleNotifier
-from reviews import store
 from reviews.notify import NotificationSender, WeComRobotNotifier
 from storage.db import DbRunner, open_db
-from storage.outbox import backoff
+from storage.outbox import backoff, queue_notification
 from tests.fakes import APPID, SECRET
 
 
@@ -57,7 +56,7 @@ async def test_channels_deliver_and_retry(tmp_path: Path, aiohttp_server: Callab
         }
         sender = NotificationSender(runner, notifiers, lambda: now[0])
         added = await runner.run(
-            store.queue_notification,
+            queue_notification,
             source="timer:7",
             channels=["console", "wecom", "wechat"],
             title="差评超过30分钟未响应，已升级",
@@ -67,7 +66,7 @@ async def test_channels_deliver_and_retry(tmp_path: Path, aiohttp_server: Callab
         )
         assert added == 3
         again = await runner.run(
-            store.queue_notification, source="timer:7", channels=["console"], title="x", body="x", payload={}, now=now[0]
+            queue_notification, source="timer:7", channels=["console"], title="x", body="x", payload={}, now=now[0]
         )
         assert again == 0  # one notification per event and channel
         assert await sender.deliver_due() == 3

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlite_utils
+from storage.db import Store
 
 BOT, QUEUED, AGENT, CLOSED = "bot", "queued", "agent", "closed"
 IDLE_CLOSE_SECONDS = 2 * 3600  # a bot conversation idle this long counts as finished
@@ -30,7 +30,7 @@ class Conversation:
     idle_id: int | None = None  # an idle bot conversation this one replaces, closed when this is stored
 
 
-def current_conversation(db: sqlite_utils.Database, openid: str, now: float) -> Conversation:
+def current_conversation(db: Store, openid: str, now: float) -> Conversation:
     """The shopper's open conversation as it stands, or a new one not stored yet (read only: the
     turn's changes are written once, with the reply, by ``save_turn``)."""
     row = db.execute(
@@ -45,7 +45,7 @@ def current_conversation(db: sqlite_utils.Database, openid: str, now: float) -> 
     return Conversation(row[0], openid, row[1], row[2], json.loads(row[3] or "{}"), row[4])
 
 
-def store_conversation(db: sqlite_utils.Database, conv: Conversation, now: float) -> int:
+def store_conversation(db: Store, conv: Conversation, now: float) -> int:
     """Make sure the conversation has its row (closing the idle one it replaces); returns its id."""
     with db.atomic():
         if conv.idle_id is not None:
@@ -64,12 +64,12 @@ def store_conversation(db: sqlite_utils.Database, conv: Conversation, now: float
             if row:
                 conv.id = int(row[0])
             else:
-                cursor = db.execute(
+                created = db.execute(
                     "INSERT INTO conversations (openid, state, context, misunderstandings, started_at, last_message_at) "
-                    "VALUES (?, 'bot', '{}', 0, ?, ?)",
+                    "VALUES (?, 'bot', '{}', 0, ?, ?) RETURNING id",
                     [conv.openid, now, now],
-                )
-                conv.id = int(cursor.lastrowid or 0)
+                ).fetchone()
+                conv.id = int(created[0])
         db.execute("UPDATE conversations SET last_message_at = ? WHERE id = ?", [now, conv.id])
         return conv.id
 
@@ -88,7 +88,7 @@ class TurnRecord:
     close_as: str | None = None  # close the conversation with this outcome
 
 
-def save_turn(db: sqlite_utils.Database, record: TurnRecord) -> None:
+def save_turn(db: Store, record: TurnRecord) -> None:
     """Store the turn: the conversation row, the message's link to it, what the dialogue remembers,
     the response measures and a closing goodbye (a savepoint inside the reply's transaction)."""
     conv = record.conv
@@ -110,7 +110,7 @@ def save_turn(db: sqlite_utils.Database, record: TurnRecord) -> None:
             close_conversation(db, conv.id, record.close_as, record.now)
 
 
-def enqueue_handoff(db: sqlite_utils.Database, conversation_id: int, reason: str, now: float) -> int:
+def enqueue_handoff(db: Store, conversation_id: int, reason: str, now: float) -> int:
     """Put the conversation in the agents' queue; return its position (1 = next)."""
     with db.atomic():
         db.execute(
@@ -121,7 +121,7 @@ def enqueue_handoff(db: sqlite_utils.Database, conversation_id: int, reason: str
         return queue_position(db, conversation_id)
 
 
-def queue_position(db: sqlite_utils.Database, conversation_id: int) -> int:
+def queue_position(db: Store, conversation_id: int) -> int:
     """Position of a queued conversation (1 = next)."""
     row = db.execute(
         "SELECT count(*) FROM conversations WHERE state = 'queued' AND queued_at <= "
@@ -131,7 +131,7 @@ def queue_position(db: sqlite_utils.Database, conversation_id: int) -> int:
     return int(row[0])
 
 
-def close_conversation(db: sqlite_utils.Database, conversation_id: int, outcome: str, now: float) -> None:
+def close_conversation(db: Store, conversation_id: int, outcome: str, now: float) -> None:
     """Close a conversation with its outcome."""
     with db.atomic():
         db.execute(
@@ -140,7 +140,7 @@ def close_conversation(db: sqlite_utils.Database, conversation_id: int, outcome:
         )
 
 
-def queue(db: sqlite_utils.Database, agent: str, limit: int = 100) -> list[dict[str, Any]]:
+def queue(db: Store, agent: str, limit: int = 100) -> list[dict[str, Any]]:
     """Conversations for the console: waiting ones first (oldest first), then the agent's own."""
     return list(
         db.query(
@@ -154,12 +154,12 @@ def queue(db: sqlite_utils.Database, agent: str, limit: int = 100) -> list[dict[
     )
 
 
-def conversation(db: sqlite_utils.Database, conversation_id: int) -> dict[str, Any] | None:
+def conversation(db: Store, conversation_id: int) -> dict[str, Any] | None:
     """One conversation row."""
     return next(iter(db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id])), None)
 
 
-def transcript(db: sqlite_utils.Database, conversation_id: int) -> list[dict[str, Any]]:
+def transcript(db: Store, conversation_id: int) -> list[dict[str, Any]]:
     """Shopper messages (with what the bot understood) and every reply, in time order."""
     conv = conversation(db, conversation_id)
     if conv is None:
@@ -179,7 +179,7 @@ def transcript(db: sqlite_utils.Database, conversation_id: int) -> list[dict[str
     return sorted([*inbound, *outbound], key=lambda r: (r["at"], r["direction"] == "out"))
 
 
-def search_history(db: sqlite_utils.Database, query: str, limit: int = 100) -> list[dict[str, Any]]:
+def search_history(db: Store, query: str, limit: int = 100) -> list[dict[str, Any]]:
     """Messages and replies containing ``query``, newest first."""
     # % and _ are LIKE's wildcards: a shopper's "100%" is searched for literally.
     escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -194,7 +194,7 @@ def search_history(db: sqlite_utils.Database, query: str, limit: int = 100) -> l
     )
 
 
-def window_open(db: sqlite_utils.Database, openid: str, now: float) -> bool:
+def window_open(db: Store, openid: str, now: float) -> bool:
     """Is WeChat's 48-hour customer-service window open for this shopper?"""
     row = db.execute("SELECT max(received_at) FROM messages WHERE openid = ? AND channel = 'wechat'", [openid]).fetchone()
     return bool(row and row[0] and now - row[0] < 48 * 3600)
@@ -205,7 +205,7 @@ REVIEW_BELOW = 0.6
 UNSURE_REPLIES = ("nlu_fallback", "clarified", "kb_match", "kb_only")
 
 
-def nlu_inbox(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str, Any]]:
+def nlu_inbox(db: Store, limit: int = 100) -> list[dict[str, Any]]:
     """Shopper messages the bot was unsure about, clarified or handed off, not yet reviewed; newest first."""
     return list(
         db.query(
@@ -220,12 +220,12 @@ def nlu_inbox(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str, Any
     )
 
 
-def inbox_message(db: sqlite_utils.Database, message_id: int) -> dict[str, Any] | None:
+def inbox_message(db: Store, message_id: int) -> dict[str, Any] | None:
     """One shopper message with what the model predicted."""
     return next(iter(db.query("SELECT id, text, nlu_intent FROM messages WHERE id = ?", [message_id])), None)
 
 
-def recent_corrections(db: sqlite_utils.Database, limit: int = 20) -> list[dict[str, Any]]:
+def recent_corrections(db: Store, limit: int = 20) -> list[dict[str, Any]]:
     """The latest verdicts, newest first."""
     return list(
         db.query(
@@ -236,7 +236,7 @@ def recent_corrections(db: sqlite_utils.Database, limit: int = 20) -> list[dict[
     )
 
 
-def _percentile(db: sqlite_utils.Database, sql: str, params: list[Any], pct: float) -> float | None:
+def _percentile(db: Store, sql: str, params: list[Any], pct: float) -> float | None:
     count = db.execute(f"SELECT count(*) FROM ({sql}) AS t", params).fetchone()[0]  # noqa: S608 - fixed SQL
     if not count:
         return None
@@ -248,7 +248,7 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def service_figures(db: sqlite_utils.Database, since: float, until: float) -> dict[str, Any]:
+def service_figures(db: Store, since: float, until: float) -> dict[str, Any]:
     """Customer service: messages, conversations, bot resolution, handoffs, latency, 15-second pre-sale answers."""
     span = [since, until]
     messages = db.execute("SELECT count(*) FROM messages WHERE received_at >= ? AND received_at < ?", span).fetchone()[0]

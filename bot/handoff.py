@@ -7,10 +7,9 @@ back every row, and a crash leaves either all of it or none.
 
 from __future__ import annotations
 
-import sqlite_utils
-
 from bot import conversations as conv_store
 from bot import store, texts
+from storage.db import Store
 from storage.outbox import queue_notification
 
 
@@ -18,7 +17,7 @@ class HandoffError(Exception):
     """An agent's action that does not fit the conversation's state (shown to the agent)."""
 
 
-def claim(db: sqlite_utils.Database, conversation_id: int, agent: str, now: float) -> None:
+def claim(db: Store, conversation_id: int, agent: str, now: float) -> None:
     """Take a queued conversation."""
     with db.atomic():
         cursor = db.execute(
@@ -30,7 +29,7 @@ def claim(db: sqlite_utils.Database, conversation_id: int, agent: str, now: floa
             raise HandoffError("这个会话已被其他客服接入")
 
 
-def reply(db: sqlite_utils.Database, conversation_id: int, agent: str, text: str, now: float) -> int:
+def reply(db: Store, conversation_id: int, agent: str, text: str, now: float) -> int:
     """Queue the agent's reply to the shopper: only in a conversation the agent holds."""
     if not text:
         raise HandoffError("回复内容不能为空")
@@ -41,7 +40,7 @@ def reply(db: sqlite_utils.Database, conversation_id: int, agent: str, text: str
         return store.enqueue_text(db, openid=conv["openid"], text=text, sender="agent", agent=agent, now=now)
 
 
-def resolve(db: sqlite_utils.Database, conversation_id: int, agent: str, now: float) -> None:
+def resolve(db: Store, conversation_id: int, agent: str, now: float) -> None:
     """Close a conversation the agent handled."""
     with db.atomic():
         cursor = db.execute(
@@ -53,7 +52,7 @@ def resolve(db: sqlite_utils.Database, conversation_id: int, agent: str, now: fl
             raise HandoffError("只能结束自己接待中的会话")
 
 
-def hand_back(db: sqlite_utils.Database, conversation_id: int, agent: str, now: float) -> None:
+def hand_back(db: Store, conversation_id: int, agent: str, now: float) -> None:
     """Give the conversation back to the bot and tell the shopper, together."""
     with db.atomic():
         row = db.execute(
@@ -66,7 +65,7 @@ def hand_back(db: sqlite_utils.Database, conversation_id: int, agent: str, now: 
         store.enqueue_text(db, openid=row[0], text=texts.AGENT_HANDBACK, sender="bot", now=now)
 
 
-def escalate_unclaimed(db: sqlite_utils.Database, now: float, wait_seconds: float, channels: list[str]) -> list[int]:
+def escalate_unclaimed(db: Store, now: float, wait_seconds: float, channels: list[str]) -> list[int]:
     """Apologise to each shopper nobody claimed within ``wait_seconds`` and tell the managers, once.
 
     Marking the conversation, the apology and the managers' notifications commit together, one

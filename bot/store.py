@@ -14,6 +14,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from kb.compliance import ensure_compliant
+from storage.db import Store
 
 migrations = Migrations("kefu.bot")
 
@@ -150,7 +151,7 @@ def m004_understood(db: sqlite_utils.Database) -> None:
 
 
 def record_inbound(
-    db: sqlite_utils.Database,
+    db: Store,
     *,
     dedup_key: str,
     channel: str,
@@ -172,7 +173,7 @@ def record_inbound(
 
 
 def finish_message(
-    db: sqlite_utils.Database,
+    db: Store,
     message_id: int,
     *,
     openid: str,
@@ -182,7 +183,7 @@ def finish_message(
     intent: str | None,
     confidence: float | None,
     understood: Understood | None = None,
-    persist: Callable[[sqlite_utils.Database], None] | None = None,
+    persist: Callable[[Store], None] | None = None,
 ) -> Finished | None:
     """Mark a message answered and store its reply: sent in band, or queued for the API.
 
@@ -221,7 +222,7 @@ class Finished:
 
 
 def enqueue_text(
-    db: sqlite_utils.Database,
+    db: Store,
     *,
     openid: str,
     text: str,
@@ -247,7 +248,7 @@ def enqueue_text(
         return int(row[0])
 
 
-def claim_stale_messages(db: sqlite_utils.Database, *, now: float, lease_seconds: float, limit: int = 20) -> list[dict[str, Any]]:
+def claim_stale_messages(db: Store, *, now: float, lease_seconds: float, limit: int = 20) -> list[dict[str, Any]]:
     """Take over messages whose processing lease ran out (their process died)."""
     with db.atomic():
         rows = list(
@@ -262,17 +263,17 @@ def claim_stale_messages(db: sqlite_utils.Database, *, now: float, lease_seconds
     return rows
 
 
-def outbound_state(db: sqlite_utils.Database, outbound_id: int) -> dict[str, Any]:
+def outbound_state(db: Store, outbound_id: int) -> dict[str, Any]:
     """One outbound row, for callers that show delivery state."""
     return dict(db.table("outbound").get(outbound_id))
 
 
-def pending_outbound_count(db: sqlite_utils.Database) -> int:
+def pending_outbound_count(db: Store) -> int:
     """How many texts still wait for delivery."""
     return int(db.execute("SELECT count(*) FROM outbound WHERE state = 'pending'").fetchone()[0])
 
 
-def read_token(db: sqlite_utils.Database, appid: str, now: float, margin: float) -> str | None:
+def read_token(db: Store, appid: str, now: float, margin: float) -> str | None:
     """The shared access_token if it is still valid for at least ``margin`` seconds."""
     row = db.execute("SELECT access_token, expires_at FROM wechat_token WHERE appid = ?", [appid]).fetchone()
     if row and row[0] and row[1] - margin > now:
@@ -280,7 +281,7 @@ def read_token(db: sqlite_utils.Database, appid: str, now: float, margin: float)
     return None
 
 
-def claim_token_refresh(db: sqlite_utils.Database, appid: str, now: float, hold: float, margin: float) -> bool:
+def claim_token_refresh(db: Store, appid: str, now: float, hold: float, margin: float) -> bool:
     """Become the one refresher for ``hold`` seconds, if nobody is and no valid token exists."""
     with db.atomic():
         db.execute(
@@ -297,7 +298,7 @@ def claim_token_refresh(db: sqlite_utils.Database, appid: str, now: float, hold:
         return cursor.rowcount == 1
 
 
-def store_token(db: sqlite_utils.Database, appid: str, token: str, expires_at: float) -> None:
+def store_token(db: Store, appid: str, token: str, expires_at: float) -> None:
     """Save a fresh token for every process and release the refresh claim."""
     with db.atomic():
         db.execute(
@@ -306,7 +307,7 @@ def store_token(db: sqlite_utils.Database, appid: str, token: str, expires_at: f
         )
 
 
-def forget_token(db: sqlite_utils.Database, appid: str, token: str) -> None:
+def forget_token(db: Store, appid: str, token: str) -> None:
     """Drop a token WeChat called invalid, unless another process already replaced it."""
     with db.atomic():
         db.execute("UPDATE wechat_token SET expires_at = 0 WHERE appid = ? AND access_token = ?", [appid, token])

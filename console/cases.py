@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite_utils
-
 from bot import conversations as conv_store
 from bot import store as bot_store
 from reviews import store as review_store
 from reviews import workflow
+from storage.db import Store
 
 
-def reply_to_case(db: sqlite_utils.Database, case_id: int, agent: str, text: str, now: float) -> int:
+def reply_to_case(db: Store, case_id: int, agent: str, text: str, now: float) -> int:
     """Record the response on the case and queue the WeChat message, in one write transaction.
 
     A case that was resolved meanwhile (CaseError), a closed 48-hour window (CaseError) or a text

@@ -7,6 +7,8 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from storage.db import Store
+
 migrations = Migrations("kefu.console")
 
 
@@ -38,17 +40,17 @@ def m001_console(db: sqlite_utils.Database) -> None:
     )
 
 
-def notes_of(db: sqlite_utils.Database, conversation_id: int) -> list[dict[str, Any]]:
+def notes_of(db: Store, conversation_id: int) -> list[dict[str, Any]]:
     """Internal notes, oldest first."""
     return list(db.table("notes").rows_where("conversation_id = ?", [conversation_id], order_by="at"))
 
 
-def add_note(db: sqlite_utils.Database, conversation_id: int, author: str, text: str, now: float) -> None:
+def add_note(db: Store, conversation_id: int, author: str, text: str, now: float) -> None:
     """An internal note the shopper never sees."""
     with db.atomic():
         db.table("notes").insert({"conversation_id": conversation_id, "author": author, "text": text, "at": now})
 
 
-def canned_replies(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+def canned_replies(db: Store) -> list[dict[str, Any]]:
     """The agents' canned replies, in their order."""
     return list(db.table("canned_replies").rows_where(order_by="id"))

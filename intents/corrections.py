@@ -15,6 +15,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from intents.evaluate import INTENTS
+from storage.db import Store
 
 migrations = Migrations("kefu.intents")
 
@@ -54,7 +55,7 @@ class Correction:
 
 
 def record_correction(
-    db: sqlite_utils.Database,
+    db: Store,
     *,
     message_id: int | None,
     text: str,
@@ -69,16 +70,16 @@ def record_correction(
         raise CorrectionError(f"unknown intent {intent!r}")
     if not text:
         raise CorrectionError("the message has no text to learn from")
-    db.execute(
-        "INSERT INTO nlu_corrections (message_id, text, intent, predicted, corrected_by, corrected_at) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
-        "intent = excluded.intent, corrected_by = excluded.corrected_by, corrected_at = excluded.corrected_at",
-        [message_id, text, intent, predicted, agent, now],
-    )
-    db.conn.commit()
+    with db.atomic():
+        db.execute(
+            "INSERT INTO nlu_corrections (message_id, text, intent, predicted, corrected_by, corrected_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET "
+            "intent = excluded.intent, corrected_by = excluded.corrected_by, corrected_at = excluded.corrected_at",
+            [message_id, text, intent, predicted, agent, now],
+        )
 
 
-def list_corrections(db: sqlite_utils.Database) -> list[Correction]:
+def list_corrections(db: Store) -> list[Correction]:
     """Every verdict, oldest first."""
     rows = db.execute(
         "SELECT text, intent, predicted, corrected_by, corrected_at FROM nlu_corrections ORDER BY corrected_at, id"
@@ -86,7 +87,7 @@ def list_corrections(db: sqlite_utils.Database) -> list[Correction]:
     return [Correction(str(r[0]), str(r[1]), r[2], r[3], float(r[4])) for r in rows]
 
 
-def training_pairs(db: sqlite_utils.Database) -> list[tuple[str, str]]:
+def training_pairs(db: Store) -> list[tuple[str, str]]:
     """(text, intent) of every verdict, one per distinct text (the latest wins)."""
     latest: dict[str, str] = {}
     for correction in list_corrections(db):
@@ -94,7 +95,7 @@ def training_pairs(db: sqlite_utils.Database) -> list[tuple[str, str]]:
     return sorted(latest.items())
 
 
-def export_csv(db: sqlite_utils.Database, path: Path) -> int:
+def export_csv(db: Store, path: Path) -> int:
     """Write the verdicts as a ``text,intent`` CSV (what ``kefu intents eval`` reads); returns the count."""
     pairs = training_pairs(db)
     path.parent.mkdir(parents=True, exist_ok=True)

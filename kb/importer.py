@@ -15,13 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from kb import store
 from kb.compliance import check_text
 from kb.encoder import Encoder
 from kb.hours import CHINA
 from kb.store import ORDER_STATES, id_problem, parse_specs, split_list
+from storage.db import Store
 
 COLUMNS = {
     "products.csv": ["sku", "name", "category", "price", "stock", "description", "specs", "aliases", "shipping"],
@@ -252,7 +251,7 @@ def read_file(path: Path, known_skus: set[str]) -> tuple[list[dict[str, Any]], l
     return rows, errors
 
 
-def import_dir(db: sqlite_utils.Database, folder: Path) -> ImportSummary:
+def import_dir(db: Store, folder: Path) -> ImportSummary:
     """Upsert whichever of products.csv, faq.csv and orders.csv the folder holds."""
     present = [name for name in COLUMNS if (folder / name).exists()]
     if not present:
@@ -287,8 +286,12 @@ def import_dir(db: sqlite_utils.Database, folder: Path) -> ImportSummary:
     return summary
 
 
+class _TrialOver(Exception):
+    """Ends a trial import: its transaction rolls back."""
+
+
 def embed_ahead(
-    db: sqlite_utils.Database,
+    db: Store,
     folder: Path,
     encoder: Callable[[], Encoder],
     *,
@@ -303,12 +306,13 @@ def embed_ahead(
     instead of embedding thousands of texts itself. ``encoder`` is called (loading the model) only
     after the files passed validation. Raises KbImportError like import_dir.
     """
-    db.execute("BEGIN")
     try:
-        import_dir(db, folder)  # its own atomic() becomes a savepoint of this transaction
-        docs = store.search_docs(store.all_products(db), store.all_faq(db))
-    finally:
-        db.conn.rollback()
+        with db.atomic():
+            import_dir(db, folder)  # its own atomic() becomes a savepoint of this transaction
+            docs = store.search_docs(store.all_products(db), store.all_faq(db))
+            raise _TrialOver
+    except _TrialOver:
+        pass  # rolled back: only the texts it would add were wanted
     if not docs:
         return 0
     model = encoder()  # only now: files with errors were refused above without loading the model
@@ -331,7 +335,7 @@ def _export_value(table: str, column: str, row: dict[str, Any]) -> str:
     return "" if value is None else str(value)
 
 
-def export_dir(db: sqlite_utils.Database, folder: Path) -> list[Path]:
+def export_dir(db: Store, folder: Path) -> list[Path]:
     """Write the three CSV files in the import format."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -11,6 +11,8 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from storage.db import Store
+
 migrations = Migrations("kefu.kb")
 
 # Order states; CSV files may use these codes or the Chinese words shops export.
@@ -84,7 +86,7 @@ def m002_catalogue_generation(db: sqlite_utils.Database) -> None:
             )
 
 
-def generation(db: sqlite_utils.Database) -> int:
+def generation(db: Store) -> int:
     """How many times products and FAQ have changed since the database was made."""
     return int(db.execute("SELECT n FROM kb_generation WHERE id = 1").fetchone()[0])
 
@@ -194,18 +196,18 @@ def _order(row: dict[str, object]) -> Order:
     return Order(**{k: (int(v) if k == "quantity" else str(v or "")) for k, v in row.items()})  # type: ignore[arg-type,call-overload]
 
 
-def all_products(db: sqlite_utils.Database) -> list[Product]:
+def all_products(db: Store) -> list[Product]:
     """Every product, by SKU."""
     return [_product(r) for r in db.table("products").rows_where(order_by="sku")]
 
 
-def get_product(db: sqlite_utils.Database, sku: str) -> Product | None:
+def get_product(db: Store, sku: str) -> Product | None:
     """One product as it is now (answers are composed from the live row)."""
     rows = list(db.table("products").rows_where("sku = ?", [sku]))
     return _product(rows[0]) if rows else None
 
 
-def in_stock_alternatives(db: sqlite_utils.Database, category: str, exclude: str, limit: int = 3) -> list[Product]:
+def in_stock_alternatives(db: Store, category: str, exclude: str, limit: int = 3) -> list[Product]:
     """Products of the same category that can be shipped now, most stock first."""
     rows = db.table("products").rows_where(
         "category = ? AND sku != ? AND stock > 0", [category, exclude], order_by="stock DESC", limit=limit
@@ -213,18 +215,18 @@ def in_stock_alternatives(db: sqlite_utils.Database, category: str, exclude: str
     return [_product(r) for r in rows]
 
 
-def all_faq(db: sqlite_utils.Database) -> list[Faq]:
+def all_faq(db: Store) -> list[Faq]:
     """Every FAQ entry, by id."""
     return [_faq(r) for r in db.table("faq").rows_where(order_by="id")]
 
 
-def get_faq(db: sqlite_utils.Database, faq_id: str) -> Faq | None:
+def get_faq(db: Store, faq_id: str) -> Faq | None:
     """One FAQ entry."""
     rows = list(db.table("faq").rows_where("id = ?", [faq_id]))
     return _faq(rows[0]) if rows else None
 
 
-def save_faq(db: sqlite_utils.Database, faq: Faq) -> None:
+def save_faq(db: Store, faq: Faq) -> None:
     """Insert or replace one FAQ entry (the console's editor)."""
     db.table("faq").upsert(
         {
@@ -238,12 +240,12 @@ def save_faq(db: sqlite_utils.Database, faq: Faq) -> None:
     )
 
 
-def orders_of(db: sqlite_utils.Database, openid: str) -> list[Order]:
+def orders_of(db: Store, openid: str) -> list[Order]:
     """A shopper's own orders, newest first (never anyone else's)."""
     return [_order(r) for r in db.table("orders").rows_where("openid = ?", [openid], order_by="created_at DESC")]
 
 
-def get_order(db: sqlite_utils.Database, openid: str, order_id: str) -> Order | None:
+def get_order(db: Store, openid: str, order_id: str) -> Order | None:
     """An order by number, only if it belongs to this shopper."""
     rows = list(db.table("orders").rows_where("order_id = ? AND openid = ?", [order_id, openid]))
     return _order(rows[0]) if rows else None
@@ -282,7 +284,7 @@ def search_docs(products: Iterable[Product], faqs: Iterable[Faq]) -> list[Doc]:
     return docs
 
 
-def stored_vectors(db: sqlite_utils.Database, model: str) -> dict[tuple[str, str, str], np.ndarray]:
+def stored_vectors(db: Store, model: str) -> dict[tuple[str, str, str], np.ndarray]:
     """Embeddings already computed with ``model``, by (kind, ref, text hash)."""
     out = {}
     for row in db.table("kb_embeddings").rows_where("model = ?", [model]):
@@ -290,7 +292,7 @@ def stored_vectors(db: sqlite_utils.Database, model: str) -> dict[tuple[str, str
     return out
 
 
-def add_vectors(db: sqlite_utils.Database, model: str, new: list[tuple[Doc, np.ndarray]]) -> None:
+def add_vectors(db: Store, model: str, new: list[tuple[Doc, np.ndarray]]) -> None:
     """Store embeddings computed ahead of an import (nothing is dropped)."""
     with db.atomic():
         db.table("kb_embeddings").upsert_all(
@@ -309,9 +311,7 @@ def add_vectors(db: sqlite_utils.Database, model: str, new: list[tuple[Doc, np.n
         )
 
 
-def replace_vectors(
-    db: sqlite_utils.Database, model: str, keep: set[tuple[str, str, str]], new: list[tuple[Doc, np.ndarray]]
-) -> None:
+def replace_vectors(db: Store, model: str, keep: set[tuple[str, str, str]], new: list[tuple[Doc, np.ndarray]]) -> None:
     """Store new embeddings and drop those of texts that no longer exist."""
     with db.atomic():
         for row in list(db.table("kb_embeddings").rows_where("model = ?", [model], select="kind, ref, text_hash")):

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlite_utils
-
 from reviews import store
 from reviews.aspects import tag_aspects
 from reviews.sentiment import Judgement, judge
 from reviews.workflow import SlaPolicy, open_case
+from storage.db import Store
 
 COLUMNS = ("review_id", "order_id", "sku", "openid", "rating", "content", "created_at")
 MAX_BATCH = 500
@@ -133,7 +132,7 @@ def prepare(rows: Iterable[tuple[int, dict[str, Any]]]) -> tuple[list[store.Revi
 
 
 def store_reviews(
-    db: sqlite_utils.Database,
+    db: Store,
     reviews: list[store.ReviewRow],
     judgements: list[Judgement],
     now: float,

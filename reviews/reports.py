@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlite_utils
-
 from kb.hours import CHINA
 from reviews.store import OVERDUE
+from storage.db import Store
 
 # The customer-service figures come from the bot's own tables: the caller passes the bot's
 # function (bot.conversations.service_figures), so reviews never reads them itself.
-ServiceFigures = Callable[[sqlite_utils.Database, float, float], dict[str, Any]]
+ServiceFigures = Callable[[Store, float, float], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class ReportFilter:
     sku: str | None = None
     category: str | None = None
 
-    def skus(self, db: sqlite_utils.Database) -> list[str] | None:
+    def skus(self, db: Store) -> list[str] | None:
         """The products in scope, or None for all of them."""
         if self.sku:
             return [self.sku]
@@ -66,7 +65,7 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _median(db: sqlite_utils.Database, sql: str, params: list[Any]) -> float | None:
+def _median(db: Store, sql: str, params: list[Any]) -> float | None:
     """Median of a one-column query's values (SQLite has no median)."""
     count = db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
     if not count:
@@ -75,7 +74,7 @@ def _median(db: sqlite_utils.Database, sql: str, params: list[Any]) -> float | N
     return float(sum(r[0] for r in rows) / len(rows))
 
 
-def _percentile(db: sqlite_utils.Database, sql: str, params: list[Any], pct: float) -> float | None:
+def _percentile(db: Store, sql: str, params: list[Any], pct: float) -> float | None:
     count = db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
     if not count:
         return None
@@ -88,7 +87,7 @@ def _day(ts: float) -> str:
 
 
 def compute_report(
-    db: sqlite_utils.Database,
+    db: Store,
     flt: ReportFilter,
     *,
     response_sla: float = 1800,
@@ -301,7 +300,7 @@ def weekly_summary(report: Report) -> str:
     )
 
 
-def claim_push(db: sqlite_utils.Database, period: str, now: float) -> bool:
+def claim_push(db: Store, period: str, now: float) -> bool:
     """Record that this week's push is being sent; False if it was already."""
     cursor = db.execute(
         "INSERT INTO report_pushes (period, sent_at) VALUES (?, ?) ON CONFLICT (period) DO NOTHING", [period, now]
@@ -310,7 +309,7 @@ def claim_push(db: sqlite_utils.Database, period: str, now: float) -> bool:
 
 
 def push_weekly_report(
-    db: sqlite_utils.Database,
+    db: Store,
     schedule: str,
     channels: list[str],
     now: float,

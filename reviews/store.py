@@ -11,6 +11,8 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from storage.db import Store
+
 migrations = Migrations("kefu.reviews")
 
 OPEN, RESPONDED, RESOLVED, CLOSED = "open", "responded", "resolved", "closed"
@@ -112,7 +114,7 @@ class ReviewRow:
     created_ts: float
 
 
-def existing_review_ids(db: sqlite_utils.Database, ids: list[str]) -> set[str]:
+def existing_review_ids(db: Store, ids: list[str]) -> set[str]:
     """Which of these review ids are already stored (ingest is idempotent)."""
     found: set[str] = set()
     for start in range(0, len(ids), 500):
@@ -122,12 +124,12 @@ def existing_review_ids(db: sqlite_utils.Database, ids: list[str]) -> set[str]:
     return found
 
 
-def add_event(db: sqlite_utils.Database, case_id: int, at: float, kind: str, actor: str, note: str = "") -> None:
+def add_event(db: Store, case_id: int, at: float, kind: str, actor: str, note: str = "") -> None:
     """Append to a case's timeline."""
     db.table("case_events").insert({"case_id": case_id, "at": at, "kind": kind, "actor": actor, "note": note})
 
 
-def get_case(db: sqlite_utils.Database, case_id: int) -> dict[str, Any] | None:
+def get_case(db: Store, case_id: int) -> dict[str, Any] | None:
     """A case with its review."""
     rows = db.query(
         "SELECT c.*, r.content, r.rating, r.sku, r.openid, r.order_id, r.created_at AS review_created_at, "
@@ -137,12 +139,12 @@ def get_case(db: sqlite_utils.Database, case_id: int) -> dict[str, Any] | None:
     return next(iter(rows), None)
 
 
-def case_timeline(db: sqlite_utils.Database, case_id: int) -> list[dict[str, Any]]:
+def case_timeline(db: Store, case_id: int) -> list[dict[str, Any]]:
     """A case's events, oldest first."""
     return list(db.table("case_events").rows_where("case_id = ?", [case_id], order_by="at, id"))
 
 
-def review_aspects(db: sqlite_utils.Database, review_id: str) -> list[dict[str, Any]]:
+def review_aspects(db: Store, review_id: str) -> list[dict[str, Any]]:
     """The aspect tags of one review."""
     return list(db.table("review_aspects").rows_where("review_id = ?", [review_id]))
 
@@ -153,9 +155,7 @@ def review_aspects(db: sqlite_utils.Database, review_id: str) -> list[dict[str, 
 OVERDUE = "((c.state = 'open' AND c.response_due < ?) OR (c.state IN ('open', 'responded') AND c.resolution_due < ?))"
 
 
-def list_cases(
-    db: sqlite_utils.Database, *, state: str | None, now: float, only_overdue: bool = False, limit: int = 200
-) -> list[dict[str, Any]]:
+def list_cases(db: Store, *, state: str | None, now: float, only_overdue: bool = False, limit: int = 200) -> list[dict[str, Any]]:
     """Cases for the console list, newest first, each marked ``overdue`` or not at ``now``."""
     where: list[str] = ["1 = 1"]
     params: list[Any] = []

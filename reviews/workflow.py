@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from kb.hours import BusinessHours
 from reviews import store
+from storage.db import Store
 from storage.outbox import queue_notification
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class SlaPolicy:
         return self.calendar.add_working_time(start, seconds) if self.calendar else start + seconds
 
 
-def open_case(db: sqlite_utils.Database, review_id: str, now: float, policy: SlaPolicy) -> int | None:
+def open_case(db: Store, review_id: str, now: float, policy: SlaPolicy) -> int | None:
     """Open a case with its four timers; None if the review already has one."""
     with db.atomic():
         if db.execute("SELECT 1 FROM cases WHERE review_id = ?", [review_id]).fetchone():
@@ -60,14 +59,14 @@ def open_case(db: sqlite_utils.Database, review_id: str, now: float, policy: Sla
     return case_id
 
 
-def _case_state(db: sqlite_utils.Database, case_id: int) -> str:
+def _case_state(db: Store, case_id: int) -> str:
     row = db.execute("SELECT state FROM cases WHERE id = ?", [case_id]).fetchone()
     if row is None:
         raise CaseError(f"no case {case_id}")
     return str(row[0])
 
 
-def record_response(db: sqlite_utils.Database, case_id: int, now: float, actor: str, note: str) -> None:
+def record_response(db: Store, case_id: int, now: float, actor: str, note: str) -> None:
     """The first response to the shopper: open -> responded (later responses only add to the timeline)."""
     with db.atomic():
         state = _case_state(db, case_id)
@@ -78,7 +77,7 @@ def record_response(db: sqlite_utils.Database, case_id: int, now: float, actor: 
         store.add_event(db, case_id, now, "responded", actor, note)
 
 
-def resolve_case(db: sqlite_utils.Database, case_id: int, now: float, actor: str, outcome: str, note: str) -> None:
+def resolve_case(db: Store, case_id: int, now: float, actor: str, outcome: str, note: str) -> None:
     """Resolve with an outcome; "no_action" needs a reason."""
     if outcome not in store.OUTCOMES:
         raise CaseError(f"处理结果必须是 {', '.join(store.OUTCOMES)} 之一")
@@ -96,7 +95,7 @@ def resolve_case(db: sqlite_utils.Database, case_id: int, now: float, actor: str
         store.add_event(db, case_id, now, "resolved", actor, f"{outcome}：{note}" if note else outcome)
 
 
-def close_case(db: sqlite_utils.Database, case_id: int, now: float, actor: str, note: str) -> None:
+def close_case(db: Store, case_id: int, now: float, actor: str, note: str) -> None:
     """Close without resolving (duplicate, spam, withdrawn by the shopper)."""
     if not note.strip():
         raise CaseError("关闭工单必须填写原因")
@@ -121,7 +120,7 @@ def _relevant(kind: str, state: str) -> bool:
     return state in (store.OPEN, store.RESPONDED)
 
 
-def fire_due_timers(db: sqlite_utils.Database, now: float, channels: list[str]) -> list[int]:
+def fire_due_timers(db: Store, now: float, channels: list[str]) -> list[int]:
     """Fire every due timer once: a timeline event, an escalation on breach, one notification per channel.
 
     Claiming the timer, the event and the notifications commit together, so a crash either

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -50,3 +51,73 @@ class DbRunner:
         """Finish queued work and close the connection."""
         self._executor.submit(self.db.close).result()
         self._executor.shutdown(wait=True)
+
+
+class Cursor(Protocol):
+    """What a statement gives back: its rows, and how many rows a write changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Rows(Protocol):
+    """The few row helpers of one table that store functions use."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def rows(self) -> Iterator[dict[str, Any]]: ...
+
+    def exists(self) -> bool: ...
+
+    def get(self, pk_values: Any) -> dict[str, Any]: ...
+
+    def rows_where(
+        self,
+        where: str | None = None,
+        where_args: Sequence[Any] | None = None,
+        order_by: str | None = None,
+        select: str = "*",
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def insert(self, record: dict[str, Any]) -> Any: ...
+
+    def insert_all(self, records: Iterable[dict[str, Any]]) -> Any: ...
+
+    def upsert(self, record: dict[str, Any], pk: Any = ...) -> Any: ...
+
+    def upsert_all(self, records: Iterable[dict[str, Any]], pk: Any = ...) -> Any: ...
+
+
+class Store(Protocol):
+    """The one small interface every store function is written against.
+
+    sqlite_utils.Database satisfies it (SQLite, the embedded default); a PostgreSQL backend
+    provides the same few calls. SQL passed to ``execute``/``query`` is portable: ``?``
+    placeholders, ``INSERT ... ON CONFLICT``, ``RETURNING``, no SQLite-only functions. Schema
+    changes are not part of it: each backend applies the migrations its own way.
+    """
+
+    def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> Cursor: ...
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> Iterator[dict[str, Any]]: ...
+
+    def atomic(self) -> AbstractContextManager[Any]: ...
+
+    def table(self, table_name: str) -> Rows: ...
+
+
+def as_store(db: sqlite_utils.Database) -> Store:
+    """The SQLite database as the interface store functions take (mypy checks here that it fits)."""
+    return db

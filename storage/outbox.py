@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from storage.db import DbRunner
+from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,7 @@ def _table(name: str) -> str:
     return name
 
 
-def claim_due(
-    db: sqlite_utils.Database, queue: str, *, now: float, lease_seconds: float, limit: int = 20
-) -> list[dict[str, Any]]:
+def claim_due(db: Store, queue: str, *, now: float, lease_seconds: float, limit: int = 20) -> list[dict[str, Any]]:
     """Lease up to ``limit`` due rows of ``queue`` so only one sender delivers each."""
     table = _table(queue)
     with db.atomic():
@@ -98,7 +96,7 @@ def claim_due(
 
 
 def mark(
-    db: sqlite_utils.Database,
+    db: Store,
     queue: str,
     row_id: int,
     *,
@@ -119,7 +117,7 @@ def mark(
 
 
 def queue_notification(
-    db: sqlite_utils.Database,
+    db: Store,
     *,
     source: str,
     channels: list[str],

@@ -75,6 +75,14 @@ def store_conversation(db: sqlite_utils.Database, conv: Conversation, now: float
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """A turn's request for an agent: why, and when it was made (the queue's order)."""
+
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True)
 class TurnRecord:
     """What one turn changes in its conversation, written with the reply in one transaction."""
 
@@ -86,11 +94,12 @@ class TurnRecord:
     presale: bool = False
     fast: bool = False
     close_as: str | None = None  # close the conversation with this outcome
+    handoff: Handoff | None = None  # put the conversation in the agents' queue
 
 
 def save_turn(db: sqlite_utils.Database, record: TurnRecord) -> None:
     """Store the turn: the conversation row, the message's link to it, what the dialogue remembers,
-    the response measures and a closing goodbye (a savepoint inside the reply's transaction)."""
+    the response measures, a handoff and a closing goodbye (a savepoint inside the reply's transaction)."""
     conv = record.conv
     with db.atomic():
         store_conversation(db, conv, record.now)
@@ -106,6 +115,8 @@ def save_turn(db: sqlite_utils.Database, record: TurnRecord) -> None:
                 "presale_questions = presale_questions + ?, presale_fast = presale_fast + ? WHERE id = ?",
                 [record.replied_at, int(record.presale), int(record.presale and record.fast), conv.id],
             )
+        if record.handoff is not None:
+            enqueue_handoff(db, conv.id, record.handoff.reason, record.handoff.at)
         if record.close_as:
             close_conversation(db, conv.id, record.close_as, record.now)
 
@@ -119,6 +130,17 @@ def enqueue_handoff(db: sqlite_utils.Database, conversation_id: int, reason: str
             [reason, now, conversation_id],
         )
         return queue_position(db, conversation_id)
+
+
+def handoff_position(db: sqlite_utils.Database, conversation_id: int, now: float) -> int:
+    """The position ``enqueue_handoff`` at ``now`` would give the conversation (0: not stored yet), read
+    only: the turn's handoff is written with its reply."""
+    row = db.execute(
+        "SELECT count(*) FROM conversations WHERE state = 'queued' AND id != ? AND queued_at <= "
+        "COALESCE((SELECT queued_at FROM conversations WHERE id = ?), ?)",
+        [conversation_id, conversation_id, now],
+    ).fetchone()
+    return int(row[0]) + 1
 
 
 def queue_position(db: sqlite_utils.Database, conversation_id: int) -> int:

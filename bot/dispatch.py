@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from bot import store, texts
+from bot.conversations import ConversationChangedError
 from bot.metrics import Metrics
 from bot.outbox import MessageSender, TransientSendError, WeChatAPIError
 from bot.store import Understood
@@ -20,6 +21,9 @@ from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Each re-run means another message of the same shopper was answered first: a shopper cannot send
+# this many at once, so more would mean a bug (the message is then left for recovery).
+MAX_RERUNS = 8
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,9 @@ class Reply:
     """What the bot answers, and what it understood (stored with the message).
 
     ``persist`` writes what the turn changed (the conversation) inside the transaction that stores
-    the reply, so a message costs two write transactions: storing it, and storing its answer.
+    the reply, so a message costs two write transactions: storing it, and storing its answer. If
+    ``persist`` finds the conversation changed since the turn read it (ConversationChangedError),
+    nothing is stored and the turn runs again.
     ``on_stored`` runs once that transaction has committed (live updates for the console).
     """
 
@@ -129,7 +135,7 @@ class Dispatcher:
             if self.sender is not None:
                 self._keep(self._typing(inbound.openid))
             return None
-        finished = await self._finish(message_id, inbound, reply, inband_by=arrived + self.inband_limit)
+        finished, reply = await self._finish(message_id, inbound, reply, inband_by=arrived + self.inband_limit)
         if finished is None or finished.outbound_id is None:
             return None
         if not finished.inband:
@@ -145,29 +151,43 @@ class Dispatcher:
         message_id = await self.record(inbound)
         reply = await self.respond(inbound)
         if message_id is not None:
-            await self._finish(message_id, inbound, reply, inband_by=float("inf"))
+            _, reply = await self._finish(message_id, inbound, reply, inband_by=float("inf"))
         return reply
 
-    async def _finish(self, message_id: int, inbound: Inbound, reply: Reply, *, inband_by: float | None) -> store.Finished | None:
-        finished = await self.runner.run(
-            store.finish_message,
-            message_id,
-            openid=inbound.openid,
-            text=reply.text,
-            inband_by=inband_by,
-            clock=self.clock,
-            intent=reply.intent,
-            confidence=reply.confidence,
-            understood=reply.understood,
-            persist=reply.persist,
-        )
-        if finished is not None and reply.on_stored is not None:
-            reply.on_stored()
-        return finished
+    async def _finish(
+        self, message_id: int, inbound: Inbound, reply: Reply, *, inband_by: float | None
+    ) -> tuple[store.Finished | None, Reply]:
+        """Store the reply with the turn's writes; returns what was stored and the reply it was."""
+        reruns = 0
+        while True:
+            try:
+                finished = await self.runner.run(
+                    store.finish_message,
+                    message_id,
+                    openid=inbound.openid,
+                    text=reply.text,
+                    inband_by=inband_by,
+                    clock=self.clock,
+                    intent=reply.intent,
+                    confidence=reply.confidence,
+                    understood=reply.understood,
+                    persist=reply.persist,
+                )
+            except ConversationChangedError:
+                # Another message of this shopper was answered since this turn read the conversation.
+                # Nothing of this turn was stored or sent: it runs again on the conversation as it is now.
+                if reruns == MAX_RERUNS:
+                    raise  # the message stays unanswered for recovery to answer (Dispatcher.recover)
+                reruns += 1
+                self.metrics.errors.labels(kind="turn_rerun").inc()
+                reply = await self.respond(inbound)
+                continue
+            if finished is not None and reply.on_stored is not None:
+                reply.on_stored()
+            return finished, reply
 
     async def _finish_later(self, message_id: int, inbound: Inbound, task: asyncio.Future[Reply]) -> None:
-        reply = await task
-        finished = await self._finish(message_id, inbound, reply, inband_by=None)
+        finished, _ = await self._finish(message_id, inbound, await task, inband_by=None)
         if finished is not None and finished.outbound_id is not None:
             self.wake_outbox()
 

@@ -139,8 +139,8 @@ async def test_a_custom_router_runs_inside_the_dialogues_middleware(tmp_path: Pa
     turns = stored_turns(d, runner, lambda: T0)
     first = await turns(said("你好", 1))
     assert first.text == "记住了" and first.intent == "greet"
-    row = runner.db.execute("SELECT context FROM conversations").fetchone()
-    assert '"seen": "你好"' in row[0]  # loaded and saved by the conversation middleware
+    row = runner.db.execute("SELECT context, version FROM conversations").fetchone()
+    assert '"seen": "你好"' in row[0] and row[1] == 1  # loaded and saved by the conversation middleware
     blocked = await turns(said("有活动吗", 2))
     assert blocked.text == texts.DONT_KNOW  # the compliance middleware
     assert metrics.registry.get_sample_value("kefu_errors_total", {"kind": "compliance_blocked"}) == 1.0

@@ -34,8 +34,6 @@ from kb.hours import BusinessHours
 from kb.search import ANSWER, KnowledgeBase
 from storage.db import DbRunner
 
-__all__ = ["Dialogue", "DialogueConfig"]
-
 logger = logging.getLogger(__name__)
 
 PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping", "ask_promotion"})

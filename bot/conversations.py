@@ -17,6 +17,10 @@ BOT, QUEUED, AGENT, CLOSED = "bot", "queued", "agent", "closed"
 IDLE_CLOSE_SECONDS = 2 * 3600  # a bot conversation idle this long counts as finished
 
 
+class ConversationChangedError(Exception):
+    """Another turn saved the conversation (or opened one) since this turn read it: run the turn again."""
+
+
 @dataclass
 class Conversation:
     """The open conversation of one shopper, as the dialogue sees it (``id`` 0: not stored yet)."""
@@ -28,13 +32,14 @@ class Conversation:
     context: dict[str, Any] = field(default_factory=dict)
     handoff_reason: str | None = None
     idle_id: int | None = None  # an idle bot conversation this one replaces, closed when this is stored
+    version: int = 0  # as read; each save of what the dialogue remembers checks it and adds one
 
 
 def current_conversation(db: Store, openid: str, now: float) -> Conversation:
     """The shopper's open conversation as it stands, or a new one not stored yet (read only: the
     turn's changes are written once, with the reply, by ``save_turn``)."""
     row = db.execute(
-        "SELECT id, state, misunderstandings, context, handoff_reason, last_message_at FROM conversations "
+        "SELECT id, state, misunderstandings, context, handoff_reason, last_message_at, version FROM conversations "
         "WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
         [openid],
     ).fetchone()
@@ -42,11 +47,13 @@ def current_conversation(db: Store, openid: str, now: float) -> Conversation:
         return Conversation(0, openid, BOT, 0, {})
     if row[1] == BOT and row[5] < now - IDLE_CLOSE_SECONDS:
         return Conversation(0, openid, BOT, 0, {}, idle_id=row[0])
-    return Conversation(row[0], openid, row[1], row[2], json.loads(row[3] or "{}"), row[4])
+    return Conversation(row[0], openid, row[1], row[2], json.loads(row[3] or "{}"), row[4], version=row[6])
 
 
-def store_conversation(db: Store, conv: Conversation, now: float) -> int:
-    """Make sure the conversation has its row (closing the idle one it replaces); returns its id."""
+def store_conversation(db: Store, conv: Conversation, now: float, *, context: bool = True) -> int:
+    """Write the conversation's row and return its id: opened if new (closing the idle one it replaces),
+    its last message time and, with ``context``, what the dialogue remembers, under the version the turn
+    read. Raises ConversationChangedError if another turn saved it, or opened one, since."""
     with db.atomic():
         if conv.idle_id is not None:
             db.execute(
@@ -56,22 +63,39 @@ def store_conversation(db: Store, conv: Conversation, now: float) -> int:
             )
             conv.idle_id = None
         if conv.id == 0:
-            # Another message of this shopper may have opened one since the turn began.
-            row = db.execute(
+            opened = db.execute(
                 "SELECT id FROM conversations WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
                 [conv.openid],
             ).fetchone()
-            if row:
-                conv.id = int(row[0])
-            else:
-                created = db.execute(
-                    "INSERT INTO conversations (openid, state, context, misunderstandings, started_at, last_message_at) "
-                    "VALUES (?, 'bot', '{}', 0, ?, ?) RETURNING id",
-                    [conv.openid, now, now],
-                ).fetchone()
-                conv.id = int(created[0])
-        db.execute("UPDATE conversations SET last_message_at = ? WHERE id = ?", [now, conv.id])
+            if opened:
+                raise ConversationChangedError(f"conversation {opened[0]} of {conv.openid} opened meanwhile")
+            # RETURNING rather than the cursor's lastrowid: the same statement runs on PostgreSQL.
+            rows = db.execute(
+                "INSERT INTO conversations (openid, state, context, misunderstandings, started_at, last_message_at) "
+                "VALUES (?, 'bot', '{}', 0, ?, ?) RETURNING id",
+                [conv.openid, now, now],
+            ).fetchall()
+            conv.id = int(rows[0][0])
+        if not context:
+            db.execute("UPDATE conversations SET last_message_at = ? WHERE id = ?", [now, conv.id])
+            return conv.id
+        cursor = db.execute(
+            "UPDATE conversations SET last_message_at = ?, context = ?, misunderstandings = ?, version = version + 1 "
+            "WHERE id = ? AND version = ?",
+            [now, json.dumps(conv.context, ensure_ascii=False), conv.misunderstandings, conv.id, conv.version],
+        )
+        if cursor.rowcount != 1:
+            raise ConversationChangedError(f"conversation {conv.id} saved by another turn since version {conv.version}")
+        conv.version += 1
         return conv.id
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A turn's request for an agent: why, and when it was made (the queue's order)."""
+
+    reason: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -86,26 +110,25 @@ class TurnRecord:
     presale: bool = False
     fast: bool = False
     close_as: str | None = None  # close the conversation with this outcome
+    handoff: Handoff | None = None  # put the conversation in the agents' queue
 
 
 def save_turn(db: Store, record: TurnRecord) -> None:
-    """Store the turn: the conversation row, the message's link to it, what the dialogue remembers,
-    the response measures and a closing goodbye (a savepoint inside the reply's transaction)."""
+    """Store the turn: the conversation row with what the dialogue remembers (under its version), the
+    message's link to it, the response measures, a handoff and a closing goodbye (a savepoint inside the
+    reply's transaction). Raises ConversationChangedError, writing nothing, if another turn saved first."""
     conv = record.conv
     with db.atomic():
-        store_conversation(db, conv, record.now)
+        store_conversation(db, conv, record.now, context=record.save_context)
         db.execute("UPDATE messages SET conversation_id = ? WHERE dedup_key = ?", [conv.id, record.dedup_key])
-        if record.save_context:
-            db.execute(
-                "UPDATE conversations SET context = ?, misunderstandings = ? WHERE id = ?",
-                [json.dumps(conv.context, ensure_ascii=False), conv.misunderstandings, conv.id],
-            )
         if record.replied_at is not None:
             db.execute(
                 "UPDATE conversations SET first_response_at = COALESCE(first_response_at, ?), "
                 "presale_questions = presale_questions + ?, presale_fast = presale_fast + ? WHERE id = ?",
                 [record.replied_at, int(record.presale), int(record.presale and record.fast), conv.id],
             )
+        if record.handoff is not None:
+            enqueue_handoff(db, conv.id, record.handoff.reason, record.handoff.at)
         if record.close_as:
             close_conversation(db, conv.id, record.close_as, record.now)
 
@@ -119,6 +142,17 @@ def enqueue_handoff(db: Store, conversation_id: int, reason: str, now: float) ->
             [reason, now, conversation_id],
         )
         return queue_position(db, conversation_id)
+
+
+def handoff_position(db: Store, conversation_id: int, now: float) -> int:
+    """The position ``enqueue_handoff`` at ``now`` would give the conversation (0: not stored yet), read
+    only: the turn's handoff is written with its reply."""
+    row = db.execute(
+        "SELECT count(*) FROM conversations WHERE state = 'queued' AND id != ? AND queued_at <= "
+        "COALESCE((SELECT queued_at FROM conversations WHERE id = ?), ?)",
+        [conversation_id, conversation_id, now],
+    ).fetchone()
+    return int(row[0]) + 1
 
 
 def queue_position(db: Store, conversation_id: int) -> int:

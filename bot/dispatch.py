@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import sqlite_utils
-
 from bot import store, texts
+from bot.conversations import ConversationChangedError
 from bot.metrics import Metrics
 from bot.outbox import MessageSender, TransientSendError, WeChatAPIError
 from bot.store import Understood
 from bot.wechat import Inbound
-from kb.compliance import check_text
-from storage.db import DbRunner
+from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Each re-run means another message of the same shopper was answered first: a shopper cannot send
+# this many at once, so more would mean a bug (the message is then left for recovery).
+MAX_RERUNS = 8
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class Reply:
     """What the bot answers, and what it understood (stored with the message).
 
     ``persist`` writes what the turn changed (the conversation) inside the transaction that stores
-    the reply, so a message costs two write transactions: storing it, and storing its answer.
+    the reply, so a message costs two write transactions: storing it, and storing its answer. If
+    ``persist`` finds the conversation changed since the turn read it (ConversationChangedError),
+    nothing is stored and the turn runs again.
     ``on_stored`` runs once that transaction has committed (live updates for the console).
     """
 
@@ -37,7 +39,7 @@ class Reply:
     intent: str | None = None
     confidence: float | None = None
     understood: Understood | None = None
-    persist: Callable[[sqlite_utils.Database], None] | None = None
+    persist: Callable[[Store], None] | None = None
     on_stored: Callable[[], None] | None = None
 
 
@@ -96,26 +98,12 @@ class Dispatcher:
 
     async def respond(self, inbound: Inbound) -> Reply:
         """Run the responder; any failure becomes an apology and a handoff, never silence."""
-        started = self.clock()
         try:
-            reply = await self.responder(inbound)
+            return await self.responder(inbound)
         except Exception:  # the handler runner: log, apologise to the shopper, hand off
             logger.exception("responder failed for %s", inbound.dedup_key)
             self.metrics.errors.labels(kind="responder").inc()
-            reply = Reply(texts.SORRY_HANDOFF, intent="error")
-        self.metrics.reply_latency.observe(max(0.0, self.clock() - started))
-        violations = check_text(reply.text) if reply.text else []
-        if violations:
-            # Shop-written text (an FAQ answer) that breaks the review or sharing rules is never sent.
-            logger.error(
-                "bot reply to %s blocked by compliance %s: %r",
-                inbound.dedup_key,
-                [v.rule for v in violations],
-                reply.text,
-            )
-            self.metrics.errors.labels(kind="compliance_blocked").inc()
-            reply = dataclasses.replace(reply, text=texts.DONT_KNOW)
-        return reply
+            return Reply(texts.SORRY_HANDOFF, intent="error")
 
     async def handle(self, inbound: Inbound, arrived: float | None = None) -> str | None:
         """Answer a WeChat push: the reply text for in-band delivery, or None for "success".
@@ -145,7 +133,7 @@ class Dispatcher:
             if self.sender is not None:
                 self._keep(self._typing(inbound.openid))
             return None
-        finished = await self._finish(message_id, inbound, reply, inband_by=arrived + self.inband_limit)
+        finished, reply = await self._finish(message_id, inbound, reply, inband_by=arrived + self.inband_limit)
         if finished is None or finished.outbound_id is None:
             return None
         if not finished.inband:
@@ -161,29 +149,43 @@ class Dispatcher:
         message_id = await self.record(inbound)
         reply = await self.respond(inbound)
         if message_id is not None:
-            await self._finish(message_id, inbound, reply, inband_by=float("inf"))
+            _, reply = await self._finish(message_id, inbound, reply, inband_by=float("inf"))
         return reply
 
-    async def _finish(self, message_id: int, inbound: Inbound, reply: Reply, *, inband_by: float | None) -> store.Finished | None:
-        finished = await self.runner.run(
-            store.finish_message,
-            message_id,
-            openid=inbound.openid,
-            text=reply.text,
-            inband_by=inband_by,
-            clock=self.clock,
-            intent=reply.intent,
-            confidence=reply.confidence,
-            understood=reply.understood,
-            persist=reply.persist,
-        )
-        if finished is not None and reply.on_stored is not None:
-            reply.on_stored()
-        return finished
+    async def _finish(
+        self, message_id: int, inbound: Inbound, reply: Reply, *, inband_by: float | None
+    ) -> tuple[store.Finished | None, Reply]:
+        """Store the reply with the turn's writes; returns what was stored and the reply it was."""
+        reruns = 0
+        while True:
+            try:
+                finished = await self.runner.run(
+                    store.finish_message,
+                    message_id,
+                    openid=inbound.openid,
+                    text=reply.text,
+                    inband_by=inband_by,
+                    clock=self.clock,
+                    intent=reply.intent,
+                    confidence=reply.confidence,
+                    understood=reply.understood,
+                    persist=reply.persist,
+                )
+            except ConversationChangedError:
+                # Another message of this shopper was answered since this turn read the conversation.
+                # Nothing of this turn was stored or sent: it runs again on the conversation as it is now.
+                if reruns == MAX_RERUNS:
+                    raise  # the message stays unanswered for recovery to answer (Dispatcher.recover)
+                reruns += 1
+                self.metrics.errors.labels(kind="turn_rerun").inc()
+                reply = await self.respond(inbound)
+                continue
+            if finished is not None and reply.on_stored is not None:
+                reply.on_stored()
+            return finished, reply
 
     async def _finish_later(self, message_id: int, inbound: Inbound, task: asyncio.Future[Reply]) -> None:
-        reply = await task
-        finished = await self._finish(message_id, inbound, reply, inband_by=None)
+        finished, _ = await self._finish(message_id, inbound, await task, inband_by=None)
         if finished is not None and finished.outbound_id is not None:
             self.wake_outbox()
 

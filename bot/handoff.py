@@ -2,7 +2,8 @@
 
 Each use case that changes several rows is one function in one write transaction: an error
 anywhere (the conversation is no longer the agent's, the text breaks a compliance rule) rolls
-back every row, and a crash leaves either all of it or none.
+back every row, and a crash leaves either all of it or none. A change of who holds the
+conversation bumps its version, so a bot turn running meanwhile is re-run on the new state.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def claim(db: Store, conversation_id: int, agent: str, now: float) -> None:
     """Take a queued conversation."""
     with db.atomic():
         cursor = db.execute(
-            "UPDATE conversations SET state = 'agent', agent = ?, claimed_at = ?, "
+            "UPDATE conversations SET state = 'agent', agent = ?, claimed_at = ?, version = version + 1, "
             "first_response_at = COALESCE(first_response_at, ?) WHERE id = ? AND state = 'queued'",
             [agent, now, now, conversation_id],
         )
@@ -44,7 +45,7 @@ def resolve(db: Store, conversation_id: int, agent: str, now: float) -> None:
     """Close a conversation the agent handled."""
     with db.atomic():
         cursor = db.execute(
-            "UPDATE conversations SET state = 'closed', closed_at = ?, outcome = 'agent_resolved' "
+            "UPDATE conversations SET state = 'closed', closed_at = ?, outcome = 'agent_resolved', version = version + 1 "
             "WHERE id = ? AND state = 'agent' AND agent = ?",
             [now, conversation_id, agent],
         )
@@ -56,7 +57,7 @@ def hand_back(db: Store, conversation_id: int, agent: str, now: float) -> None:
     """Give the conversation back to the bot and tell the shopper, together."""
     with db.atomic():
         row = db.execute(
-            "UPDATE conversations SET state = 'bot', agent = NULL, misunderstandings = 0 "
+            "UPDATE conversations SET state = 'bot', agent = NULL, misunderstandings = 0, version = version + 1 "
             "WHERE id = ? AND state = 'agent' AND agent = ? RETURNING openid",
             [conversation_id, agent],
         ).fetchone()

@@ -150,6 +150,13 @@ def m004_understood(db: sqlite_utils.Database) -> None:
     db.table("messages").add_column("handed_off", int, not_null_default=0)
 
 
+@migrations()
+def m005_conversation_version(db: sqlite_utils.Database) -> None:
+    # Every save of what the dialogue remembers checks and bumps it: of two messages of one shopper
+    # answered at once, the second turn runs again instead of overwriting the first (issue 14).
+    db.table("conversations").add_column("version", int, not_null_default=0)
+
+
 def record_inbound(
     db: Store,
     *,

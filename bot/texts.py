@@ -87,3 +87,14 @@ HANDOFF_STILL_WAITING = "您已在人工客服队列中，前面还有 {ahead} �
 COMPLAINT = "非常抱歉给您带来不好的体验！已为您优先转接人工客服处理。"
 ESCALATION_APOLOGY = "非常抱歉让您久等了！客服主管已经收到您的问题，会尽快亲自为您处理。"
 AGENT_HANDBACK = "人工客服已结束本次服务，如还有问题可以继续问我～"
+
+# Fill-ins where the shop's data says nothing.
+SHIPS_SOON = "付款后尽快发货"  # a product without its own shipping note
+SHIPS_WITHIN_48_HOURS = "付款后48小时内发货"  # an order of a product without one
+CARRIER_UNKNOWN = "快递"
+TRACKING_NONE = "暂无"
+# When the agents are back ("将在 明天 09:00 上班后").
+WORKDAY = "工作日"
+TODAY = "今天"
+TOMORROW = "明天"
+MONTH_DAY = "{month}月{day}日"

@@ -303,6 +303,24 @@ async def test_a_message_costs_two_write_transactions(tmp_path: Path) -> None:
     runner.close()
 
 
+async def test_a_handoff_is_written_with_its_reply(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "human_agent", 0.95))
+    begun: list[str] = []
+
+    def trace(statement: str) -> None:
+        if statement.strip().upper().startswith("BEGIN"):
+            begun.append(statement)
+
+    await runner.run(lambda db: db.conn.set_trace_callback(trace))
+    reply = await d(said("oPerson", "转人工", 1))  # a new shopper asking for a person straight away
+    await runner.run(lambda db: db.conn.set_trace_callback(None))
+    assert reply.text == texts.HANDOFF_NEXT
+    assert len(begun) == 2  # store the message; store the answer with the new conversation and its handoff
+    assert await states(runner) == [conv_store.QUEUED]
+    runner.close()
+
+
 @pytest.mark.model
 async def test_a_spec_the_question_states_is_not_the_one_asked(tmp_path: Path, real_encoder: Encoder) -> None:
     runner, kb = shop(tmp_path, "fresh", real_encoder)

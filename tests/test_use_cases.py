@@ -134,8 +134,11 @@ def test_handing_back_changes_the_conversation_only_with_its_notice(db: sqlite_u
     db.execute("DROP TRIGGER fail_outbound")
     with pytest.raises(handoff.HandoffError):
         handoff.hand_back(db, conv, "li", NOW)  # not li's conversation
+    before = db.table("conversations").get(conv)["version"]
     handoff.hand_back(db, conv, "wang", NOW)
-    assert db.table("conversations").get(conv)["state"] == "bot"
+    after = db.table("conversations").get(conv)
+    # A bot turn that read the conversation before the hand-back must not save over it: it is re-run.
+    assert after["state"] == "bot" and after["version"] == before + 1
     assert [r["text"] for r in outbound(db)] == [texts.AGENT_HANDBACK]
 
 

@@ -1,0 +1,406 @@
+"""What every handler receives: one turn's context, with the shop's services behind public methods.
+
+A handler reads the message, the conversation and what the intent model said from the context, and
+asks it for products, knowledge-base answers, orders and handoffs; it reaches into nothing else.
+Nothing a handler does is written before the turn ends: the conversation middleware saves what the
+turn changed (a handoff included) with the reply, in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot import conversations as conv_store
+from bot import texts
+from bot.conversations import Conversation, Handoff
+from bot.dispatch import Reply
+from bot.metrics import Metrics
+from bot.orders import OrderSource, OrderSourceError
+from bot.wechat import Inbound
+from intents.client import Parse
+from intents.ensemble import FALLBACK_THRESHOLD
+from kb import store as kb_store
+from kb.hours import BusinessHours
+from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult
+from kb.store import Order, Product
+from storage.db import DbRunner
+
+# Real shoppers' messages run to 162 characters (460 JD messages); the encoder reads 256 tokens.
+# Cutting at 256 characters leaves accuracy unchanged there (python -m bench text-cap), while Rasa
+# takes 2.7 s over 10,000 characters and fails on 100,000, holding up every shopper behind them.
+MAX_UNDERSTOOD = 256
+ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
+SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    """Knobs of the conversation policy."""
+
+    confidence: float = FALLBACK_THRESHOLD  # below this NLU confidence the bot asks what was meant
+    handoff_after_misunderstandings: int = 2
+    minutes_per_case: float = 3.0  # an agent's average handling time, for the expected wait
+    low_stock: int = 10
+    presale_target_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class Services:
+    """What a turn may use: the database, the knowledge base, the shopper's orders, the agents' hours."""
+
+    runner: DbRunner
+    kb: KnowledgeBase | None
+    orders: OrderSource
+    hours: BusinessHours
+    clock: Callable[[], float]
+    metrics: Metrics
+    config: DialogueConfig
+
+
+class TurnContext:
+    """One shopper message on its way through the dialogue: the message, its conversation (loaded by the
+    conversation middleware), what the intent model said, and the public methods handlers answer with."""
+
+    def __init__(self, inbound: Inbound, services: Services) -> None:
+        self.inbound = inbound
+        self.services = services
+        self.kb = services.kb
+        self.orders = services.orders
+        self.metrics = services.metrics
+        self.config = services.config
+        self.conversation: Conversation | None = None
+        self.parse: Parse | None = None
+        # False: the turn leaves what the dialogue remembers as it was (an agent has the conversation,
+        # or the shopper waits for the person they asked for).
+        self.remember = True
+        self.handoff_request: Handoff | None = None  # queued with the reply
+        self.handed_off = False
+        self.told_place_in_line = False  # the reply says the shopper was put in the queue
+        self.faq_answer: str | None = None  # what the FAQ says about a complaint, kept for "you are in line"
+
+    @property
+    def conv(self) -> Conversation:
+        """The shopper's open conversation (a new one not stored yet has id 0)."""
+        if self.conversation is None:
+            raise RuntimeError("the conversation middleware loads the conversation before any handler runs")
+        return self.conversation
+
+    @property
+    def text(self) -> str:
+        """What the bot reads of the message: its first MAX_UNDERSTOOD characters (all of it is stored)."""
+        return self.inbound.text[:MAX_UNDERSTOOD]
+
+    @property
+    def intent(self) -> str | None:
+        """The intent the model gave the message (None before the parse, or without the model)."""
+        return self.parse.intent if self.parse else None
+
+    # ----- the knowledge base -------------------------------------------------------------
+
+    async def search(self, text: str, context_sku: str | None = None) -> SearchResult | None:
+        """Knowledge-base search (off the event loop); None without a knowledge base."""
+        if self.kb is None:
+            return None
+        loop = asyncio.get_running_loop()
+        kb = self.kb
+        return await loop.run_in_executor(None, lambda: kb.search(text, context_sku=context_sku))
+
+    async def search_message(self) -> SearchResult | None:
+        """Search for the message; a follow-up that search cannot place alone ("多久能到账" after a
+        refund question) is searched again together with the shopper's previous message."""
+        context_sku = self.conv.context.get("sku")
+        result = await self.search(self.text, context_sku)
+        prev = self.conv.context.get("prev")
+        if result is None or result.decision == ANSWER or not prev or prev == self.text:
+            return result
+        joined = await self.search(f"{prev} {self.text}", context_sku)
+        # Only an FAQ entry: the product talked about before is the context's job (TurnContext.product).
+        if joined is not None and joined.decision == ANSWER and joined.top is not None and joined.top.kind == "faq":
+            return joined
+        return result
+
+    async def about_product(self, product: Product, *, faq_only: bool = False, at_least: float | None = None) -> Reply | None:
+        """The product's own FAQ entry (or spec line) when one clearly answers the question."""
+        if self.kb is None:
+            return None
+        kb = self.kb
+        hit = await asyncio.get_running_loop().run_in_executor(None, kb.about_product, product.sku, self.text, at_least)
+        if hit is None or (faq_only and hit.kind != "faq"):
+            return None
+        if hit.kind == "spec":
+            key = hit.ref.split(kb_store.SPEC_SEP, 1)[1]
+            return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
+        return await self.answer_entry("faq", hit.ref, intent=self.parse.intent if self.parse else "kb")
+
+    async def about_context(self, result: SearchResult | None) -> Reply | None:
+        """For a message the intent model could not place: the product it names by name (its card,
+        when search agrees), else a line of the product named or talked about that is very close."""
+        if self.kb is None:
+            return None
+        named = self.named_product()
+        if named and result and result.top and result.top.label == f"sku:{named}":
+            return await self.answer_entry("product", named, intent="kb_match")  # "想看看那个可视空气炸锅"
+        product = await self.product()
+        if product is None:
+            return None
+        return await self.about_product(product, at_least=self.kb.thresholds.product_followup)
+
+    def named_product(self) -> str | None:
+        """The one product the message names by a name or alias, if it names exactly one."""
+        if self.kb is None:
+            return None
+        named, by_name = self.kb.named_products(self.text, self.conv.context.get("sku"))
+        return named[0] if by_name and len(named) == 1 else None
+
+    async def product(self) -> Product | None:
+        """The product the message is about: named in it, or the one talked about before."""
+        candidates: list[str] = []
+        context_sku = self.conv.context.get("sku")
+        if self.kb:
+            # A name or alias in the whole message ("防晒喷雾") beats the entity Rasa marked ("防晒"),
+            # which beats a single word of a name.
+            candidates, by_name = self.kb.named_products(self.text, context_sku)
+            entity = self.parse.entity("product") if self.parse else None
+            if entity and not by_name:
+                candidates = self.kb.mentioned_products(entity, context_sku) or candidates
+        if context_sku and (not candidates or context_sku in candidates):
+            # "座椅本身多重" names both seats; the one being talked about is meant.
+            candidates = [context_sku]
+        if not candidates:
+            # "收到了怎么用": a shopper who bought one product is asking about it.
+            try:
+                bought = {o.sku for o in await self.orders.orders_of(self.inbound.openid)}
+            except OrderSourceError:
+                bought = set()
+            candidates = list(bought) if len(bought) == 1 else []
+        for sku in candidates:
+            product = await self.services.runner.run(kb_store.get_product, sku)
+            if product:
+                self.conv.context["sku"] = product.sku
+                return product
+        return None
+
+    def entry_title(self, kind: str, ref: str) -> str:
+        """How a knowledge-base entry is named to the shopper: the FAQ question or the product name."""
+        assert self.kb is not None
+        if kind == "faq":
+            return self.kb.faqs[ref].question if ref in self.kb.faqs else ref
+        return self.kb.products[ref].name if ref in self.kb.products else ref
+
+    async def answer_hit(self, result: SearchResult, intent: str) -> Reply:
+        """The answer of the search's top entry."""
+        top = result.top
+        assert top is not None
+        return await self.answer_entry(top.kind, top.ref, intent=intent)
+
+    async def answer_entry(self, kind: str, ref: str, intent: str) -> Reply:
+        """An FAQ entry's answer, or a product's price line; the product becomes the one talked about."""
+        runner = self.services.runner
+        if kind == "faq":
+            faq = await runner.run(kb_store.get_faq, ref)
+            if faq:
+                if faq.sku:
+                    self.conv.context["sku"] = faq.sku
+                return Reply(faq.answer, intent=intent)
+        else:
+            product = await runner.run(kb_store.get_product, ref)
+            if product:
+                self.conv.context["sku"] = product.sku
+                return Reply(await self.price_text(product), intent=intent)
+        return Reply(texts.DONT_KNOW, intent=intent)
+
+    async def answer_from_kb(self) -> Reply:
+        """Policy and how-to questions: the FAQ entry search finds, or a clarifying question."""
+        result = await self.search_message()
+        if result is None or result.top is None:
+            return Reply(texts.DONT_KNOW)
+        if result.decision == ANSWER:
+            return await self.answer_hit(result, intent=self.parse.intent if self.parse else "kb")
+        if result.decision == CLARIFY and len(result.hits) >= 2:
+            first, second = result.hits[0], result.hits[1]
+            self.conv.context["choices"] = [
+                first.label.replace("sku:", "product:"),
+                second.label.replace("sku:", "product:"),
+            ]
+            return Reply(
+                texts.CLARIFY_ENTRIES.format(
+                    a=self.entry_title(first.kind, first.ref), b=self.entry_title(second.kind, second.ref)
+                )
+            )
+        self.conv.misunderstandings += 1
+        return Reply(texts.DONT_KNOW)
+
+    def faq_about_other(self, result: SearchResult, product: Product) -> bool:
+        """Is the top FAQ entry about a different product than the one asked about?"""
+        assert self.kb is not None and result.top is not None
+        faq = self.kb.faqs.get(result.top.ref)
+        return bool(faq and faq.sku and faq.sku != product.sku)
+
+    # ----- products -------------------------------------------------------------
+
+    def stock_text(self, product: Product) -> str:
+        """In stock (how many, when it ships), low, or out."""
+        shipping = product.shipping or texts.SHIPS_SOON
+        if product.stock <= 0:
+            return texts.STOCK_OUT_SHORT
+        if product.stock <= self.config.low_stock:
+            return texts.STOCK_LOW.format(stock=product.stock, shipping=shipping)
+        return texts.STOCK_IN.format(stock=product.stock, shipping=shipping)
+
+    async def price_text(self, product: Product) -> str:
+        """The product's price and stock line; out of stock, with alternatives."""
+        text = texts.PRICE.format(name=product.name, price=product.price, stock=self.stock_text(product))
+        if product.stock <= 0:
+            text += await self.alternatives(product)
+        return text
+
+    async def alternatives(self, product: Product) -> str:
+        """Products of the same category in stock ("" if none)."""
+        others = await self.services.runner.run(kb_store.in_stock_alternatives, product.category, product.sku)
+        if not others:
+            return ""
+        items = "、".join(f"【{p.name}】¥{p.price}" for p in others)
+        return texts.ALTERNATIVES.format(items=items)
+
+    async def product_card(self) -> Reply:
+        """A product card the shopper sent: the product's price and stock."""
+        sku = None
+        if self.inbound.product_hint:
+            match = SKU_IN_PATH.search(self.inbound.product_hint)
+            sku = match.group(1) if match else None
+        if not sku and self.kb:
+            found = self.kb.mentioned_products(self.text)
+            sku = found[0] if found else None
+        product = await self.services.runner.run(kb_store.get_product, sku) if sku else None
+        if product is None:
+            return Reply(texts.WHICH_PRODUCT, intent="product_card")
+        self.conv.context["sku"] = product.sku
+        text = texts.PRODUCT_CARD.format(name=product.name, price=product.price, stock=self.stock_text(product))
+        return Reply(text, intent="product_card")
+
+    # ----- orders -------------------------------------------------------------
+
+    async def mentioned_order(self) -> Order | None:
+        """The shopper's order whose id the message gives."""
+        ids = [self.parse.entity("order_id")] if self.parse and self.parse.entity("order_id") else []
+        match = ORDER_ID.search(self.text)
+        if match:
+            ids.append(match.group(0))
+        for order_id in ids:
+            if order_id:
+                order = await self.orders.get_order(self.inbound.openid, order_id)
+                if order:
+                    return order
+        return None
+
+    async def order_about_product(self, states: tuple[str, ...] = (), *, named_only: bool = False) -> Order | None:
+        """The one order (in the given states) of the product the message names; with no product named,
+        the shopper's only such order (or None when ``named_only``). The newest when several orders are
+        of that one product."""
+        try:
+            orders = [o for o in await self.orders.orders_of(self.inbound.openid) if not states or o.status in states]
+        except OrderSourceError:
+            return None
+        named = self.kb.mentioned_products(self.text, self.conv.context.get("sku")) if self.kb else []
+        if not named and self.kb:
+            # "吹风机那单呢": a word that names no product of the shop may still name one of the shopper's orders.
+            named = self.kb.named_among(self.text, [o.sku for o in orders])
+        if named_only and not named:
+            return None
+        if named:  # "眼影盘也想退" is not about the face mask being refunded
+            orders = [o for o in orders if o.sku in named]
+            if len({o.sku for o in orders}) == 1:
+                return orders[0]
+        return orders[0] if len(orders) == 1 else None
+
+    async def order_action(self, intent: str, order: Order) -> Reply:
+        """What to say (and do) about one of the shopper's orders."""
+        self.conv.context["order_id"] = order.order_id
+        product = await self.services.runner.run(kb_store.get_product, order.sku)
+        name = product.name if product else order.sku
+        fields = {
+            "order_id": order.order_id,
+            "name": name,
+            "quantity": order.quantity,
+            "carrier": order.carrier or texts.CARRIER_UNKNOWN,
+            "tracking_no": order.tracking_no or texts.TRACKING_NONE,
+            "shipping": (product.shipping if product and product.shipping else texts.SHIPS_WITHIN_48_HOURS),
+            "status": kb_store.ORDER_STATES.get(order.status, order.status),
+        }
+        if intent == "order_status":
+            template = texts.ORDER_STATUS.get(order.status, texts.ORDER_STATUS["paid"])
+            return Reply(template.format(**fields), intent=intent)
+        shipped = order.status in ("shipped", "delivered")
+        if intent == "change_order":
+            if order.status in ("pending_payment", "paid"):
+                await self.handoff(f"change_order:{order.order_id}", quiet=True)
+                return Reply(texts.CHANGE_TASK.format(**fields), intent=intent)
+            if shipped:
+                return Reply(texts.CHANGE_SHIPPED.format(**fields), intent=intent)
+            return Reply(texts.CHANGE_CLOSED.format(**fields), intent=intent)
+        if order.status == "pending_payment":
+            # Nothing to refund and nobody needed: the shop's own rule for unpaid orders, if its FAQ has one.
+            result = await self.search_message()
+            rule = await self.answer_hit(result, intent=intent) if result and result.decision == ANSWER else None
+            text = texts.CANCEL_UNPAID.format(**fields)
+            return Reply(f"{text}\n{rule.text}" if rule and rule.text else text, intent=intent)
+        if order.status == "paid":
+            await self.handoff(f"cancel_order:{order.order_id}", quiet=True)
+            return Reply(texts.CANCEL_TASK.format(**fields), intent=intent)
+        if shipped:
+            return Reply(texts.CANCEL_SHIPPED.format(**fields), intent=intent)
+        return Reply(texts.CANCEL_DONE.format(**fields), intent=intent)
+
+    # ----- people -------------------------------------------------------------
+
+    async def queue_position(self) -> int:
+        """Where the (queued) conversation stands in the agents' queue (1 = next)."""
+        return await self.services.runner.run(conv_store.queue_position, self.conv.id)
+
+    async def handoff(self, reason: str, prefix: str | None = None, *, quiet: bool = False) -> Reply:
+        """Queue the conversation for an agent and tell the shopper where they stand."""
+        services = self.services
+        now = services.clock()
+        # Queued with the reply (TurnRecord.handoff); a second handoff in one turn keeps the first's place.
+        at = self.handoff_request.at if self.handoff_request else now
+        self.handoff_request = Handoff(reason, at)
+        position = await services.runner.run(conv_store.handoff_position, self.conv.id, at)
+        self.conv.state = conv_store.QUEUED
+        self.handed_off = True
+        self.metrics.errors.labels(kind=f"handoff_{reason.split(':')[0]}").inc()
+        if quiet:
+            return Reply(None, intent="handoff")
+        self.told_place_in_line = True
+        hours = services.hours
+        if hours.is_open(now):
+            ahead = max(0, position - 1)
+            if ahead == 0:
+                text = texts.HANDOFF_NEXT
+            else:
+                text = texts.HANDOFF_QUEUED.format(ahead=ahead, minutes=math.ceil(ahead * self.config.minutes_per_case))
+        else:
+            back = hours.next_open(now)
+            text = texts.HANDOFF_CLOSED_HOURS.format(hours=hours.describe(), back=_when(back, now, hours))
+        if prefix:
+            text = prefix + "\n" + text
+        return Reply(
+            text,
+            intent="handoff" if self.parse is None else self.parse.intent,
+            confidence=self.parse.confidence if self.parse else None,
+        )
+
+
+def _when(moment: datetime | None, now: float, hours: BusinessHours) -> str:
+    if moment is None:
+        return texts.WORKDAY
+    today = datetime.fromtimestamp(now, hours.tz).date()
+    days = (moment.date() - today).days
+    day = (
+        texts.TODAY if days == 0 else texts.TOMORROW if days == 1 else texts.MONTH_DAY.format(month=moment.month, day=moment.day)
+    )
+    return f"{day} {moment:%H:%M}"

@@ -1,0 +1,89 @@
+"""The shopper's own orders: where an order is, changing it, cancelling it."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bot import texts
+from bot.dispatch import Reply
+from bot.handlers.context import ORDER_ID, TurnContext
+from bot.orders import OrderSourceError
+from bot.router import Router
+from kb import store as kb_store
+from kb.search import ANSWER
+from kb.store import Order, Product
+
+logger = logging.getLogger(__name__)
+router: Router[TurnContext] = Router(name=__name__)
+
+# Words that point at an order already placed (not 下单, placing one).
+ORDER_WORDS = re.compile(r"订单|单子|单号|物流|[那这哪的]单")
+ORDER_TALK = re.compile(ORDER_WORDS.pattern + r"|我(?:之前|上次|刚|刚刚|后来|昨天|前天|上周)?(?:买|订|预定|预订|拍)的")
+
+
+@router.intent("order_status", "change_order", "cancel_order")
+async def answer_order(ctx: TurnContext) -> Reply:
+    """Orders of this shopper only: the one named, the only open one, or a choice among several."""
+    assert ctx.parse is not None
+    intent = ctx.parse.intent
+    openid = ctx.inbound.openid
+    try:
+        named = ctx.parse.entity("order_id") or (m.group(0) if (m := ORDER_ID.search(ctx.text)) else None)
+        if not named:
+            # "吹风机那单呢": the order of the product named beats the order talked about before.
+            of_product = await ctx.order_about_product(named_only=True)
+            if of_product is not None:
+                return await ctx.order_action(intent, of_product)
+        # "这个订单能取消吗" right after talking about an order: the order being discussed.
+        named = named or ctx.conv.context.get("order_id")
+        if named:
+            order = await ctx.orders.get_order(openid, named)
+            if order is None:
+                return Reply(texts.ORDER_NOT_FOUND.format(order_id=named))
+            return await ctx.order_action(intent, order)
+        orders = await ctx.orders.orders_of(openid)
+    except OrderSourceError as exc:
+        logger.warning("order source failed: %s", exc)
+        ctx.metrics.errors.labels(kind="order_source").inc()
+        return await ctx.handoff("order_source_down")
+    if intent != "order_status":
+        orders = [o for o in orders if o.status not in ("cancelled", "refunded")]
+    else:
+        orders = [o for o in orders if o.status != "cancelled"]
+    if not orders:
+        # Not about an order after all ("三段的怎么下不了单", "加湿器HM-E6多少钱"): the product named,
+        # or what the knowledge base says.
+        product_named = ctx.named_product() if not ORDER_TALK.search(ctx.text) else None
+        if product_named:
+            return await ctx.answer_entry("product", product_named, intent=intent)
+        result = await ctx.search_message()
+        if result and result.decision == ANSWER:
+            return await ctx.answer_hit(result, intent=intent)
+        return Reply(texts.NO_ORDERS)
+    if len(orders) == 1:
+        return await ctx.order_action(intent, orders[0])
+    # "散粉那个到哪了": the order of the product the message names.
+    products_named = set(ctx.kb.mentioned_products(ctx.text)) if ctx.kb else set()
+    about = [o for o in orders if o.sku in products_named]
+    if len(about) == 1:
+        return await ctx.order_action(intent, about[0])
+    shown = orders[:5]
+    products = ctx.kb.products if ctx.kb else {}
+    items = "\n".join(
+        texts.ORDER_LINE.format(
+            index=i,
+            order_id=o.order_id,
+            name=_order_name(products, o),
+            quantity=o.quantity,
+            status=kb_store.ORDER_STATES.get(o.status, o.status),
+        )
+        for i, o in enumerate(shown, start=1)
+    )
+    ctx.conv.context["pick_orders"] = {"intent": intent, "orders": [o.order_id for o in shown]}
+    return Reply(texts.PICK_ORDER.format(count=len(orders), items=items))
+
+
+def _order_name(products: dict[str, Product], order: Order) -> str:
+    product = products.get(order.sku)
+    return product.name if product else order.sku

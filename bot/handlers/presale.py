@@ -1,0 +1,91 @@
+"""Before the sale: price, stock and variants, what a product is and does, shipping."""
+
+from __future__ import annotations
+
+from bot import texts
+from bot.dispatch import Reply
+from bot.handlers.context import TurnContext
+from bot.router import Router
+from kb.search import ANSWER, named_spec
+
+router: Router[TurnContext] = Router(name=__name__)
+
+
+@router.intent("ask_price")
+async def answer_ask_price(ctx: TurnContext) -> Reply:
+    """Price from the live product row; bargaining and price protection from the FAQ."""
+    product = await ctx.product()
+    if product is None:
+        return await ctx.answer_from_kb()
+    result = await ctx.search(ctx.text, product.sku)
+    # "能便宜点吗" or "降价了能退差价吗" about a named product: the policy answers, not the price.
+    if (
+        result
+        and result.decision == ANSWER
+        and result.top
+        and result.top.kind == "faq"
+        and not ctx.faq_about_other(result, product)
+    ):
+        faq_answer = await ctx.answer_hit(result, intent="ask_price")
+        return Reply(f"{await ctx.price_text(product)}\n{faq_answer.text}")
+    return Reply(await ctx.price_text(product))
+
+
+@router.intent("ask_stock")
+async def answer_ask_stock(ctx: TurnContext) -> Reply:
+    """Stock from the live row, per colour when one is asked; out of stock offers alternatives."""
+    product = await ctx.product()
+    if product is None:
+        return await ctx.answer_from_kb()
+    shipping = product.shipping or texts.SHIPS_SOON
+    # Colours, sizes and the like come from the shop's own specs, never from a list in the code.
+    kb = ctx.kb
+    variant = kb.variant(product.sku, ctx.text) if kb else None
+    named = named_spec(product, ctx.text) or (kb.choice_spec(product.sku, ctx.text) if kb else None)
+    if variant is None and named and product.stock > 0:
+        # "有几种颜色" names the spec key: its line is the answer.
+        return Reply(texts.SPEC_ONE.format(name=product.name, key=named[0], value=named[1]) + ctx.stock_text(product))
+    if variant and product.stock > 0:
+        key, wanted, options, available = variant
+        if available:
+            return Reply(
+                texts.VARIANT_AVAILABLE.format(name=product.name, variant=wanted, stock=product.stock, shipping=shipping)
+            )
+        return Reply(texts.VARIANT_MISSING.format(name=product.name, key=key, values="、".join(options), variant=wanted))
+    if product.stock <= 0:
+        return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await ctx.alternatives(product))
+    # "多少钱，有现货吗": the price travels with the stock.
+    return Reply(await ctx.price_text(product))
+
+
+@router.intent("ask_product_info")
+async def answer_ask_product_info(ctx: TurnContext) -> Reply:
+    """The product's own FAQ entry or spec line when one fits, else a shop-wide FAQ entry, else all specs."""
+    product = await ctx.product()
+    if product is not None:
+        # The product's own FAQ entries and spec lines answer first: "敷多久", "孕妇能用吗", "多重".
+        own = await ctx.about_product(product)
+        if own is not None:
+            return own
+    result = await ctx.search(ctx.text, product.sku if product else None)
+    if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
+        if product is None or not ctx.faq_about_other(result, product):
+            return await ctx.answer_hit(result, intent="ask_product_info")
+    if product is None:
+        return await ctx.answer_from_kb()
+    lines = "\n".join(f"· {k}：{v}" for k, v in product.specs)
+    text = texts.SPECS.format(name=product.name, specs=lines)
+    if product.description:
+        text += f"\n{product.description}"
+    return Reply(text)
+
+
+@router.intent("ask_shipping")
+async def answer_ask_shipping(ctx: TurnContext) -> Reply:
+    """Shipping policy from the FAQ, with the named product's own shipping note."""
+    # The product named, or the one being talked about: "现在买什么时候发" means its own shipping note.
+    product = await ctx.product()
+    policy = await ctx.answer_from_kb()
+    if product and product.shipping:
+        return Reply(texts.SHIPPING_PRODUCT.format(name=product.name, shipping=product.shipping) + "\n" + (policy.text or ""))
+    return policy

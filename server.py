@@ -750,7 +750,7 @@ def _load_sentiment(settings: Settings) -> tuple[Encoder, SentimentModel | None]
 
 
 def _cmd_reviews_import(settings: Settings, args: argparse.Namespace) -> int:
-    from kb.importer import csv_text
+    from kb.csvfile import csv_text
     from reviews.ingest import ReviewBatchError, judge_reviews, prepare, rows_from_csv, store_reviews
 
     logging.basicConfig(level=logging.WARNING)

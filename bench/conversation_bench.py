@@ -10,7 +10,7 @@ from pathlib import Path
 import server
 from bench.common import DATA, DEMO, BenchContext, latency_line
 from bot import texts
-from bot.dispatch import Dispatcher
+from bot.cli import local_bot
 from bot.wechat import Inbound
 from kb.importer import import_dir
 from storage.db import open_db
@@ -40,8 +40,6 @@ async def run(ctx: BenchContext) -> list[str]:
         rasa_token=ctx.rasa.token,
         agent_hours="mon-sun 00:00-23:59",
     )
-    services = await server.open_services(settings, encoder=ctx.encoder)
-    dispatcher = Dispatcher(services.runner, server.build_dialogue(services, time.time), services.metrics, time.time)
     conversations = read_conversations(DATA / "conversations.txt")
     timings: list[float] = []
     # Replies that do not answer: the bot did not know, asked what was meant, or asked which product.
@@ -52,7 +50,7 @@ async def run(ctx: BenchContext) -> list[str]:
         texts.CLARIFY_ENTRIES.split("\n")[0],
     )
     stuck: set[str] = set()
-    try:
+    async with local_bot(settings, server.open_database, encoder=ctx.encoder) as dispatcher:
         for index, (openid, messages) in enumerate(conversations):
             for turn, text in enumerate(messages):
                 inbound = Inbound(f"bench:{index}:{turn}", openid, "gh_bench", "text", text, int(time.time()), channel="chat")
@@ -61,9 +59,7 @@ async def run(ctx: BenchContext) -> list[str]:
                 timings.append(time.perf_counter() - started)
                 if reply.text and any(reply.text.startswith(n) for n in non_answers):
                     stuck.add(openid)
-        rows = list(services.runner.db.query("SELECT openid, needed_human, handoff_reason FROM conversations"))
-    finally:
-        await server.close_services(services)
+        rows = list(dispatcher.runner.db.query("SELECT openid, needed_human, handoff_reason FROM conversations"))
     human = [r for r in rows if r["needed_human"]]
     reasons: dict[str, int] = {}
     for r in human:

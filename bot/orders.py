@@ -91,3 +91,8 @@ class HttpOrders:
             if order.order_id == order_id:
                 return order
         return None
+
+
+def order_source(session: aiohttp.ClientSession, runner: DbRunner, url: str, token: str) -> OrderSource:
+    """The shop's backend at ``url`` when one is set (KEFU_ORDERS_URL), else the SQLite order store."""
+    return HttpOrders(session, url, token) if url else SqliteOrders(runner)

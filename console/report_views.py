@@ -14,7 +14,7 @@ from aiohttp import web
 from bot import conversations as conv_store
 from console.app import render, require_manager
 from kb import store as kb_store
-from kb.hours import CHINA
+from kb.hours import CHINA, day_start
 from reviews.exports import render_html, write_report
 from reviews.reports import ReportFilter, compute_report
 from storage.db import DbRunner
@@ -39,11 +39,6 @@ class Dashboard:
 DASHBOARD = web.AppKey("dashboard", Dashboard)
 EARLIEST = date(2000, 1, 1)
 LATEST = date(2099, 12, 31)
-
-
-def day_start(day: date) -> float:
-    """Midnight of a shop day (China time) as Unix seconds."""
-    return datetime(day.year, day.month, day.day, tzinfo=CHINA).timestamp()
 
 
 def _filter(request: web.Request, now: float) -> tuple[ReportFilter, dict[str, str]]:

@@ -1,4 +1,5 @@
-"""Rasa as its own process: started on loopback with an auth token, watched, restarted, stopped.
+"""Rasa as its own process: started on loopback with an auth token, watched, restarted, stopped;
+and the intent model kefu runs on it (``intent_model``): Rasa reached or started, the dense classifier beside it.
 
 Rasa Open Source 3.6 needs Python 3.10 and pins that clash with ours, so it never shares
 our venv (shared/notes/rasa.md). ``--enable-api`` also exposes model-replace endpoints,
@@ -14,11 +15,17 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 
-from intents.training import rasa_executable
+from intents.classifier import ClassifierError, EmbeddingClassifier, Encoder
+from intents.client import NluClient, RasaClient
+from intents.ensemble import EnsembleNlu
+from intents.training import classifier_path, model_path, rasa_executable
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +155,71 @@ class RasaService:
                 await proc.wait()
             except ProcessLookupError:
                 pass
+
+
+class ModelMissingError(Exception):
+    """No trained Rasa model to start the server with."""
+
+
+class RasaSettings(Protocol):
+    """The settings that say where Rasa is: reached at ``rasa_url``, else started from the cache's model."""
+
+    @property
+    def cache(self) -> str: ...
+    @property
+    def rasa_url(self) -> str: ...
+    @property
+    def rasa_token(self) -> str: ...
+    @property
+    def rasa_venv_path(self) -> Path: ...
+    @property
+    def db(self) -> str: ...  # a started Rasa logs to rasa.log next to the database
+
+
+def _trained(own: Path, shipped: Path, corrections: int) -> Path:
+    """The model trained with the shop's corrections, else the one trained on the shipped data alone."""
+    if own.exists() or not shipped.exists():
+        return own
+    if corrections:
+        logger.warning("the intent model has not learnt the shop's %d corrections yet: run `kefu train`", corrections)
+    return shipped
+
+
+@asynccontextmanager
+async def intent_model(
+    settings: RasaSettings,
+    session: aiohttp.ClientSession,
+    encoder: Encoder,
+    corrections: list[tuple[str, str]],
+    *,
+    timeout: float,
+) -> AsyncIterator[NluClient]:
+    """Reach (or start) Rasa and put the dense classifier beside it when one is trained; a Rasa started
+    here stops on leaving."""
+    cache = Path(settings.cache)
+    rasa: RasaService | None = None
+    try:
+        if settings.rasa_url:
+            urls = [u.strip() for u in settings.rasa_url.split(",") if u.strip()]
+            client: NluClient = RasaClient(session, urls, settings.rasa_token or None, timeout)
+        else:
+            model = _trained(model_path(cache, corrections), model_path(cache), len(corrections))
+            if not model.exists():
+                raise ModelMissingError(f"no trained Rasa model at {model}: run `make setup` or `kefu train`")
+            rasa = RasaService(settings.rasa_venv_path, model, log_path=Path(settings.db).parent / "rasa.log")
+            await rasa.start()
+            client = RasaClient(session, [rasa.url], rasa.token, timeout)
+        dense_path = _trained(
+            classifier_path(cache, encoder.name, corrections), classifier_path(cache, encoder.name), len(corrections)
+        )
+        try:
+            dense = EmbeddingClassifier.load(dense_path, encoder.name)
+        except ClassifierError as exc:
+            logger.warning("Rasa alone classifies intents: %s (run `kefu train`)", exc)
+            nlu = client
+        else:
+            nlu = EnsembleNlu(client, dense, encoder.encode)
+        yield nlu
+    finally:
+        if rasa:  # also one that failed to start: its process may still be running
+            await rasa.stop()

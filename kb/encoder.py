@@ -164,3 +164,9 @@ class CachedEncoder:
             while len(self._recent) > self.size:
                 self._recent.popitem(last=False)
         return vector
+
+
+def load_encoder(model: str, variant: str = DEFAULT_VARIANT, threads: int | None = None) -> Encoder:
+    """The encoder the shop's settings name, remembering recent single texts (blocking, a second or a few):
+    ONNX when exported, else sentence-transformers; ``threads`` None uses every core."""
+    return CachedEncoder(open_encoder(model, variant, threads))

@@ -11,6 +11,11 @@ _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _SPEC = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun)(?:-(mon|tue|wed|thu|fri|sat|sun))?\s+(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
+def day_start(day: date) -> float:
+    """Midnight of a shop day (China time) as Unix seconds; a range of days ends at the next day's start."""
+    return datetime(day.year, day.month, day.day, tzinfo=CHINA).timestamp()
+
+
 class HoursError(ValueError):
     """A business-hours setting that cannot be read."""
 

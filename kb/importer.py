@@ -17,6 +17,7 @@ from typing import Any
 
 from kb import store
 from kb.compliance import check_text
+from kb.csvfile import csv_text
 from kb.encoder import Encoder
 from kb.hours import CHINA
 from kb.store import ORDER_STATES, id_problem, parse_specs, split_list
@@ -187,24 +188,6 @@ _PARSERS: dict[str, Callable[[dict[str, str], set[str]], dict[str, Any]]] = {
     "faq.csv": _faq_row,
     "orders.csv": _order_row,
 }
-
-
-def csv_text(data: bytes) -> str:
-    """A CSV file's text: UTF-8 (with or without Excel's BOM), or a UnicodeDecodeError saying how to fix it."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        reason = f"not UTF-8 ({exc.reason} at byte {exc.start})"
-        try:
-            data.decode("gb18030")
-        except UnicodeDecodeError:
-            pass
-        else:
-            reason += (
-                "; it looks like GBK, Excel's default on Chinese Windows: save it again as "
-                "'CSV UTF-8 (逗号分隔)', or convert it with `iconv -f GBK -t UTF-8`"
-            )
-        raise UnicodeDecodeError(exc.encoding, exc.object, exc.start, exc.end, reason) from None
 
 
 def read_file(path: Path, known_skus: set[str]) -> tuple[list[dict[str, Any]], list[RowError]]:

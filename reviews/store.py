@@ -124,6 +124,11 @@ def existing_review_ids(db: Store, ids: list[str]) -> set[str]:
     return found
 
 
+def rated_reviews(db: Store) -> list[tuple[str, int]]:
+    """(content, rating) of the shop's reviews whose stars say which way they lean: 3 stars say too little."""
+    return [(r["content"], r["rating"]) for r in db.table("reviews").rows_where("rating != 3", select="content, rating")]
+
+
 def add_event(db: Store, case_id: int, at: float, kind: str, actor: str, note: str = "") -> None:
     """Append to a case's timeline."""
     db.table("case_events").insert({"case_id": case_id, "at": at, "kind": kind, "actor": actor, "note": note})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import server
 from tests.conftest import DEMO, ROOT, RasaServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -127,3 +128,35 @@ def test_reviews_import_and_eval(tmp_path: Path, demo_db_path: Path) -> None:
     lines = evaluation.stdout.strip().splitlines()
     assert re.fullmatch(r"accuracy=\d\.\d{3} macro_f1=\d\.\d{3} neutral_rate=\d\.\d{3} n=34", lines[-1]), lines[-1]
     assert lines[0].split()[:3] == ["expected", "/", "predicted"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "owner"),
+    [
+        (["serve"], "server"),
+        (["chat"], "bot.cli"),
+        (["train"], "intents.cli"),
+        (["intents", "eval", "x.csv"], "intents.cli"),
+        (["intents", "export", "--out", "x.csv"], "intents.cli"),
+        (["kb", "import", "folder"], "kb.cli"),
+        (["kb", "export", "folder"], "kb.cli"),
+        (["kb", "eval", "x.csv"], "kb.cli"),
+        (["reviews", "import", "x.csv"], "reviews.cli"),
+        (["reviews", "eval", "x.csv"], "reviews.cli"),
+        (["reviews", "train"], "reviews.cli"),
+        (["report", "--since", "2025-11-24", "--until", "2025-11-30", "--out", "r.html"], "console.cli"),
+        (["users", "add", "xiaomei"], "console.cli"),
+    ],
+)
+def test_each_package_owns_its_commands(argv: list[str], owner: str) -> None:
+    command = server.build_parser().parse_args(argv).func
+    assert getattr(command, "func", command).__module__ == owner
+
+
+def test_no_command_module_holds_sql() -> None:
+    modules = sorted(ROOT.glob("*/cli.py"))
+    assert [m.parent.name for m in modules] == ["bot", "console", "intents", "kb", "reviews"]
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE)\b|\.(query|execute|executescript)\(")
+    for module in modules:
+        source = module.read_text(encoding="utf-8")
+        assert not sql.search(source), f"{module.relative_to(ROOT)}: SQL belongs in the package's store module"

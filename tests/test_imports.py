@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("storage", "kb", "intents", "reviews", "bot", "console")
-KEFU = (*PACKAGES, "server")
+KEFU = (*PACKAGES, "server", "settings")
 
 # What each package may import of kefu, beside itself: the layers below it, never above or beside.
 ALLOWED = {

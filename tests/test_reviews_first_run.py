@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-import server
+from console import jobs
 from reviews.sentiment import SentimentModel
 from tests.fakes import FakeEncoder, FakeNlu
 
@@ -27,7 +27,7 @@ REVIEW = {
 async def test_reviews_wait_for_the_sentiment_model_then_are_tagged(
     tmp_path: Path, wechat_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(server, "SENTIMENT_POLL", 0.1)
+    monkeypatch.setattr(jobs, "SENTIMENT_POLL", 0.1)
     model_path = tmp_path / "sentiment-shop.npz"
     client = await wechat_client(
         nlu=FakeNlu(), reviews_token="tok", sentiment_model=str(model_path), cache=str(tmp_path / "cache")

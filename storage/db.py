@@ -1,9 +1,16 @@
-"""SQLite plumbing shared by every store: open, migrate, and run work off the event loop."""
+"""SQLite plumbing shared by every store: open, migrate, and run work off the event loop.
+
+Writes go through one writer connection on one thread; reads that need no writer (reports, exports,
+the knowledge base's loads, pages that only show) go to a pool of read-only connections, as datasette
+splits ``execute_write_fn`` from ``execute_fn``. In WAL mode a reader sees every write committed
+before its read began and neither blocks the writer nor waits for it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -15,6 +22,8 @@ from sqlite_utils import Migrations
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+READERS = 3  # read connections per runner: datasette's default num_sql_threads
 
 
 def open_db(path: str | Path, migration_sets: Iterable[Migrations] = ()) -> sqlite_utils.Database:
@@ -35,20 +44,83 @@ def open_db(path: str | Path, migration_sets: Iterable[Migrations] = ()) -> sqli
     return db
 
 
-class DbRunner:
-    """Runs store functions on one dedicated thread: one writer, never on the event loop."""
+def open_reader(path: str | Path) -> sqlite_utils.Database:
+    """A read-only connection to an existing WAL database: any write on it raises sqlite3.OperationalError."""
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA busy_timeout = 30000")
+    db.execute("PRAGMA query_only = ON")
+    return db
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+
+def database_file(db: sqlite_utils.Database) -> str | None:
+    """The file behind a connection, or None for an in-memory database."""
+    for _, name, file in db.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(file) or None
+    return None
+
+
+class DbRunner:
+    """Runs store functions off the event loop: writes on one writer thread with its one connection,
+    reads on a pool of threads, each with its own read-only connection."""
+
+    def __init__(self, db: sqlite_utils.Database, readers: int = READERS) -> None:
         self.db = db
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-db")
+        self._path = database_file(db)
+        # An in-memory database is one connection's own: its reads go to the writer.
+        self._read_pool = (
+            ThreadPoolExecutor(max_workers=readers, thread_name_prefix="kefu-db-read") if self._path and readers > 0 else None
+        )
+        self._local = threading.local()
+        self._readers: list[sqlite_utils.Database] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
 
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        """Call ``fn(db, *args, **kwargs)`` on the database thread."""
+        """Call ``fn(db, *args, **kwargs)`` on the writer thread: every write goes this way."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(self.db, *args, **kwargs))
 
+    async def read(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Call ``fn(db, *args, **kwargs)`` on a read connection of the pool, in one read transaction.
+
+        ``fn`` sees every write committed before it began and nothing committed while it runs; a write
+        inside it raises sqlite3.OperationalError. An in-memory database reads on the writer thread.
+        """
+        if self._read_pool is None:
+            return await self.run(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_pool, lambda: self._read(fn, *args, **kwargs))
+
+    def _read(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        db: sqlite_utils.Database | None = getattr(self._local, "db", None)
+        if db is None:
+            assert self._path is not None
+            db = open_reader(self._path)
+            self._local.db = db
+            with self._readers_lock:
+                self._readers.append(db)
+        # One snapshot for the whole function: a report's many queries agree with each other.
+        db.execute("BEGIN")
+        try:
+            return fn(db, *args, **kwargs)
+        finally:
+            if db.conn.in_transaction:
+                db.conn.rollback()  # nothing to keep: the connection cannot write
+
     def close(self) -> None:
-        """Finish queued work and close the connection."""
+        """Finish queued work and close every connection: the readers', then the writer's (once; again is a no-op)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=True)
+        with self._readers_lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
         self._executor.submit(self.db.close).result()
         self._executor.shutdown(wait=True)
 

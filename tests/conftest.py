@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 from aiohttp.test_utils import TestClient, TestServer
 
 import server
@@ -22,7 +23,7 @@ from intents.training import default_cache, default_rasa_venv, model_path
 from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase
-from storage.db import open_db
+from storage.db import DbRunner, open_db
 from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
 from tests.pushes import AES_KEY, TOKEN
 
@@ -45,6 +46,21 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+def make_runner() -> Iterator[Callable[[sqlite_utils.Database], DbRunner]]:
+    """Puts a database behind a DbRunner; every runner made is closed, with its connections, after the test."""
+    made: list[DbRunner] = []
+
+    def make(db: sqlite_utils.Database) -> DbRunner:
+        runner = DbRunner(db)
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        runner.close()
 
 
 @pytest.fixture

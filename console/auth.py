@@ -60,7 +60,7 @@ def add_user(db: sqlite_utils.Database, username: str, password: str, role: str,
 
 
 def password_hash(db: sqlite_utils.Database, username: str) -> str | None:
-    """The stored hash of a user, or None (a quick read on the database thread)."""
+    """The stored hash of a user, or None (a quick read: a read connection will do)."""
     row = db.execute("SELECT password_hash FROM users WHERE username = ?", [username]).fetchone()
     return str(row[0]) if row else None
 
@@ -95,11 +95,6 @@ def open_session(db: sqlite_utils.Database, username: str, new_hash: str, now: f
         )
         db.execute("UPDATE users SET password_hash = ? WHERE username = ? AND password_hash != ?", [new_hash, username, new_hash])
     return token
-
-
-def login(db: sqlite_utils.Database, username: str, password: str, now: float) -> str:
-    """Check the password and open a session in one call (the CLI and tests; the console splits it)."""
-    return open_session(db, username, check_password(password_hash(db, username), password), now)
 
 
 class LoginThrottle:

@@ -19,8 +19,8 @@ from intents.evaluate import INTENTS
 async def inbox_view(request: web.Request) -> web.Response:
     """Messages to review, with the model's guess, and the latest verdicts."""
     console = request.app[CONSOLE]
-    rows = await console.runner.run(conv_store.nlu_inbox)
-    done = await console.runner.run(conv_store.recent_corrections)
+    rows = await console.runner.read(conv_store.nlu_inbox)
+    done = await console.runner.read(conv_store.recent_corrections)
     return render(request, "nlu.html", rows=rows, done=done, choices=INTENTS)
 
 

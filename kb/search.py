@@ -173,10 +173,12 @@ class KnowledgeBase:
     def load(self, db: sqlite_utils.Database) -> int:
         """(Re)build the index; embeds only texts not embedded before. Returns texts embedded now."""
         plan = self.plan(db)
-        return self.apply(db, plan, self.encoder.encode([d.text for d in plan.todo]))
+        vectors = self.encoder.encode([d.text for d in plan.todo])
+        self.store_vectors(db, plan, vectors)
+        return self.install(plan, vectors)
 
     def plan(self, db: sqlite_utils.Database) -> LoadPlan:
-        """Read the catalogue and FAQ and find the texts that still need embedding (database thread)."""
+        """Read the catalogue and FAQ and find the texts that still need embedding (reads only: a read connection)."""
         gen = store.generation(db)  # read first: a change made while loading triggers another load
         products = store.all_products(db)
         faqs = store.all_faq(db)
@@ -186,13 +188,19 @@ class KnowledgeBase:
         todo = [d for d, k in zip(docs, keys, strict=True) if k not in stored]
         return LoadPlan(gen, products, faqs, docs, keys, stored, todo)
 
-    def apply(self, db: sqlite_utils.Database, plan: LoadPlan, vectors: np.ndarray) -> int:
-        """Store the new embeddings and swap the index in (database thread)."""
-        products, faqs, docs, keys, stored = plan.products, plan.faqs, plan.docs, plan.keys, plan.stored
+    def store_vectors(self, db: sqlite_utils.Database, plan: LoadPlan, vectors: np.ndarray) -> None:
+        """Keep the texts' new embeddings and drop those of texts gone (a write: the writer)."""
         new = list(zip(plan.todo, vectors, strict=True)) if plan.todo else []
-        for doc, vec in new:
+        store.replace_vectors(db, self.encoder.name, set(plan.keys), new)
+
+    def install(self, plan: LoadPlan, vectors: np.ndarray) -> int:
+        """Build the index from the plan and the new embeddings and swap it in; returns texts embedded now.
+
+        CPU only (jieba over every product name and text), no database: run it off the database threads.
+        """
+        products, faqs, docs, keys, stored = plan.products, plan.faqs, plan.docs, plan.keys, plan.stored
+        for doc, vec in zip(plan.todo, vectors, strict=True) if plan.todo else ():
             stored[(doc.kind, doc.ref, store.text_hash(doc.text))] = vec
-        store.replace_vectors(db, self.encoder.name, set(keys), new)
         matrix = np.vstack([stored[k] for k in keys]) if keys else np.zeros((0, 1), dtype=np.float32)
         # Longest terms first; ties in a fixed order, so the same question finds the same product in every process.
         terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: (-len(x[0]), x[0], x[1]))
@@ -430,13 +438,15 @@ async def refresh_if_changed(kb: KnowledgeBase, runner: DbRunner) -> bool:
     """(Re)load the index when products or FAQ changed since it was built: at start-up, after an FAQ
     edit in the console, after ``kefu kb import`` or any other writer.
 
-    Reads and writes go through the database thread; the embedding runs in a worker thread so that
-    messages keep flowing while a large catalogue is re-embedded.
+    The catalogue is read on a read connection and only the new embeddings go through the writer; the
+    embedding and the index build (jieba) run in a worker thread, so that messages keep flowing while a
+    large catalogue is re-embedded.
     """
-    if await runner.run(store.generation) == kb.generation:
+    if await runner.read(store.generation) == kb.generation:
         return False
-    plan = await runner.run(kb.plan)
-    texts = [d.text for d in plan.todo]
-    vectors = await asyncio.get_running_loop().run_in_executor(None, kb.encoder.encode, texts)
-    await runner.run(kb.apply, plan, vectors)
+    plan = await runner.read(kb.plan)
+    loop = asyncio.get_running_loop()
+    vectors = await loop.run_in_executor(None, kb.encoder.encode, [d.text for d in plan.todo])
+    await runner.run(kb.store_vectors, plan, vectors)
+    await loop.run_in_executor(None, kb.install, plan, vectors)
     return True

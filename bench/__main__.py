@@ -16,6 +16,7 @@ from pathlib import Path
 from bench import (
     conversation_bench,
     correctness_bench,
+    dashboard_bench,
     encoder_bench,
     intents_bench,
     kb_bench,
@@ -53,6 +54,7 @@ async def main(sections: list[str]) -> None:
             "correctness": correctness_bench.run,
             "load": load_bench.run,
             "reports": report_bench.run,
+            "dashboard": dashboard_bench.run,
             "reviews": reviews_bench.run,
             "reviews-import": reviews_bench.run_import,
             "reviews-retrain": reviews_bench.run_retrain,

@@ -102,14 +102,19 @@ async def ramp(name: str, one: Callable[[int], Coroutine[Any, Any, float | None]
     return best
 
 
-async def run(ctx: BenchContext) -> list[str]:
-    """Rasa alone, then the full path, each stepped up; then the full path at 80 % of its best rate."""
-    # Thousands of distinct texts in a fixed shuffled order: a push seldom repeats an earlier text, so the
-    # encoder's cache of recent texts (which real traffic does use) flatters nothing here.
+def shopper_texts() -> list[str]:
+    """Thousands of distinct texts in a fixed shuffled order: a push seldom repeats an earlier text, so the
+    encoder's cache of recent texts (which real traffic does use) flatters nothing."""
     traffic = sorted((ROOT / "intents" / "data" / "traffic").glob("*.csv"))
     paths = [DATA / "intents_dev.csv", TESTS / "intents_heldout.csv", *traffic]
     texts = sorted({t for path in paths for t, i in read_labelled(path) if i not in HANDOFF})
     random.Random(11).shuffle(texts)
+    return texts
+
+
+async def run(ctx: BenchContext) -> list[str]:
+    """Rasa alone, then the full path, each stepped up; then the full path at 80 % of its best rate."""
+    texts = shopper_texts()
     lines = [
         f"open-loop load: steps of {STEP_SECONDS:g} s at fixed rates, up to p99 {P99_LIMIT:g} s or a reply missing "
         f"WeChat's 5 s; {len(texts)} distinct texts, each push from a new shopper"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from kb.importer import import_dir
 from kb.search import KnowledgeBase, Thresholds
 from storage.db import open_db
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
+from tests.helpers import free_port
 from tests.pushes import AES_KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,13 +113,6 @@ class BenchContext:
             yield cls(load_encoder(), rasa)
         finally:
             await rasa.stop()
-
-
-def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def push_xml(openid: str, text: str, msg_id: int) -> str:

@@ -25,6 +25,7 @@ from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from storage.db import DbRunner, open_db
 from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
+from tests.helpers import free_port
 from tests.pushes import AES_KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,7 +191,7 @@ def rasa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RasaServer
     model = model_path(cache)
     if not model.exists():
         pytest.fail(f"no trained Rasa model at {model}: `make setup` trains it")
-    port = _free_port()
+    port = free_port()
     token = "test-rasa-token"
     log = open(tmp_path_factory.mktemp("rasa") / "rasa.log", "wb")
     proc = subprocess.Popen(
@@ -239,14 +240,6 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
         proc.wait(20)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

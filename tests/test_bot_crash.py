@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,10 @@ from storage.db import DbRunner, open_db
 from storage.outbox import claim_due
 from tests.conftest import stop_process
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
+from tests.helpers import free_port
 from tests.pushes import TOKEN, fixture, signed_query
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_server(db: Path, port: int, api_base: str, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -13,7 +13,8 @@ import pytest
 import server
 from storage.db import open_db
 from tests.conftest import stop_process
-from tests.test_bot_crash import free_port, start_server, wait_healthy, wait_until
+from tests.helpers import free_port
+from tests.test_bot_crash import start_server, wait_healthy, wait_until
 
 pytestmark = [pytest.mark.rasa, pytest.mark.model]
 

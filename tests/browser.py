@@ -21,9 +21,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+launches = 0  # Chromium launches in this process: conftest fails a test that launched one unmarked
+
+
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     """Debian's Chromium; closed before the test's server fixture tears down."""
+    global launches
+    launches += 1
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:

@@ -24,6 +24,7 @@ from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from storage.db import DbRunner, open_db
+from tests import browser
 from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
 from tests.helpers import free_port
 from tests.pushes import AES_KEY, TOKEN
@@ -32,6 +33,35 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "kb" / "demo"
 
 START = 1_764_036_000.0  # 2025-11-25 10:00 in China: agents at work
+
+
+# The fixtures that start something expensive, and the marker that lets `-m` leave their tests out.
+MARKED_FIXTURES = {"rasa_server": "rasa", "real_encoder": "model"}
+
+
+def unmarked(items: list[pytest.Item]) -> list[str]:
+    """Tests that use a fixture of MARKED_FIXTURES (directly or through another fixture) without its marker."""
+    return [
+        f"{item.nodeid} uses {fixture} but is not marked {mark}"
+        for item in items
+        for fixture, mark in MARKED_FIXTURES.items()
+        if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(mark) is None
+    ]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse to run a suite in which `-m "not rasa"` would still start Rasa (or load the model)."""
+    if missing := unmarked(items):
+        raise pytest.UsageError("tests without the marker of what they start:\n  " + "\n  ".join(missing))
+
+
+@pytest.fixture(autouse=True)
+def _chromium_is_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that launched Chromium must carry the browser marker."""
+    before = browser.launches
+    yield
+    if browser.launches != before and request.node.get_closest_marker("browser") is None:
+        pytest.fail(f"{request.node.nodeid} drives Chromium but is not marked browser")
 
 
 class Clock:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bot import store
 from bot.dispatch import Dispatcher, Reply
@@ -68,6 +69,8 @@ async def wait_until(predicate: Callable[[], Any], timeout: float) -> None:
     raise AssertionError("condition not reached in time")
 
 
+@pytest.mark.rasa
+@pytest.mark.model  # kefu serve loads the real embedding model
 async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]) -> None:
     db = tmp_path / "crash.db"
     port = free_port()

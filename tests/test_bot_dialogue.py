@@ -20,7 +20,7 @@ from kb.encoder import Encoder
 from tests.conftest import DEMO, ROOT, Clock, RasaServer
 from tests.pushes import fixture, signed_query
 
-pytestmark = pytest.mark.rasa
+pytestmark = [pytest.mark.rasa, pytest.mark.model]
 _ids = itertools.count(1)
 
 

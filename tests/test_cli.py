@@ -82,6 +82,7 @@ def test_intents_eval_rejects_a_bad_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.rasa
+@pytest.mark.model
 def test_chat_answers_one_line_per_message(rasa_server: RasaServer, demo_db_path: Path) -> None:
     env = {"KEFU_RASA_URL": rasa_server.url, "KEFU_RASA_TOKEN": rasa_server.token, "KEFU_DB": str(demo_db_path)}
     result = kefu("chat", env=env, stdin="西湖龙井多少钱\n\n谢谢\n")

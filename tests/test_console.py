@@ -8,6 +8,7 @@ import re
 import time
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
@@ -15,6 +16,7 @@ from tests.browser import chromium, font_of, login, screenshot
 from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
 
+pytestmark = [pytest.mark.rasa, pytest.mark.model]  # the live demo shop: the real Rasa server and model
 _ids = itertools.count(5_000_000)
 
 
@@ -65,6 +67,7 @@ async def test_wrong_password_and_csrf(console_server: tuple[TestServer, FakeWeC
             assert resp.status == 403  # agents cannot open manager pages
 
 
+@pytest.mark.browser
 async def test_agent_takes_over_a_handoff_in_the_browser(console_server: tuple[TestServer, FakeWeChatAPI]) -> None:
     srv, fake = console_server
     base = str(srv.make_url("")).rstrip("/")
@@ -125,6 +128,7 @@ async def test_agent_takes_over_a_handoff_in_the_browser(console_server: tuple[T
         await page.close()
 
 
+@pytest.mark.browser
 async def test_faq_editor_and_history_in_the_browser(console_server: tuple[TestServer, FakeWeChatAPI]) -> None:
     srv, _ = console_server
     base = str(srv.make_url("")).rstrip("/")

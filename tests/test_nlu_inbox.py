@@ -34,7 +34,6 @@ async def _login(http: aiohttp.ClientSession, srv: TestServer, user: str, passwo
     return match.group(1)
 
 
-@pytest.mark.browser
 async def test_inbox_is_for_signed_in_staff_with_csrf(
     console_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: Path
 ) -> None:

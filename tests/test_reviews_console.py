@@ -21,6 +21,7 @@ from tests.conftest import RasaServer
 from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
 
+pytestmark = [pytest.mark.rasa, pytest.mark.model]  # the live demo shop: the real Rasa server and model
 TOKEN = "review-api-token"
 
 
@@ -83,6 +84,7 @@ async def test_review_api_refuses_bad_requests(shop: tuple[TestServer, FakeWeCha
     assert status == 400
 
 
+@pytest.mark.browser
 async def test_case_pages_in_the_browser(shop: tuple[TestServer, FakeWeChatAPI]) -> None:
     srv, fake = shop
     base = str(srv.make_url("")).rstrip("/")
@@ -139,6 +141,7 @@ async def test_case_pages_in_the_browser(shop: tuple[TestServer, FakeWeChatAPI])
         await page.close()
 
 
+@pytest.mark.browser
 async def test_dashboard_in_the_browser(shop: tuple[TestServer, FakeWeChatAPI]) -> None:
     srv, _ = shop
     base = str(srv.make_url("")).rstrip("/")

@@ -116,34 +116,31 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
         stop_process(proc)
 
 
-async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path) -> None:
-    runner = DbRunner(open_db(tmp_path / "r.db", [store.migrations]))
+async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(tmp_path / "r.db", [store.migrations]))
     now = [1000.0]
     woken: list[bool] = []
 
     async def responder(inbound: Inbound) -> Reply:
         return Reply(f"补发：{inbound.text}")
 
-    try:
-        # A process stored the message, took its lease, then died before answering.
-        await runner.run(
-            store.record_inbound,
-            dedup_key="msg:1",
-            channel="wechat",
-            openid="o1",
-            kind="text",
-            text="在吗",
-            payload={},
-            now=now[0],
-            lease_seconds=60,
-        )
-        dispatcher = Dispatcher(runner, responder, Metrics(), lambda: now[0], wake_outbox=lambda: woken.append(True))
-        assert await dispatcher.recover() == 0  # its lease is still running
-        now[0] += 61
-        assert await dispatcher.recover() == 1
-        assert woken == [True]
-        due = await runner.run(claim_due, "outbound", now=now[0], lease_seconds=60)
-        assert [(r["openid"], r["text"]) for r in due] == [("o1", "补发：在吗")]
-        assert await dispatcher.recover() == 0
-    finally:
-        runner.close()
+    # A process stored the message, took its lease, then died before answering.
+    await runner.run(
+        store.record_inbound,
+        dedup_key="msg:1",
+        channel="wechat",
+        openid="o1",
+        kind="text",
+        text="在吗",
+        payload={},
+        now=now[0],
+        lease_seconds=60,
+    )
+    dispatcher = Dispatcher(runner, responder, Metrics(), lambda: now[0], wake_outbox=lambda: woken.append(True))
+    assert await dispatcher.recover() == 0  # its lease is still running
+    now[0] += 61
+    assert await dispatcher.recover() == 1
+    assert woken == [True]
+    due = await runner.run(claim_due, "outbound", now=now[0], lease_seconds=60)
+    assert [(r["openid"], r["text"]) for r in due] == [("o1", "补发：在吗")]
+    assert await dispatcher.recover() == 0

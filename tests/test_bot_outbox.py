@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp.test_utils import TestServer
+import pytest
 
 from bot import store
 from bot.dispatch import Reply
@@ -50,101 +50,94 @@ async def test_slow_reply_answers_success_then_sends_through_api(wechat_client: 
     assert fake.token_fetches == 1
 
 
-async def make_outbox(tmp_path: Any, srv: TestServer, clock: Clock) -> tuple[DbRunner, Outbox, aiohttp.ClientSession]:
-    runner = DbRunner(open_db(tmp_path / "o.db", [store.migrations]))
-    session = aiohttp.ClientSession()
-    api = WeChatAPI(session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret=SECRET, clock=clock)
-    return runner, Outbox(runner, api, Metrics(), clock), session
+@pytest.fixture
+async def outbox(
+    tmp_path: Any, fake_wechat: Any, clock: Clock, make_runner: Callable[..., DbRunner]
+) -> AsyncIterator[tuple[DbRunner, Outbox]]:
+    """An outbox on its own database, sending to the fake WeChat API."""
+    _, srv = fake_wechat
+    runner = make_runner(open_db(tmp_path / "o.db", [store.migrations]))
+    async with aiohttp.ClientSession() as session:
+        api = WeChatAPI(session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret=SECRET, clock=clock)
+        yield runner, Outbox(runner, api, Metrics(), clock)
 
 
-async def test_expired_token_refreshed_and_retried_once(tmp_path: Any, clock: Clock, fake_wechat: Any) -> None:
-    fake, srv = fake_wechat
-    runner, outbox, session = await make_outbox(tmp_path, srv, clock)
-    try:
-        first = await runner.run(store.enqueue_text, openid="o1", text="一", sender="agent", now=clock())
-        await outbox.deliver_due()
-        fake.expire_all_tokens()
-        second = await runner.run(store.enqueue_text, openid="o1", text="二", sender="agent", now=clock())
-        await outbox.deliver_due()
-        assert [m["text"]["content"] for m in fake.sent] == ["一", "二"]
-        assert fake.token_fetches == 2
-        for oid in (first, second):
-            assert (await runner.run(store.outbound_state, oid))["state"] == "sent"
-    finally:
-        await session.close()
-        runner.close()
+async def test_expired_token_refreshed_and_retried_once(outbox: tuple[DbRunner, Outbox], clock: Clock, fake_wechat: Any) -> None:
+    fake, _ = fake_wechat
+    runner, box = outbox
+    first = await runner.run(store.enqueue_text, openid="o1", text="一", sender="agent", now=clock())
+    await box.deliver_due()
+    fake.expire_all_tokens()
+    second = await runner.run(store.enqueue_text, openid="o1", text="二", sender="agent", now=clock())
+    await box.deliver_due()
+    assert [m["text"]["content"] for m in fake.sent] == ["一", "二"]
+    assert fake.token_fetches == 2
+    for oid in (first, second):
+        assert (await runner.run(store.outbound_state, oid))["state"] == "sent"
 
 
-async def test_window_closed_and_quota_are_recorded_not_retried(tmp_path: Any, clock: Clock, fake_wechat: Any) -> None:
-    fake, srv = fake_wechat
-    runner, outbox, session = await make_outbox(tmp_path, srv, clock)
-    try:
-        fake.closed_windows.add("o-late")
-        late = await runner.run(store.enqueue_text, openid="o-late", text="你好", sender="agent", now=clock())
-        await outbox.deliver_due()
-        row = await runner.run(store.outbound_state, late)
-        assert row["state"] == "window_closed"
-        assert row["last_error"].startswith("45015")
-        fake.quota_exceeded = True
-        busy = await runner.run(store.enqueue_text, openid="o2", text="你好", sender="agent", now=clock())
-        await outbox.deliver_due()
-        assert (await runner.run(store.outbound_state, busy))["state"] == "quota"
-        clock.now += 3600
-        assert await outbox.deliver_due() == 0
-        assert fake.sent == []
-    finally:
-        await session.close()
-        runner.close()
+async def test_window_closed_and_quota_are_recorded_not_retried(
+    outbox: tuple[DbRunner, Outbox], clock: Clock, fake_wechat: Any
+) -> None:
+    fake, _ = fake_wechat
+    runner, box = outbox
+    fake.closed_windows.add("o-late")
+    late = await runner.run(store.enqueue_text, openid="o-late", text="你好", sender="agent", now=clock())
+    await box.deliver_due()
+    row = await runner.run(store.outbound_state, late)
+    assert row["state"] == "window_closed"
+    assert row["last_error"].startswith("45015")
+    fake.quota_exceeded = True
+    busy = await runner.run(store.enqueue_text, openid="o2", text="你好", sender="agent", now=clock())
+    await box.deliver_due()
+    assert (await runner.run(store.outbound_state, busy))["state"] == "quota"
+    clock.now += 3600
+    assert await box.deliver_due() == 0
+    assert fake.sent == []
 
 
-async def test_transient_failures_retried_with_backoff(tmp_path: Any, clock: Clock, fake_wechat: Any) -> None:
-    fake, srv = fake_wechat
-    runner, outbox, session = await make_outbox(tmp_path, srv, clock)
-    try:
-        fake.server_errors = 2
-        oid = await runner.run(store.enqueue_text, openid="o3", text="稍后送达", sender="agent", now=clock())
-        await outbox.deliver_due()
-        row = await runner.run(store.outbound_state, oid)
-        assert row["state"] == "pending"
-        assert row["next_attempt_at"] == clock() + backoff(0)
-        assert await outbox.deliver_due() == 0  # not due yet
-        clock.now += backoff(0)
-        await outbox.deliver_due()
-        clock.now += backoff(1)
-        await outbox.deliver_due()
-        row = await runner.run(store.outbound_state, oid)
-        assert row["state"] == "sent"
-        assert row["attempts"] == 3
-        assert fake.sent[0]["text"]["content"] == "稍后送达"
-    finally:
-        await session.close()
-        runner.close()
+async def test_transient_failures_retried_with_backoff(outbox: tuple[DbRunner, Outbox], clock: Clock, fake_wechat: Any) -> None:
+    fake, _ = fake_wechat
+    runner, box = outbox
+    fake.server_errors = 2
+    oid = await runner.run(store.enqueue_text, openid="o3", text="稍后送达", sender="agent", now=clock())
+    await box.deliver_due()
+    row = await runner.run(store.outbound_state, oid)
+    assert row["state"] == "pending"
+    assert row["next_attempt_at"] == clock() + backoff(0)
+    assert await box.deliver_due() == 0  # not due yet
+    clock.now += backoff(0)
+    await box.deliver_due()
+    clock.now += backoff(1)
+    await box.deliver_due()
+    row = await runner.run(store.outbound_state, oid)
+    assert row["state"] == "sent"
+    assert row["attempts"] == 3
+    assert fake.sent[0]["text"]["content"] == "稍后送达"
 
 
-async def test_processes_share_one_token(tmp_path: Any, clock: Clock, fake_wechat: Any) -> None:
+async def test_processes_share_one_token(
+    tmp_path: Any, clock: Clock, fake_wechat: Any, make_runner: Callable[..., DbRunner]
+) -> None:
     fake, srv = fake_wechat
     db_path = tmp_path / "shared.db"
-    runners = [DbRunner(open_db(db_path, [store.migrations])) for _ in range(3)]
-    session = aiohttp.ClientSession()
-    try:
+    runners = [make_runner(open_db(db_path, [store.migrations])) for _ in range(3)]
+    async with aiohttp.ClientSession() as session:
         apis = [
             WeChatAPI(session, r, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret=SECRET, clock=clock)
             for r in runners
         ]
         await asyncio.gather(*(api.send_text(f"o{i}", "hi") for i, api in enumerate(apis)))
-        assert fake.token_fetches == 1
-        assert len(fake.sent) == 3
-    finally:
-        await session.close()
-        for r in runners:
-            r.close()
+    assert fake.token_fetches == 1
+    assert len(fake.sent) == 3
 
 
-async def test_wrong_secret_is_a_clear_error(tmp_path: Any, clock: Clock, fake_wechat: Any) -> None:
+async def test_wrong_secret_is_a_clear_error(
+    tmp_path: Any, clock: Clock, fake_wechat: Any, make_runner: Callable[..., DbRunner]
+) -> None:
     _, srv = fake_wechat
-    runner = DbRunner(open_db(tmp_path / "s.db", [store.migrations]))
-    session = aiohttp.ClientSession()
-    try:
+    runner = make_runner(open_db(tmp_path / "s.db", [store.migrations]))
+    async with aiohttp.ClientSession() as session:
         api = WeChatAPI(session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret="wrong", clock=clock)
         try:
             await api.send_text("o1", "hi")
@@ -152,6 +145,3 @@ async def test_wrong_secret_is_a_clear_error(tmp_path: Any, clock: Clock, fake_w
             assert exc.errcode == 40125
         else:
             raise AssertionError("expected WeChatAPIError")
-    finally:
-        await session.close()
-        runner.close()

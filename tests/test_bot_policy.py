@@ -31,8 +31,8 @@ def unsure(text: str) -> Parse:
 
 
 @pytest.fixture
-def runner(tmp_path: Path) -> DbRunner:
-    return DbRunner(open_db(tmp_path / "p.db", server.MIGRATIONS))
+def runner(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> DbRunner:
+    return make_runner(open_db(tmp_path / "p.db", server.MIGRATIONS))
 
 
 def dialogue(runner: DbRunner, nlu: Any, now: list[float], hours: str = "mon-sun 09:00-22:00") -> Any:

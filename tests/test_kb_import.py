@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,34 +162,33 @@ def sold_out(db: sqlite_utils.Database, sku: str) -> None:
         db.execute("UPDATE products SET stock = 0 WHERE sku = ?", [sku])
 
 
-async def test_a_running_index_picks_up_an_import_from_another_connection(tmp_path: Path) -> None:
+async def test_a_running_index_picks_up_an_import_from_another_connection(
+    tmp_path: Path, make_runner: Callable[..., DbRunner]
+) -> None:
     path = tmp_path / "storage.db"
-    runner = DbRunner(open_db(path, server.MIGRATIONS))
-    try:
-        kb = KnowledgeBase(FakeEncoder())
-        await runner.run(kb.load)
-        assert kb.products == {}
-        assert not await refresh_if_changed(kb, runner)  # nothing changed yet
+    runner = make_runner(open_db(path, server.MIGRATIONS))
+    kb = KnowledgeBase(FakeEncoder())
+    await runner.run(kb.load)
+    assert kb.products == {}
+    assert not await refresh_if_changed(kb, runner)  # nothing changed yet
 
-        other = open_db(path, server.MIGRATIONS)  # as `kefu kb import` would, from its own process
-        folder = shop_copy(tmp_path)
-        edit_csv(folder / "products.csv", 0, price="299.00")
-        import_dir(other, folder)
-        other.close()
+    other = open_db(path, server.MIGRATIONS)  # as `kefu kb import` would, from its own process
+    folder = shop_copy(tmp_path)
+    edit_csv(folder / "products.csv", 0, price="299.00")
+    import_dir(other, folder)
+    other.close()
 
-        assert await refresh_if_changed(kb, runner)
-        assert kb.products["TEA-001"].price_fen == 29900
-        assert len(kb.faqs) == 82
-        assert kb.search("西湖龙井多少钱").hits
-        assert not await refresh_if_changed(kb, runner)  # loaded once, not again
+    assert await refresh_if_changed(kb, runner)
+    assert kb.products["TEA-001"].price_fen == 29900
+    assert len(kb.faqs) == 82
+    assert kb.search("西湖龙井多少钱").hits
+    assert not await refresh_if_changed(kb, runner)  # loaded once, not again
 
-        before = kb.generation
-        await runner.run(sold_out, "TEA-001")
-        assert await runner.run(store.generation) > before  # plain SQL counts too
-        assert await refresh_if_changed(kb, runner)
-        assert kb.products["TEA-001"].stock == 0
-    finally:
-        runner.close()
+    before = kb.generation
+    await runner.run(sold_out, "TEA-001")
+    assert await runner.run(store.generation) > before  # plain SQL counts too
+    assert await refresh_if_changed(kb, runner)
+    assert kb.products["TEA-001"].stock == 0
 
 
 def test_cached_encoder_embeds_a_message_once() -> None:

@@ -36,12 +36,14 @@ def wecom_robot(received: list[dict[str, Any]], failures: list[int]) -> web.Appl
     return app
 
 
-async def test_channels_deliver_and_retry(tmp_path: Path, aiohttp_server: Callable[..., Any], fake_wechat: Any) -> None:
+async def test_channels_deliver_and_retry(
+    tmp_path: Path, aiohttp_server: Callable[..., Any], fake_wechat: Any, make_runner: Callable[..., DbRunner]
+) -> None:
     fake, fake_srv = fake_wechat
     received: list[dict[str, Any]] = []
     failures = [1]
     robot = await aiohttp_server(wecom_robot(received, failures))
-    runner = DbRunner(open_db(tmp_path / "n.db", server.MIGRATIONS))
+    runner = make_runner(open_db(tmp_path / "n.db", server.MIGRATIONS))
     now = [time.time()]
     fake.now = now[0]
     async with aiohttp.ClientSession() as session:
@@ -78,4 +80,3 @@ async def test_channels_deliver_and_retry(tmp_path: Path, aiohttp_server: Callab
         now[0] += backoff(0)
         assert await sender.deliver_due() == 1
         assert received == [{"msgtype": "markdown", "markdown": {"content": "**差评超过30分钟未响应，已升级**\n工单 #3｜1星"}}]
-    runner.close()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
@@ -119,14 +123,40 @@ def test_business_hours_calendar_stops_the_clock_overnight(db: sqlite_utils.Data
     assert case["response_due"] == T0 + 23 * 3600 + 15 * 60  # 15 minutes today, then 09:00-09:15 tomorrow
 
 
+def fire_when_both_are_ready(path: str, ready: Barrier, fired: Queue[list[int]]) -> None:
+    """One kefu process's pass over the due timers, started together with the other's."""
+    db = open_db(path)
+    ready.wait(120)
+    fired.put(fire_due_timers(db, T0 + 2000, ["console"]))
+    db.close()
+
+
 def test_two_processes_fire_each_timer_once(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
-    first = open_db(path, server.MIGRATIONS)
-    second = open_db(path, server.MIGRATIONS)
-    ingest(first, "R1,,TEA-001,oA,1,坏了,2025-11-25T09:50:00+08:00\nR2,,TEA-001,oB,1,差,2025-11-25T09:51:00+08:00\n")
-    fired = fire_due_timers(first, T0 + 2000, ["console"]) + fire_due_timers(second, T0 + 2000, ["console"])
-    assert sorted(fired) == [1, 2, 5, 6]
-    assert len(notifications(first)) == 4
+    db = open_db(path, server.MIGRATIONS)
+    # Many cases, so that the two passes overlap for a good while (each fires a timer per transaction).
+    ingest(db, "".join(f"R{i},,TEA-001,o{i},1,坏了,2025-11-25T09:50:00+08:00\n" for i in range(400)))
+    due = [r[0] for r in db.execute("SELECT id FROM case_timers WHERE due_at <= ? ORDER BY id", [T0 + 2000])]
+    assert len(due) == 800  # each case's response reminder and breach
+    spawn = multiprocessing.get_context("spawn")  # fresh interpreters: two kefu processes on one file
+    ready, fired = spawn.Barrier(2), spawn.Queue()
+    workers = [spawn.Process(target=fire_when_both_are_ready, args=(str(path), ready, fired)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    passes: list[list[int]] = []
+    while len(passes) < len(workers):
+        try:
+            passes.append(fired.get(timeout=1))
+        except queue.Empty:
+            # Without the guard a second firing breaks notifications' unique (source, channel): the process dies.
+            assert all(w.is_alive() or w.exitcode == 0 for w in workers), "a process failed (its traceback is above)"
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert all(passes)  # each process fired some of them: the passes ran at the same time
+    assert sorted(passes[0] + passes[1]) == due  # every due timer fired, none by both
+    sources = [source for source, _ in notifications(db)]
+    assert sorted(sources) == sorted({f"timer:{t}" for t in due})  # one notification each
 
 
 def test_bad_rows_are_reported_and_good_rows_kept(db: sqlite_utils.Database) -> None:

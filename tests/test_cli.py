@@ -32,6 +32,7 @@ def kefu(
     )
 
 
+@pytest.mark.model  # the import embeds the new texts ahead
 def test_kb_import_prints_counts_and_db_flag_after_command(tmp_path: Path) -> None:
     db = tmp_path / "shop.db"
     result = kefu("kb", "import", str(DEMO), "--db", str(db))

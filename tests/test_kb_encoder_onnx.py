@@ -151,8 +151,9 @@ def test_empty_input_gives_no_vectors(int8: OnnxEncoder) -> None:
 
 
 def test_concurrent_calls_get_their_own_vectors(int8: OnnxEncoder) -> None:
-    jobs = [TEXTS[i:] + TEXTS[:i] for i in range(len(TEXTS))] * 2
-    expected = [int8.encode(job) for job in jobs]
+    rotations = [TEXTS[i:] + TEXTS[:i] for i in range(len(TEXTS))]
+    jobs = rotations * 2
+    expected = [int8.encode(job) for job in rotations] * 2  # each distinct job once, one at a time
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(int8.encode, jobs))
     for want, have in zip(expected, got, strict=True):

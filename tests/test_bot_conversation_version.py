@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -127,8 +128,10 @@ async def test_two_messages_at_once_both_change_the_conversation(tmp_path: Path,
     runner.close()
 
 
-async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(tmp_path: Path) -> None:
-    runner = DbRunner(open_db(tmp_path / "p.db", server.MIGRATIONS))
+async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(
+    tmp_path: Path, make_runner: Callable[..., DbRunner]
+) -> None:
+    runner = make_runner(open_db(tmp_path / "p.db", server.MIGRATIONS))
     metrics = Metrics()
     ranking = (("nlu_fallback", 0.3), ("ask_price", 0.25), ("ask_stock", 0.2))
     texts_said = ("嗯那个", "就是那个啊")
@@ -147,11 +150,10 @@ async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(tmp_p
     assert conv["state"] == conv_store.QUEUED and conv["handoff_reason"] == "misunderstood"
     assert conv["misunderstandings"] == 2 and reruns(metrics) == 1
     assert all(count == 1 for _, count in answers(runner, "oUnclear"))
-    runner.close()
 
 
-async def test_a_turn_that_keeps_losing_is_left_for_recovery(tmp_path: Path) -> None:
-    runner = DbRunner(open_db(tmp_path / "l.db", server.MIGRATIONS))
+async def test_a_turn_that_keeps_losing_is_left_for_recovery(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(tmp_path / "l.db", server.MIGRATIONS))
     attempts = []
 
     async def always_stale(inbound: Inbound) -> Reply:
@@ -167,4 +169,3 @@ async def test_a_turn_that_keeps_losing_is_left_for_recovery(tmp_path: Path) -> 
         await dispatcher.handle_local(said("oLoser", "你好", 1))
     assert len(attempts) == 9  # the turn and its eight re-runs
     assert answers(runner, "oLoser") == [("received", 0)]  # unanswered and unsent: recovery answers it
-    runner.close()

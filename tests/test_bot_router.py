@@ -4,6 +4,7 @@ handlers that use only the public context; the middleware around every turn."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -119,8 +120,8 @@ def said(text: str, n: int) -> Inbound:
     return Inbound(f"msg:{n}", "oRouter", "gh", "text", text, int(T0))
 
 
-async def test_a_custom_router_runs_inside_the_dialogues_middleware(tmp_path: Path) -> None:
-    runner = DbRunner(open_db(tmp_path / "r.db", server.MIGRATIONS))
+async def test_a_custom_router_runs_inside_the_dialogues_middleware(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(tmp_path / "r.db", server.MIGRATIONS))
 
     async def remember(ctx: TurnContext) -> Reply:
         ctx.conv.context["seen"] = ctx.text
@@ -145,11 +146,10 @@ async def test_a_custom_router_runs_inside_the_dialogues_middleware(tmp_path: Pa
     assert blocked.text == texts.DONT_KNOW  # the compliance middleware
     assert metrics.registry.get_sample_value("kefu_errors_total", {"kind": "compliance_blocked"}) == 1.0
     assert metrics.registry.get_sample_value("kefu_reply_latency_seconds_count") == 2.0  # the metrics middleware
-    runner.close()
 
 
-def test_a_dialogue_needs_a_router_with_a_default(tmp_path: Path) -> None:
-    runner = DbRunner(open_db(tmp_path / "r.db", server.MIGRATIONS))
+def test_a_dialogue_needs_a_router_with_a_default(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(tmp_path / "r.db", server.MIGRATIONS))
     with pytest.raises(ValueError, match="no default"):
         Dialogue(
             runner,
@@ -160,4 +160,3 @@ def test_a_dialogue_needs_a_router_with_a_default(tmp_path: Path) -> None:
             lambda: T0,
             router=Router("bare"),
         )
-    runner.close()

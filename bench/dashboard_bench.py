@@ -9,7 +9,8 @@ thread as ``kefu serve`` runs it, and a local fake of the WeChat API. Pushes arr
 HTTP answer, or through the customer-service API when it missed the in-band deadline. Meanwhile the
 dashboard's report (90 days, every product) is computed back to back through the app's own DbRunner,
 with ``run`` (the writer thread, which also stores every message and reply) or ``read`` (a read
-connection of the pool).
+connection of the pool). On the writer each of a message's few database calls (store it, read its
+conversation, store the answer) waits behind the report under way, so a reply waits for several reports.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ async def console_auth(
     if not request.path.startswith("/console") or _public(request.path):
         return await handler(request)
     console = request.app[CONSOLE]
-    user = await console.runner.run(auth.session_user, request.cookies.get(COOKIE, ""), console.clock())
+    user = await console.runner.read(auth.session_user, request.cookies.get(COOKIE, ""), console.clock())
     if user is None:
         if request.path == "/console/ws" or request.method != "GET":
             raise web.HTTPUnauthorized(text="请先登录")
@@ -170,7 +170,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return _locked_page(request, locked - now)
     if console.hashing_queue >= console.max_hashing_queue:
         return render(request, "login.html", status=503, error="登录请求过多，请稍后再试")
-    stored = await console.runner.run(auth.password_hash, username)
+    stored = await console.runner.read(auth.password_hash, username)
     console.hashing_queue += 1
     try:
         new_hash = await asyncio.get_running_loop().run_in_executor(console.hashing, auth.check_password, stored, password)
@@ -244,7 +244,7 @@ def _waited(now: float) -> Callable[[dict[str, Any]], str]:
 async def queue_view(request: web.Request) -> web.Response:
     """Waiting shoppers (oldest first) and the agent's own conversations."""
     console = request.app[CONSOLE]
-    rows = await console.runner.run(conv_store.queue, user_of(request).username)
+    rows = await console.runner.read(conv_store.queue, user_of(request).username)
     return render(request, "queue.html", rows=rows, waited=_waited(console.clock()))
 
 
@@ -265,13 +265,13 @@ async def conversation_view(request: web.Request) -> web.Response:
     """The transcript with what the bot understood, and the agent's actions."""
     console = request.app[CONSOLE]
     conversation_id = _conversation_id(request)
-    conv = await console.runner.run(conv_store.conversation, conversation_id)
+    conv = await console.runner.read(conv_store.conversation, conversation_id)
     if conv is None:
         raise web.HTTPNotFound(text="没有这个会话")
-    transcript = await console.runner.run(conv_store.transcript, conversation_id)
-    notes = await console.runner.run(console_store.notes_of, conversation_id)
-    canned = await console.runner.run(console_store.canned_replies)
-    window = await console.runner.run(conv_store.window_open, conv["openid"], console.clock())
+    transcript = await console.runner.read(conv_store.transcript, conversation_id)
+    notes = await console.runner.read(console_store.notes_of, conversation_id)
+    canned = await console.runner.read(console_store.canned_replies)
+    window = await console.runner.read(conv_store.window_open, conv["openid"], console.clock())
     return render(
         request,
         "conversation.html",
@@ -363,7 +363,7 @@ async def history_view(request: web.Request) -> web.Response:
     """Search past messages and replies."""
     console = request.app[CONSOLE]
     q = request.query.get("q", "").strip()
-    rows = await console.runner.run(conv_store.search_history, q) if q else []
+    rows = await console.runner.read(conv_store.search_history, q) if q else []
     return render(request, "history.html", rows=rows, q=q)
 
 
@@ -371,7 +371,7 @@ async def kb_view(request: web.Request) -> web.Response:
     """Search and edit FAQ entries."""
     console = request.app[CONSOLE]
     q = request.query.get("q", "").strip()
-    faqs = await console.runner.run(kb_store.all_faq)
+    faqs = await console.runner.read(kb_store.all_faq)
     scores: dict[str, float] = {}
     if q and console.kb is not None:
         kb = console.kb
@@ -399,7 +399,7 @@ async def kb_save_post(request: web.Request) -> web.StreamResponse:
     violations = check_text(answer)
     if violations:
         raise web.HTTPFound("/console/kb?problem=" + quote(f"答案没有保存：{violations[0].explanation}"))
-    if sku and await console.runner.run(kb_store.get_product, sku) is None:
+    if sku and await console.runner.read(kb_store.get_product, sku) is None:
         raise web.HTTPFound("/console/kb?problem=" + quote(f"没有商品 {sku}"))
     alternatives = tuple(a.strip() for a in str(form.get("alt_questions", "")).split("|") if a.strip())
     await console.runner.run(kb_store.save_faq, kb_store.Faq(faq_id, question, answer, sku, alternatives))

@@ -12,9 +12,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-import sqlite_utils
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from storage.db import Store
 
 ROLES = ("agent", "manager")
 SESSION_SECONDS = 12 * 3600
@@ -44,7 +45,7 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_user(db: sqlite_utils.Database, username: str, password: str, role: str, now: float) -> None:
+def add_user(db: Store, username: str, password: str, role: str, now: float) -> None:
     """Create or update a console user."""
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}")
@@ -59,7 +60,7 @@ def add_user(db: sqlite_utils.Database, username: str, password: str, role: str,
         )
 
 
-def password_hash(db: sqlite_utils.Database, username: str) -> str | None:
+def password_hash(db: Store, username: str) -> str | None:
     """The stored hash of a user, or None (a quick read: a read connection will do)."""
     row = db.execute("SELECT password_hash FROM users WHERE username = ?", [username]).fetchone()
     return str(row[0]) if row else None
@@ -80,7 +81,7 @@ def check_password(stored: str | None, password: str) -> str:
     return _hasher.hash(password) if _hasher.check_needs_rehash(stored) else stored
 
 
-def open_session(db: sqlite_utils.Database, username: str, new_hash: str, now: float) -> str:
+def open_session(db: Store, username: str, new_hash: str, now: float) -> str:
     """Open a session for a user whose password was just checked; returns the cookie token."""
     token = secrets.token_urlsafe(32)
     with db.atomic():
@@ -153,7 +154,7 @@ class LoginThrottle:
         self._failures.pop(f"user:{username}", None)
 
 
-def session_user(db: sqlite_utils.Database, token: str, now: float) -> User | None:
+def session_user(db: Store, token: str, now: float) -> User | None:
     """The user behind a session cookie, if the session is valid."""
     if not token:
         return None
@@ -165,7 +166,7 @@ def session_user(db: sqlite_utils.Database, token: str, now: float) -> User | No
     return User(row[0], row[1], row[2]) if row else None
 
 
-def logout(db: sqlite_utils.Database, token: str) -> None:
+def logout(db: Store, token: str) -> None:
     """End a session."""
     with db.atomic():
         db.execute("DELETE FROM sessions WHERE token_hash = ?", [_digest(token)])

@@ -108,7 +108,7 @@ async def cases_view(request: web.Request) -> web.Response:
         state = None
     overdue = request.query.get("overdue") == "1"
     now = reviews.clock()
-    rows = await reviews.runner.run(review_store.list_cases, state=state, now=now, only_overdue=overdue)
+    rows = await reviews.runner.read(review_store.list_cases, state=state, now=now, only_overdue=overdue)
     return render(
         request,
         "cases.html",
@@ -127,12 +127,12 @@ async def case_view(request: web.Request) -> web.Response:
     """One case: the review, its tags, its timeline and the actions."""
     reviews = request.app[REVIEWS]
     case_id = _case_id(request)
-    case = await reviews.runner.run(review_store.get_case, case_id)
+    case = await reviews.runner.read(review_store.get_case, case_id)
     if case is None:
         raise web.HTTPNotFound(text="没有这个工单")
-    aspects = await reviews.runner.run(review_store.review_aspects, case["review_id"])
-    timeline = await reviews.runner.run(review_store.case_timeline, case_id)
-    window = bool(case["openid"]) and await reviews.runner.run(conv_store.window_open, case["openid"], reviews.clock())
+    aspects = await reviews.runner.read(review_store.review_aspects, case["review_id"])
+    timeline = await reviews.runner.read(review_store.case_timeline, case_id)
+    window = bool(case["openid"]) and await reviews.runner.read(conv_store.window_open, case["openid"], reviews.clock())
     return render(
         request,
         "case.html",
@@ -163,7 +163,7 @@ async def case_action(request: web.Request) -> web.StreamResponse:
     now = reviews.clock()
     try:
         if action == "respond":
-            if await reviews.runner.run(review_store.get_case, case_id) is None:
+            if await reviews.runner.read(review_store.get_case, case_id) is None:
                 raise web.HTTPNotFound(text="没有这个工单")
             await reviews.runner.run(reply_to_case, case_id, user.username, text, now)
             reviews.wake_outbox()

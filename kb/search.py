@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 import jieba
 import numpy as np
-import sqlite_utils
 
 from kb import store
 from kb.encoder import Encoder
 from kb.store import Faq, Product
-from storage.db import DbRunner
+from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
@@ -170,14 +169,14 @@ class KnowledgeBase:
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
 
-    def load(self, db: sqlite_utils.Database) -> int:
+    def load(self, db: Store) -> int:
         """(Re)build the index; embeds only texts not embedded before. Returns texts embedded now."""
         plan = self.plan(db)
         vectors = self.encoder.encode([d.text for d in plan.todo])
         self.store_vectors(db, plan, vectors)
         return self.install(plan, vectors)
 
-    def plan(self, db: sqlite_utils.Database) -> LoadPlan:
+    def plan(self, db: Store) -> LoadPlan:
         """Read the catalogue and FAQ and find the texts that still need embedding (reads only: a read connection)."""
         gen = store.generation(db)  # read first: a change made while loading triggers another load
         products = store.all_products(db)
@@ -188,7 +187,7 @@ class KnowledgeBase:
         todo = [d for d, k in zip(docs, keys, strict=True) if k not in stored]
         return LoadPlan(gen, products, faqs, docs, keys, stored, todo)
 
-    def store_vectors(self, db: sqlite_utils.Database, plan: LoadPlan, vectors: np.ndarray) -> None:
+    def store_vectors(self, db: Store, plan: LoadPlan, vectors: np.ndarray) -> None:
         """Keep the texts' new embeddings and drop those of texts gone (a write: the writer)."""
         new = list(zip(plan.todo, vectors, strict=True)) if plan.todo else []
         store.replace_vectors(db, self.encoder.name, set(plan.keys), new)

@@ -256,18 +256,21 @@ def enqueue_text(
 
 
 def claim_stale_messages(db: Store, *, now: float, lease_seconds: float, limit: int = 20) -> list[dict[str, Any]]:
-    """Take over messages whose processing lease ran out (their process died)."""
+    """Take over messages whose processing lease ran out (their process died), oldest first.
+
+    One statement leases and returns them, so two processes never take the same message (on
+    PostgreSQL the inner SELECT becomes ``FOR UPDATE SKIP LOCKED``).
+    """
     with db.atomic():
-        rows = list(
-            db.query(
-                "SELECT id, dedup_key, channel, openid, kind, text, payload, received_at FROM messages "
-                "WHERE state = 'received' AND channel = 'wechat' AND lease_until < ? ORDER BY id LIMIT ?",
-                [now, limit],
-            )
+        cursor = db.execute(
+            "UPDATE messages SET lease_until = ? WHERE id IN (SELECT id FROM messages "
+            "WHERE state = 'received' AND channel = 'wechat' AND lease_until < ? ORDER BY id LIMIT ?) "
+            "RETURNING id, dedup_key, channel, openid, kind, text, payload, received_at",
+            [now + lease_seconds, now, limit],
         )
-        for row in rows:
-            db.execute("UPDATE messages SET lease_until = ? WHERE id = ?", [now + lease_seconds, row["id"]])
-    return rows
+        columns = [c[0] for c in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    return sorted(rows, key=lambda r: int(r["id"]))
 
 
 def outbound_state(db: Store, outbound_id: int) -> dict[str, Any]:

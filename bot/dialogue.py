@@ -10,6 +10,7 @@ handler registered for it (``bot/handlers/``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -28,7 +29,7 @@ from bot.orders import OrderSource
 from bot.router import Handler, Middleware, Router, chain
 from bot.store import Understood
 from bot.wechat import Inbound
-from intents.client import FALLBACK, NluClient, NluUnavailableError
+from intents.client import FALLBACK, NluClient, NluUnavailableError, Parse
 from kb.compliance import check_text
 from kb.hours import BusinessHours
 from kb.search import ANSWER, KnowledgeBase
@@ -166,7 +167,25 @@ class Dialogue:
 
     async def __call__(self, inbound: Inbound) -> Reply:
         """The reply, carrying the turn's conversation changes for the transaction that stores it."""
-        return await chain(self.middlewares, self._turn)(TurnContext(inbound, self.services))
+        ctx = TurnContext(inbound, self.services)
+        # The intent model's call does not depend on the conversation: it starts now and runs while the
+        # conversation is read. A turn that needs no parse (an agent has the conversation, the shopper
+        # picks a numbered choice) lets it go.
+        if self.nlu is not None and inbound.kind in ("text", "link") and ctx.text:
+            ctx.parsing = asyncio.ensure_future(self.nlu.parse(ctx.text))
+        parsing = ctx.parsing
+        try:
+            return await chain(self.middlewares, self._turn)(ctx)
+        finally:
+            if parsing is not None and not parsing.done():
+                parsing.cancel()
+            elif parsing is not None and not parsing.cancelled():
+                parsing.exception()  # an unused failed parse is no error of this turn: mark it retrieved
+
+    async def _parse(self, ctx: TurnContext) -> Parse | None:
+        if ctx.parsing is not None:
+            return await ctx.parsing
+        return await self.nlu.parse(ctx.text) if self.nlu else None
 
     async def _turn(self, ctx: TurnContext) -> Reply:
         conv = ctx.conv
@@ -230,7 +249,7 @@ class Dialogue:
         if picked is not None:
             return picked
         try:
-            ctx.parse = await self.nlu.parse(ctx.text) if self.nlu else None
+            ctx.parse = await self._parse(ctx)
         except NluUnavailableError:
             self.metrics.errors.labels(kind="nlu_unavailable").inc()
             ctx.parse = None

@@ -127,3 +127,28 @@ async def test_http_order_backend_keeps_only_the_shoppers_orders(aiohttp_server:
         broken = HttpOrders(session, str(srv.make_url("/nowhere")), "secret")
         with pytest.raises(OrderSourceError):
             await broken.orders_of("oMe")
+
+
+async def test_the_intent_model_is_asked_while_the_conversation_is_still_being_read(runner: DbRunner) -> None:
+    import asyncio
+    import threading
+
+    asked = asyncio.Event()
+
+    class WatchedNlu:
+        async def parse(self, text: str) -> Parse:
+            asked.set()
+            return Parse(text, "greet", 0.95, (("greet", 0.95),))
+
+    now = [T0]
+    d = Dialogue(runner, WatchedNlu(), None, SqliteOrders(runner), BusinessHours.parse("mon-sun 09:00-22:00"), lambda: now[0])
+    # Hold the database thread, so the conversation cannot be read yet.
+    release = threading.Event()
+    holding = asyncio.ensure_future(runner.run(lambda db: release.wait(10)))
+    turn = asyncio.ensure_future(d(said("你好", 1)))
+    await asyncio.wait_for(asked.wait(), 5)  # the parse began though the conversation is not read
+    assert not turn.done()
+    release.set()
+    await holding
+    reply = await turn
+    assert reply.intent == "greet" and reply.text == texts.GREET

@@ -75,6 +75,7 @@ class TurnContext:
         self.config = services.config
         self.conversation: Conversation | None = None
         self.parse: Parse | None = None
+        self.parsing: asyncio.Future[Parse] | None = None  # the intent model's call, started before the conversation is read
         # False: the turn leaves what the dialogue remembers as it was (an agent has the conversation,
         # or the shopper waits for the person they asked for).
         self.remember = True

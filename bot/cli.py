@@ -7,13 +7,12 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from functools import partial
 from typing import Protocol
 
 import aiohttp
-import sqlite_utils
 
 from bot.dialogue import Dialogue
 from bot.dispatch import Dispatcher
@@ -25,10 +24,7 @@ from intents.service import ModelMissingError, RasaSettings, intent_model
 from kb.encoder import Encoder, load_encoder
 from kb.hours import BusinessHours
 from kb.search import KnowledgeBase, refresh_if_changed
-from storage.db import DbRunner
-
-# The entry point's opener: the database file with every package's migrations applied.
-OpenDatabase = Callable[[str], sqlite_utils.Database]
+from storage.db import DbRunner, OpenDatabase
 
 
 class BotSettings(RasaSettings, Protocol):

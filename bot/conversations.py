@@ -7,11 +7,10 @@ resolve, or inactivity); state says who answers: the bot, the queue, or an agent
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.db import Store
+from storage.db import Store, percentile
 
 BOT, QUEUED, AGENT, CLOSED = "bot", "queued", "agent", "closed"
 IDLE_CLOSE_SECONDS = 2 * 3600  # a bot conversation idle this long counts as finished
@@ -270,14 +269,6 @@ def recent_corrections(db: Store, limit: int = 20) -> list[dict[str, Any]]:
     )
 
 
-def _percentile(db: Store, sql: str, params: list[Any], pct: float) -> float | None:
-    count = db.execute(f"SELECT count(*) FROM ({sql}) AS t", params).fetchone()[0]  # noqa: S608 - fixed SQL
-    if not count:
-        return None
-    offset = max(0, min(count - 1, math.ceil(pct / 100 * count) - 1))  # nearest rank
-    return float(db.execute(f"SELECT v FROM ({sql}) AS t ORDER BY v LIMIT 1 OFFSET {offset}", params).fetchone()[0])  # noqa: S608
-
-
 def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -295,8 +286,8 @@ def service_figures(db: Store, since: float, until: float) -> dict[str, Any]:
         "SELECT answered_at - received_at AS v FROM messages "
         "WHERE received_at >= ? AND received_at < ? AND answered_at IS NOT NULL"
     )
-    p50 = _percentile(db, latency, span, 50)
-    p95 = _percentile(db, latency, span, 95)
+    p50 = percentile(db, latency, span, 50)
+    p95 = percentile(db, latency, span, 95)
     return {
         "messages": messages,
         "conversations": conversations,

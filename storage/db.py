@@ -9,6 +9,7 @@ before its read began and neither blocks the writer nor waits for it.
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,6 +25,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 READERS = 3  # read connections per runner: datasette's default num_sql_threads
+
+
+# What the entry point gives each package's commands: the database file, opened with every migration set.
+OpenDatabase = Callable[[str], sqlite_utils.Database]
 
 
 def open_db(path: str | Path, migration_sets: Iterable[Migrations] = ()) -> sqlite_utils.Database:
@@ -193,3 +198,12 @@ class Store(Protocol):
 def as_store(db: sqlite_utils.Database) -> Store:
     """The SQLite database as the interface store functions take (mypy checks here that it fits)."""
     return db
+
+
+def percentile(db: Store, sql: str, params: list[Any], pct: float) -> float | None:
+    """The nearest-rank ``pct`` percentile of a one-column query's values (``v``); None when it has no rows."""
+    count = db.execute(f"SELECT count(*) FROM ({sql}) AS t", params).fetchone()[0]  # noqa: S608 - the caller's fixed SQL
+    if not count:
+        return None
+    offset = max(0, min(count - 1, math.ceil(pct / 100 * count) - 1))
+    return float(db.execute(f"SELECT v FROM ({sql}) AS t ORDER BY v LIMIT 1 OFFSET {offset}", params).fetchone()[0])  # noqa: S608

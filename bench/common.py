@@ -37,6 +37,9 @@ TESTS = ROOT / "tests" / "fixtures"
 
 
 SHOPS = DATA / "shops"
+# Shops written apart from the code and never tuned on (no threshold, weight or rule is fitted on them):
+# they are measured only, to show what a shop kefu has never seen gets.
+HELD_OUT = DATA / "heldout"
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,18 @@ class Shop:
     folder: Path
     questions: Path
     conversations: Path | None
+    held_out: bool = False
 
 
-def shops() -> list[Shop]:
-    """The demo shop (its held-out questions) and every dev shop under bench/data/shops."""
+def shops(held_out: bool = True) -> list[Shop]:
+    """The demo shop (its held-out questions), every dev shop under bench/data/shops and, with
+    ``held_out``, the shops under bench/data/heldout (last)."""
     found = [Shop("demo", DEMO, TESTS / "kb_heldout.csv", None)]
     for folder in sorted(p for p in SHOPS.iterdir() if (p / "products.csv").exists()):
         found.append(Shop(folder.name, folder, folder / "questions.csv", folder / "conversations.txt"))
+    if held_out:
+        for folder in sorted(p for p in HELD_OUT.iterdir() if (p / "products.csv").exists()):
+            found.append(Shop(folder.name, folder, folder / "questions.csv", folder / "conversations.txt", held_out=True))
     return found
 
 

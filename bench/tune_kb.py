@@ -1,72 +1,164 @@
-"""Tune the search bonuses and thresholds across shops, leaving one shop out at a time.
+"""Fit the search reranker (kb/rerank.py) across shops, leaving one shop out at a time.
 
-For each shop the grid is searched on the other shops' questions and the winner is scored on the
-shop left out; the worst of those scores is what a shop kefu has never seen can expect. The values
-tuned on all shops are printed last; they are copied into ``kb.search.Thresholds`` by hand.
+``python -m bench.tune_kb`` computes, for every dev question of every shop (the demo's dev set, never
+its held-out one), the candidates dense search proposes with their features (the same
+``KnowledgeBase.candidates`` kefu runs). For each shop it fits the models on the other shops alone and
+scores the shop left out: what a shop kefu has never seen can expect; the worst of those is printed.
+Then it fits on every shop and, with ``--save``, writes kb/rerank.json.
+
+Three logistic regressions, all over features that mean the same in any shop:
+- the wording model: from the question's embedding, is it a product question or an FAQ question;
+  within the training shops it is cross-fitted (each shop's value comes from a model fitted on the
+  others), so the ranking model learns how far to trust it on a shop it has not seen;
+- the ranking model: pairwise, the expected entry against every other candidate of its question;
+- the confidence model: the top candidate's score, cosine and lead; right answers against questions
+  that have none.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-from collections.abc import Iterable
+import sys
+from dataclasses import dataclass
 
-from bench.common import DATA, demo_db, demo_kb, load_encoder, shops
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from bench.common import DATA, demo_db, load_encoder, shops
+from kb.encoder import Encoder
 from kb.evaluate import read_questions
-from kb.search import UNKNOWN, KnowledgeBase, Thresholds
+from kb.rerank import COSINE_SCALE, FEATURES, SCALED, Reranker, decision_values, save
+from kb.search import UNKNOWN, Candidate, KnowledgeBase
 
-Raw = list[tuple[tuple[dict[tuple[str, str], float], list[str]], str]]
-
-
-def grid(base: Thresholds) -> Iterable[Thresholds]:
-    """Every combination tried; between clarify and answer the bot asks which entry was meant."""
-    for mention, faq_bonus, clarify in itertools.product(
-        [0.0, 0.01, 0.02, 0.04],  # mention_bonus
-        [0.0, 0.01, 0.02, 0.03, 0.05],  # faq_product_bonus
-        [0.86, 0.87, 0.88, 0.89, 0.895, 0.9, 0.905, 0.91, 0.915, 0.92],  # clarify (the don't-know line)
-    ):
-        yield dataclasses.replace(
-            base, mention_bonus=mention, faq_product_bonus=faq_bonus, clarify=clarify, answer=clarify + 0.02
-        )
+PROBE = "这个多少钱"
+C_RANK = 1.0  # regularisation of the ranking model
+C_WORDING = 10.0  # of the wording model (384 weights over ~900 questions)
 
 
-def top1(kb: KnowledgeBase, raw: Raw, thresholds: Thresholds) -> float:
-    """Share of questions whose first answer (or "don't know") is the expected one."""
-    kb.thresholds = thresholds
-    right = 0
-    for (best, mentioned), expected in raw:
-        result = kb.rank(best, mentioned)
-        label = "none" if result.decision == UNKNOWN else (result.top.label if result.top else "none")
-        right += label == expected
-    return right / len(raw) if raw else 0.0
+@dataclass
+class Question:
+    text: str
+    expected: str
+    query: np.ndarray
+    candidates: list[Candidate]
+
+
+@dataclass
+class ShopSet:
+    name: str
+    kb: KnowledgeBase
+    train: list[Question]  # what fitting may use
+    test: list[Question]  # what the shop is scored on when left out
+
+
+def questions(kb: KnowledgeBase, path: object) -> list[Question]:
+    out = []
+    for text, expected in read_questions(path):  # type: ignore[arg-type]
+        query, candidates = kb.candidates(text)
+        out.append(Question(text, expected, query, candidates))
+    return out
+
+
+def load_sets(encoder: Encoder) -> list[ShopSet]:
+    sets = []
+    for shop in shops(held_out=False):  # never fitted on a held-out shop
+        kb = KnowledgeBase(encoder, reranked=False)
+        kb.load(demo_db(shop=shop.folder))
+        test = questions(kb, shop.questions)
+        train = questions(kb, DATA / "kb_dev.csv") if shop.name == "demo" else test  # the demo's held-out set stays unseen
+        sets.append(ShopSet(shop.name, kb, train, test))
+    return sets
+
+
+def fit_wording(qs: list[Question]) -> tuple[np.ndarray, float]:
+    answerable = [q for q in qs if q.expected != "none"]
+    model = LogisticRegression(C=C_WORDING, max_iter=5000)
+    model.fit(np.array([q.query for q in answerable]), [q.expected.startswith("sku:") for q in answerable])
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def _wording(q: Question, wording: tuple[np.ndarray, float]) -> float:
+    return float(1 / (1 + np.exp(-(float(wording[0] @ q.query) + wording[1]))))
+
+
+def vector(c: Candidate, wording: float) -> np.ndarray:
+    f = {**c.features, "ptype": wording if c.kind == "product" else 1 - wording}
+    return np.array([f[name] * (COSINE_SCALE if name in SCALED else 1.0) for name in FEATURES])
+
+
+def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str) -> Reranker:
+    """Fit the three models on the training questions of ``sets``."""
+    rows: list[tuple[Question, float]] = []  # each question with its cross-fitted wording value
+    for s in sets:
+        others = [q for o in sets if o is not s for q in o.train]
+        w = fit_wording(others if others else s.train)
+        rows += [(q, _wording(q, w)) for q in s.train]
+    xs, ys = [], []
+    for q, p in rows:
+        labels = [c.label for c in q.candidates]
+        if q.expected not in labels:
+            continue
+        pos = vector(q.candidates[labels.index(q.expected)], p)
+        for c in q.candidates:
+            if c.label != q.expected:
+                d = pos - vector(c, p)
+                xs += [d, -d]
+                ys += [1, 0]
+    weights = LogisticRegression(C=C_RANK, fit_intercept=False, max_iter=5000).fit(np.array(xs), ys).coef_[0]
+    dx, dy = [], []
+    for q, p in rows:
+        scored = sorted(((float(vector(c, p) @ weights), c) for c in q.candidates), key=lambda sc: -sc[0])
+        if not scored:
+            continue
+        features = decision_values(scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None)
+        if q.expected == "none":
+            dx.append(features)
+            dy.append(0)
+        elif scored[0][1].label == q.expected:
+            dx.append(features)
+            dy.append(1)
+    decision = LogisticRegression(C=1.0, max_iter=5000).fit(np.array(dx), dy)
+    wording = fit_wording([q for s in sets for q in s.train])
+    return Reranker(
+        weights=weights,
+        decision=decision.coef_[0],
+        decision_bias=float(decision.intercept_[0]),
+        wording=wording[0],
+        wording_bias=wording[1],
+        probe=PROBE,
+        probe_vector=encoder.encode([PROBE])[0],
+        fitted_on=fitted_on,
+    )
+
+
+def score(s: ShopSet, reranker: Reranker) -> tuple[float, float]:
+    """top-1 and top-3 of the shop's test questions, as kefu kb eval counts them."""
+    top1 = top3 = 0
+    for q in s.test:
+        result = s.kb.rerank(q.candidates, q.query, reranker, [])
+        ranked = [h.label for h in result.hits]
+        if result.decision == UNKNOWN:
+            ranked = ["none", *ranked]
+        top1 += bool(ranked) and ranked[0] == q.expected
+        top3 += q.expected in ranked[:3]
+    return top1 / len(s.test), top3 / len(s.test)
 
 
 def main() -> None:
-    """Leave-one-shop-out: tune on the rest, score on the one left out; then tune on all."""
     encoder = load_encoder()
-    sets: dict[str, tuple[KnowledgeBase, Raw]] = {}
-    for shop in shops():
-        kb = demo_kb(demo_db(shop=shop.folder), encoder=encoder)
-        questions = DATA / "kb_dev.csv" if shop.name == "demo" else shop.questions  # the demo's held-out set stays unseen
-        sets[shop.name] = (kb, [(kb.raw_scores(q), e) for q, e in read_questions(questions)])
-    base = Thresholds()
-    candidates = list(grid(base))
-
-    def mean_top1(names: list[str], t: Thresholds) -> float:
-        return sum(top1(*sets[n], t) for n in names) / len(names)
-
+    sets = load_sets(encoder)
     worst = (1.0, "")
-    for left_out in sets:
-        rest = [n for n in sets if n != left_out]
-        chosen = max(candidates, key=lambda t: mean_top1(rest, t))
-        score = top1(*sets[left_out], chosen)
-        knobs = f"mention={chosen.mention_bonus} faq={chosen.faq_product_bonus} clarify={chosen.clarify}"
-        print(f"left out {left_out}: top1={score:.3f} with {knobs}")
-        worst = min(worst, (score, left_out))
+    for s in sets:
+        reranker = fit([o for o in sets if o is not s], encoder, "")
+        top1, top3 = score(s, reranker)
+        print(f"left out {s.name}: top1={top1:.3f} top3={top3:.3f} n={len(s.test)}", flush=True)
+        worst = min(worst, (top1, s.name))
     print(f"worst shop left out: {worst[1]} top1={worst[0]:.3f}")
-    chosen = max(candidates, key=lambda t: mean_top1(list(sets), t))
-    per_shop = " ".join(f"{n}={top1(*sets[n], chosen):.3f}" for n in sets)
-    print(f"tuned on all shops: {chosen}\n  {per_shop}")
+    names = ", ".join(f"{s.name} ({len(s.train)})" for s in sets)
+    reranker = fit(sets, encoder, f"dev questions of {names}; encoder {encoder.name.rsplit('/', 1)[-1]}")
+    print("fitted on every shop: " + " ".join(f"{n}={w:.2f}" for n, w in zip(FEATURES, reranker.weights, strict=True)))
+    if "--save" in sys.argv:
+        save(reranker)
+        print("saved kb/rerank.json")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import jieba
 import numpy as np
 
-from kb import store
+from kb import rerank, store
 from kb.encoder import Encoder
+from kb.rerank import CANDIDATES, LATIN, Reranker, char_pairs, decision_values
 from kb.store import Faq, Product
 from storage.db import DbRunner, Store
 
@@ -25,14 +26,18 @@ ANSWER, CLARIFY, UNKNOWN = "answer", "clarify", "unknown"
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Search knobs, tuned across the demo's dev questions and every dev shop by ``python -m bench.tune_kb``
-    (leaving one shop out at a time; never on the demo's held-out set)."""
+    """Search knobs. The reranker's weights and its confidence model are fitted across every dev shop by
+    ``python -m bench.tune_kb`` (kb/rerank.py); the cosine lines below serve plain ranking (another
+    embedding model than the reranker was fitted with, and the baseline ``make bench`` prints)."""
 
+    # The reranker's confidence (kb.rerank.Reranker.confidence): at or above answer_confidence
+    # answer; from clarify_confidence ask which entry was meant; below, don't know.
+    answer_confidence: float = 0.5
+    clarify_confidence: float = 0.5
+    # Plain cosine ranking (tuned across shops before the reranker; kept for the fallback and baseline).
     answer: float = 0.925  # top score at or above: answer
     clarify: float = 0.905  # between clarify and answer: ask which one was meant; below: don't know
     margin: float = 0.01  # an answer also needs this lead over the runner-up of another entry
-    mention_bonus: float = 0.0  # a product named in the question (name or alias): no gain across shops
-    faq_product_bonus: float = 0.0  # an FAQ about the product named in the question: no gain across shops
     product_answer: float = 0.86  # a product's own FAQ entry or spec line this close answers a question about it
     spec_key_bonus: float = 0.02  # a spec line whose key shares a character with the question
     # A message the intent model could not place, with a product in context: its own FAQ entry or spec
@@ -57,12 +62,77 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """An entry dense search proposes, with the reranker's features (kb.rerank.FEATURES but ptype,
+    which needs the wording model)."""
+
+    kind: str
+    ref: str
+    cosine: float
+    features: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return f"faq:{self.ref}" if self.kind == "faq" else f"sku:{self.ref}"
+
+
+@dataclass(frozen=True)
+class Entries:
+    """Per FAQ entry or product: which rows of the matrix stand for it and its texts' character pairs."""
+
+    keys: list[tuple[str, str]]
+    doc_entry: np.ndarray  # matrix row -> entry index
+    doc_title: np.ndarray  # matrix row is a title (FAQ question or alternative, product name or alias)
+    text: list[str]  # every text of the entry, lower case
+    pairs: list[set[str]]
+    title_pairs: list[set[str]]
+    faq_sku: list[str | None]
+
+    @classmethod
+    def build(cls, docs: list[store.Doc], faqs: dict[str, Faq]) -> Entries:
+        keys: list[tuple[str, str]] = []
+        index: dict[tuple[str, str], int] = {}
+        texts: list[list[str]] = []
+        titles: list[list[str]] = []
+        doc_entry, doc_title = [], []
+        for d in docs:
+            if d.kind == "spec":
+                key, title = ("product", d.ref.split(store.SPEC_SEP, 1)[0]), False
+            elif d.kind == "product":
+                key, title = ("product", d.ref), True
+            else:
+                faq = faqs[d.ref]
+                key, title = ("faq", d.ref), d.text != f"{faq.question} {faq.answer}"
+            if key not in index:
+                index[key] = len(keys)
+                keys.append(key)
+                texts.append([])
+                titles.append([])
+            doc_entry.append(index[key])
+            doc_title.append(title)
+            texts[index[key]].append(d.text)
+            if title:
+                titles[index[key]].append(d.text)
+        joined = [" ".join(t).lower() for t in texts]
+        return cls(
+            keys=keys,
+            doc_entry=np.asarray(doc_entry, dtype=np.int64),
+            doc_title=np.asarray(doc_title, dtype=bool),
+            text=joined,
+            pairs=[char_pairs(t) for t in joined],
+            title_pairs=[char_pairs(" ".join(t)) for t in titles],
+            faq_sku=[faqs[ref].sku or None if kind == "faq" else None for kind, ref in keys],
+        )
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """Ranked hits, the products the question names, and what to do with it."""
 
     hits: tuple[Hit, ...]
     mentioned: tuple[str, ...]
     decision: str
+    confidence: float | None = None  # the reranker's (None under plain ranking)
 
     @property
     def top(self) -> Hit | None:
@@ -153,9 +223,19 @@ class LoadPlan:
 class KnowledgeBase:
     """In-memory search index over the shop's FAQ and catalogue, built from SQLite."""
 
-    def __init__(self, encoder: Encoder, thresholds: Thresholds | None = None) -> None:
+    def __init__(self, encoder: Encoder, thresholds: Thresholds | None = None, *, reranked: bool = True) -> None:
+        """``reranked=False``: plain cosine ranking (the baseline); otherwise the shipped reranker when it
+        was fitted with this encoder (one probe encode to tell)."""
         self.encoder = encoder
         self.thresholds = thresholds or Thresholds()
+        self.reranker: Reranker | None = None
+        if reranked:
+            fitted = rerank.load()
+            if fitted is not None and fitted.fits(encoder):
+                self.reranker = fitted
+            elif fitted is not None:
+                logger.info("the reranker was fitted with another embedding model: plain cosine ranking")
+        self._entries = Entries.build([], {})
         self._lock = threading.Lock()
         self.products: dict[str, Product] = {}
         self.faqs: dict[str, Faq] = {}
@@ -204,6 +284,7 @@ class KnowledgeBase:
         # Longest terms first; ties in a fixed order, so the same question finds the same product in every process.
         terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: (-len(x[0]), x[0], x[1]))
         word_skus = _naming_words(products, faqs)
+        entries = Entries.build(docs, {f.id: f for f in faqs})
         variant_values: dict[str, set[str]] = {}
         for p in products:
             for key, value in p.specs:
@@ -220,6 +301,7 @@ class KnowledgeBase:
             self._variant_values = variant_values
             self._spec_cache = {}
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
+            self._entries = entries
             self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
@@ -284,9 +366,7 @@ class KnowledgeBase:
 
         A spec line counts for its product.
         """
-        mentioned = self.mentioned_products(text, context_sku)
-        if context_sku and context_sku in self.products and (not mentioned or context_sku in mentioned):
-            mentioned = [context_sku]  # of the products named, the one being talked about
+        mentioned = self._mentioned(text, context_sku)
         query = self.encoder.encode([text])[0]
         best: dict[tuple[str, str], float] = {}
         with self._lock:
@@ -392,19 +472,8 @@ class KnowledgeBase:
         return None
 
     def rank(self, best: dict[tuple[str, str], float], mentioned: list[str], top_k: int = 5) -> SearchResult:
-        """Apply the product-mention bonuses, sort, and decide."""
-        t = self.thresholds
-        hits = []
-        for (kind, ref), score in best.items():
-            if kind == "product" and ref in mentioned:
-                score += t.mention_bonus
-            elif kind == "faq":
-                about = self.faqs[ref].sku
-                if about and about in mentioned:
-                    score += t.faq_product_bonus
-                elif about and mentioned:
-                    score -= t.faq_product_bonus  # an FAQ about another product
-            hits.append(Hit(kind, ref, round(score, 4)))
+        """Plain ranking: sort by cosine and decide by the cosine lines."""
+        hits = [Hit(kind, ref, round(score, 4)) for (kind, ref), score in best.items()]
         hits.sort(key=lambda h: -h.score)
         top = hits[:top_k]
         return SearchResult(tuple(top), tuple(mentioned), self.decide(top))
@@ -415,8 +484,84 @@ class KnowledgeBase:
 
     def search(self, text: str, top_k: int = 5, context_sku: str | None = None) -> SearchResult:
         """Rank FAQ entries and products for ``text`` (blocking: runs the encoder)."""
-        best, mentioned = self.raw_scores(text, context_sku)
-        return self.rank(best, mentioned, top_k)
+        if self.reranker is None:
+            best, mentioned = self.raw_scores(text, context_sku)
+            return self.rank(best, mentioned, top_k)
+        query, candidates = self.candidates(text)
+        return self.rerank(candidates, query, self.reranker, self._mentioned(text, context_sku), top_k)
+
+    def _mentioned(self, text: str, context_sku: str | None) -> list[str]:
+        mentioned = self.mentioned_products(text, context_sku)
+        if context_sku and context_sku in self.products and (not mentioned or context_sku in mentioned):
+            return [context_sku]  # of the products named, the one being talked about
+        return mentioned
+
+    def candidates(self, text: str) -> tuple[np.ndarray, list[Candidate]]:
+        """The question's embedding and the entries dense search puts first, with their features
+        (blocking). What the question names counts here, not the conversation's product: that one is
+        the dialogue's to weigh."""
+        query = self.encoder.encode([text])[0]
+        with self._lock:
+            matrix, e = self._matrix, self._entries
+        if not e.keys:
+            return query, []
+        scores = matrix @ query
+        title = np.full(len(e.keys), -np.inf, dtype=np.float64)
+        body = np.full(len(e.keys), -np.inf, dtype=np.float64)
+        np.maximum.at(title, e.doc_entry[e.doc_title], scores[e.doc_title])
+        np.maximum.at(body, e.doc_entry[~e.doc_title], scores[~e.doc_title])
+        best = np.maximum(title, body)
+        title = np.where(np.isinf(title), best, title)  # an entry without a title or body line
+        body = np.where(np.isinf(body), best, body)
+        order = np.argsort(-best, kind="stable")[:CANDIDATES]
+        named, by_name = self.named_products(text)
+        pairs = char_pairs(text)
+        latin = set(LATIN.findall(text.lower()))
+        top = float(best[order[0]])
+        out = []
+        for position, i in enumerate(order.tolist()):
+            kind, ref = e.keys[i]
+            is_product = kind == "product"
+            about = e.faq_sku[i]
+            cov = len(pairs & e.pairs[i]) / max(len(pairs), 1)
+            tcov = len(pairs & e.title_pairs[i]) / max(len(pairs), 1)
+            features = {
+                "cos": float(best[i]),
+                "gap": top - float(best[i]),
+                "rank": 1.0 / (1 + position),
+                "cos_title": float(title[i]),
+                "cos_body": float(body[i]),
+                "cov": cov,
+                "tcov": tcov,
+                "bcov": cov - tcov,
+                "latm": sum(1 for t in latin if t in e.text[i]) / len(latin) if latin else 0.0,
+                "isp": float(is_product),
+                "faqsku": float(about is not None),
+                "named_self": float(is_product and by_name and ref in named),
+                "faq_named": float(about is not None and about in named),
+                "faq_other": float(about is not None and bool(named) and about not in named),
+            }
+            out.append(Candidate(kind, ref, float(best[i]), features))
+        return query, out
+
+    def rerank(
+        self, candidates: list[Candidate], query: np.ndarray, reranker: Reranker, mentioned: list[str], top_k: int = 5
+    ) -> SearchResult:
+        """Order the candidates by the reranker and decide from its confidence."""
+        if not candidates:
+            return SearchResult((), tuple(mentioned), UNKNOWN, 0.0)
+        wording = reranker.product_wording(query)
+        scored = sorted(
+            ((reranker.score({**c.features, "ptype": wording if c.kind == "product" else 1 - wording}), c) for c in candidates),
+            key=lambda sc: -sc[0],
+        )
+        confidence = reranker.confidence(
+            decision_values(scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None)
+        )
+        t = self.thresholds
+        decision = ANSWER if confidence >= t.answer_confidence else CLARIFY if confidence >= t.clarify_confidence else UNKNOWN
+        hits = tuple(Hit(c.kind, c.ref, round(c.cosine, 4)) for _, c in scored[:top_k])
+        return SearchResult(hits, tuple(mentioned), decision, round(confidence, 4))
 
     def decide(self, hits: list[Hit]) -> str:
         """Answer, ask to clarify, or admit not knowing, from the top scores."""

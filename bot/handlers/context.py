@@ -117,11 +117,16 @@ class TurnContext:
         context_sku = self.conv.context.get("sku")
         result = await self.search(self.text, context_sku)
         prev = self.conv.context.get("prev")
-        if result is None or result.decision == ANSWER or not prev or prev == self.text:
+        if result is None or not prev or prev == self.text:
             return result
+        if result.decision == ANSWER and (result.confidence is None or self.named_product() is not None):
+            return result  # plain ranking's answer, or a question that names its product, stands alone
         joined = await self.search(f"{prev} {self.text}", context_sku)
         # Only an FAQ entry: the product talked about before is the context's job (TurnContext.product).
-        if joined is not None and joined.decision == ANSWER and joined.top is not None and joined.top.kind == "faq":
+        if joined is None or joined.decision != ANSWER or joined.top is None or joined.top.kind != "faq":
+            return result
+        # The reranker is sure of most questions; the question with the one before it wins when it is surer.
+        if result.decision != ANSWER or (joined.confidence or 0.0) > (result.confidence or 0.0):
             return joined
         return result
 

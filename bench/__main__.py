@@ -21,6 +21,7 @@ from bench import (
     intents_bench,
     kb_bench,
     load_bench,
+    profile_bench,
     report_bench,
     reviews_bench,
 )
@@ -53,6 +54,7 @@ async def main(sections: list[str]) -> None:
             "conversations": conversation_bench.run,
             "correctness": correctness_bench.run,
             "load": load_bench.run,
+            "profile": profile_bench.run,
             "reports": report_bench.run,
             "dashboard": dashboard_bench.run,
             "reviews": reviews_bench.run,

@@ -140,14 +140,25 @@ class Served:
     url: str
     fake: FakeWeChatAPI
     delivered: dict[str, asyncio.Event] = field(default_factory=dict)
+    pid: int = 0  # the kefu serve process
 
 
 @asynccontextmanager
-async def serve_shop(ctx: BenchContext, shop: Path, *, mode: str = "plain", **env: str) -> AsyncIterator[Served]:
-    """Import ``shop`` into a fresh database and run ``kefu serve`` on it against the bench's Rasa."""
+async def serve_shop(
+    ctx: BenchContext, shop: Path, *, mode: str = "plain", root: Path = ROOT, **env: str
+) -> AsyncIterator[Served]:
+    """Import ``shop`` into a fresh database and run ``kefu serve`` on it against the bench's Rasa
+    (the kefu of the checkout ``root``: another commit's, to compare)."""
     folder = Path(tempfile.mkdtemp(prefix="kefu-serve-"))
     db = folder / "kefu.db"
-    subprocess.run([sys.executable, "-m", "server", "--db", str(db), "kb", "import", str(shop)], check=True, capture_output=True)
+    code = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run(
+        [sys.executable, "-m", "server", "--db", str(db), "kb", "import", str(shop)],
+        check=True,
+        capture_output=True,
+        cwd=root,
+        env=code,
+    )
     fake = FakeWeChatAPI(now=time.time())
     fake_app = fake.app()
     served = Served("", fake)
@@ -181,10 +192,12 @@ async def serve_shop(ctx: BenchContext, shop: Path, *, mode: str = "plain", **en
         "KEFU_RASA_URL": ctx.rasa.url,
         "KEFU_RASA_TOKEN": ctx.rasa.token,
         "KEFU_LOG_FORMAT": "text",
+        "PYTHONPATH": str(root),
         **env,
     }
     log = open(folder / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=environment, stdout=log, stderr=log)
+    proc = subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=root, env=environment, stdout=log, stderr=log)
+    served.pid = proc.pid
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(600):

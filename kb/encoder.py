@@ -166,7 +166,86 @@ class CachedEncoder:
         return vector
 
 
+class _Call:
+    """One caller's texts waiting in BatchingEncoder's queue."""
+
+    def __init__(self, texts: list[str]) -> None:
+        import threading
+
+        self.texts = texts
+        self.done = threading.Event()  # set with a result or an error, or to hand the caller the lead
+        self.result: np.ndarray | None = None
+        self.error: BaseException | None = None
+
+
+class BatchingEncoder:
+    """Runs the small encodes that arrive together as one batch: messages answered at the same time
+    share one model run instead of queueing for one each.
+
+    The first caller runs its texts at once (no added wait when it is alone); callers that arrive
+    while a run is going queue, and the next run takes all of them. When its own texts are done the
+    running caller hands the lead to the first one still waiting. Calls of more than ``small`` texts
+    (catalogue loads, training) run on their own as before, so that a re-embed never holds up a
+    message behind it.
+    """
+
+    def __init__(self, inner: Encoder, small: int = 8) -> None:
+        import threading
+
+        self.inner = inner
+        self.name = inner.name
+        self.small = small
+        self._lock = threading.Lock()
+        self._queue: list[_Call] = []
+        self._busy = False
+        self.runs = 0  # model runs made for small calls (batched calls count once)
+        self.calls = 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` (blocking)."""
+        if not texts or len(texts) > self.small:
+            return self.inner.encode(texts)
+        call = _Call(list(texts))
+        with self._lock:
+            self.calls += 1
+            self._queue.append(call)
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            call.done.wait()  # answered by the running caller, or handed the lead
+        while call.result is None and call.error is None:
+            with self._lock:
+                batch, self._queue = self._queue, []
+                self.runs += 1
+            self._run(batch, own=call)
+        with self._lock:
+            if self._queue:
+                self._queue[0].done.set()  # its result is None: it runs the next batch
+            else:
+                self._busy = False
+        if call.error is not None:
+            raise call.error
+        assert call.result is not None
+        return call.result
+
+    def _run(self, batch: list[_Call], own: _Call) -> None:
+        try:
+            vectors = self.inner.encode([t for c in batch for t in c.texts])
+        except BaseException as error:  # every caller of the batch gets the error, none waits forever
+            for c in batch:
+                c.error = error
+        else:
+            start = 0
+            for c in batch:
+                c.result = vectors[start : start + len(c.texts)]
+                start += len(c.texts)
+        for c in batch:
+            if c is not own:
+                c.done.set()
+
+
 def load_encoder(model: str, variant: str = DEFAULT_VARIANT, threads: int | None = None) -> Encoder:
-    """The encoder the shop's settings name, remembering recent single texts (blocking, a second or a few):
-    ONNX when exported, else sentence-transformers; ``threads`` None uses every core."""
-    return CachedEncoder(open_encoder(model, variant, threads))
+    """The encoder the shop's settings name, remembering recent single texts and batching the small
+    encodes that arrive together (blocking, a second or a few): ONNX when exported, else
+    sentence-transformers; ``threads`` None uses every core."""
+    return CachedEncoder(BatchingEncoder(open_encoder(model, variant, threads)))

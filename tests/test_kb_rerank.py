@@ -18,7 +18,7 @@ from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from storage.db import open_db
 from tests.fakes import FakeEncoder
-from tests.test_bot_any_shop import SHOPS, shop
+from tests.test_bot_any_shop import _EMBEDDED, SHOPS, shop
 
 HELD_OUT = SHOPS.parent / "heldout"
 
@@ -58,8 +58,11 @@ def _shop(tmp_path: Path, name: str, encoder: Encoder) -> tuple[KnowledgeBase, K
     folder = SHOPS / name if (SHOPS / name).exists() else HELD_OUT / name
     db = open_db(tmp_path / f"{name}.db", server.MIGRATIONS)
     import_dir(db, folder)
+    if (name, encoder.name) in _EMBEDDED:  # embedded once per test run (tests.test_bot_any_shop.shop)
+        db.table("kb_embeddings").insert_all(_EMBEDDED[name, encoder.name])
     kb = KnowledgeBase(encoder)
     kb.load(db)
+    _EMBEDDED.setdefault((name, encoder.name), list(db.table("kb_embeddings").rows))
     plain = KnowledgeBase(encoder, reranked=False)
     plain.load(db)  # embeddings stored by the first load: nothing is embedded twice
     return kb, plain, read_questions(folder / "questions.csv")

@@ -108,6 +108,29 @@ def _naming_words(products: list[Product], faqs: list[Faq]) -> dict[str, set[str
     return {w: s for w, s in word_skus.items() if sum(1 for sku, t in texts if sku not in s and w in t) <= limit}
 
 
+def _named_by_terms(text: str, terms: list[tuple[str, str]]) -> list[str]:
+    """Products the text names by a name, the name's first segment or an alias (the longest match;
+    ``terms`` longest first)."""
+    lowered = text.lower()
+    best_len = 0
+    found: list[str] = []
+    for term, sku in terms:
+        if len(term) < best_len:
+            break
+        if term in lowered:
+            best_len = len(term)
+            if sku not in found:
+                found.append(sku)
+    return found
+
+
+def _faq_products(faqs: list[Faq], terms: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
+    """The products each FAQ entry is about: its ``sku`` column, else those its question names
+    ("沐森护发素可以涂头皮吗" is about the conditioner; "润境加湿器多久清洗一次" about every 润境
+    humidifier), else none (a shop-wide entry)."""
+    return {f.id: frozenset([f.sku] if f.sku else _named_by_terms(f.question, terms)) for f in faqs}
+
+
 def _details(product: Product) -> str:
     """A product's description and specs (lower case)."""
     return f"{product.description} {' '.join(f'{k}{v}' for k, v in product.specs)}".lower()
@@ -167,6 +190,7 @@ class KnowledgeBase:
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
+        self._faq_products: dict[str, frozenset[str]] = {}  # FAQ id -> the products it is about
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
 
     def load(self, db: Store) -> int:
@@ -220,6 +244,7 @@ class KnowledgeBase:
             self._variant_values = variant_values
             self._spec_cache = {}
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
+            self._faq_products = _faq_products(faqs, terms)
             self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
@@ -242,15 +267,7 @@ class KnowledgeBase:
         sunscreen.
         """
         lowered = text.lower()
-        best_len = 0
-        found: list[str] = []
-        for term, sku in self._terms:
-            if len(term) < best_len:
-                break
-            if term in lowered:
-                best_len = len(term)
-                if sku not in found:
-                    found.append(sku)
+        found = _named_by_terms(lowered, self._terms)
         if found:
             return found, True
         context = self.products.get(context_sku) if context_sku else None
@@ -263,6 +280,10 @@ class KnowledgeBase:
             for sku in sorted(self._word_skus.get(word, ())):
                 counts[sku] += 1
         return [sku for sku, _ in counts.most_common(2)], False
+
+    def faq_products(self, faq_id: str) -> frozenset[str]:
+        """The products an FAQ entry is about: its ``sku``, or those its question names (empty: shop-wide)."""
+        return self._faq_products.get(faq_id, frozenset())
 
     def named_among(self, text: str, skus: list[str]) -> list[str]:
         """The one product of ``skus`` whose name or aliases share the most words with the text, if
@@ -311,7 +332,7 @@ class KnowledgeBase:
         if named:  # the question names one of the product's own spec keys
             return Hit("spec", prefix + named[0], 1.0)
         query = self.encoder.encode([text])[0]
-        own = {f.id for f in self.faqs.values() if f.sku == sku}
+        own = {faq_id for faq_id, about in self._faq_products.items() if sku in about}
         best: Hit | None = None
         with self._lock:
             for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):

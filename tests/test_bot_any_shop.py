@@ -347,3 +347,35 @@ async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(t
     assert reply.text is not None and "9:00-22:00" not in reply.text and "队列" in reply.text
     assert await states(runner) == [conv_store.QUEUED]
     runner.close()
+
+
+def test_an_faq_without_a_sku_is_about_the_products_its_question_names(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+    assert kb.faqs["F064"].sku is None and kb.faq_products("F064") == {"COS-027"}  # 沐森护发素可以涂头皮吗？
+    assert kb.faq_products("F055") == {"COS-031"}  # its sku column
+    assert kb.faq_products("F023") == frozenset()  # 用了过敏怎么办？ is shop-wide
+    runner.close()
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    # 润境加湿器多久清洗一次？ names the brand of four humidifiers: it is about each of them.
+    assert kb.faq_products("F057") == {"APP-025", "APP-026", "APP-027", "APP-028"}
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "faq_id"),
+    [
+        ("cosmetics", "COS-027", "护发素要抹到头皮吗", "F064"),
+        ("cosmetics", "COS-008", "我怀孕了能用吗", "F034"),
+        ("appliances", "APP-025", "多久清洗一次", "F057"),
+        ("baby", "BAB-018", "怎么折叠", "F048"),
+    ],
+)
+def test_a_product_question_finds_the_faq_whose_question_names_the_product(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    assert kb.faqs[faq_id].sku is None  # the shop left the sku column empty
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
+    runner.close()

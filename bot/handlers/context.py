@@ -239,8 +239,8 @@ class TurnContext:
     def faq_about_other(self, result: SearchResult, product: Product) -> bool:
         """Is the top FAQ entry about a different product than the one asked about?"""
         assert self.kb is not None and result.top is not None
-        faq = self.kb.faqs.get(result.top.ref)
-        return bool(faq and faq.sku and faq.sku != product.sku)
+        about = self.kb.faq_products(result.top.ref)  # its sku column, or the products its question names
+        return bool(about) and product.sku not in about
 
     # ----- products -------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import numpy as np
 from kb import store
 from kb.encoder import Encoder
 from kb.store import Faq, Product
+from kb.units import DURATIONS, asked_units, states_unit
 from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,11 @@ def named_spec(product: Product, text: str) -> tuple[str, str] | None:
 # descriptions and specs) is the shop's everyday vocabulary, not a name: 宝宝 in a baby shop (0.15 of
 # its texts) as against 推车 0.05, 洗地机 0.04, 防晒 0.10 in the four shops measured.
 GENERIC_SHARE = 0.12
+# A spec line whose value states the quantity the question asks for scores this much more among a
+# product's own lines (kb.units): a count or measure ("一箱几根": "10根"), or less, since a product has
+# several, a duration ("能放多久": "冷藏7-10天", but "敷多久" is the FAQ's 15-20 minutes, not 保质期 3年).
+UNIT_BONUS = 0.05
+DURATION_BONUS = 0.03
 
 
 def _naming_words(products: list[Product], faqs: list[Faq]) -> dict[str, set[str]]:
@@ -129,6 +135,16 @@ def _faq_products(faqs: list[Faq], terms: list[tuple[str, str]]) -> dict[str, fr
     ("沐森护发素可以涂头皮吗" is about the conditioner; "润境加湿器多久清洗一次" about every 润境
     humidifier), else none (a shop-wide entry)."""
     return {f.id: frozenset([f.sku] if f.sku else _named_by_terms(f.question, terms)) for f in faqs}
+
+
+def _stating(product: Product, text: str) -> dict[str, float]:
+    """The product's spec keys whose values state a quantity in the unit the question asks for, each
+    with its bonus."""
+    units = asked_units(text)
+    if not units:
+        return {}
+    bonus = DURATION_BONUS if DURATIONS <= units else UNIT_BONUS
+    return {key: bonus for key, value in product.specs if states_unit(value, units)}
 
 
 def _details(product: Product) -> str:
@@ -333,6 +349,7 @@ class KnowledgeBase:
             return Hit("spec", prefix + named[0], 1.0)
         query = self.encoder.encode([text])[0]
         own = {faq_id for faq_id, about in self._faq_products.items() if sku in about}
+        stating = _stating(product, text)
         best: Hit | None = None
         with self._lock:
             for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):
@@ -340,6 +357,8 @@ class KnowledgeBase:
                     score = float(self._matrix[i] @ query)
                     if kind == "spec" and set(ref[len(prefix) :]) & set(text):
                         score += self.thresholds.spec_key_bonus  # "多重" shares 重 with the key 车重
+                    if kind == "spec":
+                        score += stating.get(ref[len(prefix) :], 0.0)
                     if best is None or score > best.score:
                         best = Hit(kind, ref, round(score, 4))
         if best is None or best.score < (self.thresholds.product_answer if at_least is None else at_least):
@@ -368,17 +387,19 @@ class KnowledgeBase:
             text, query = bare, self.encoder.encode([bare.strip()])[0]
         bonus = self.thresholds.spec_key_bonus
         lowered = text.lower()
+        stating = _stating(product, text)
         ranked = [
             (
                 # A line whose whole value the question states is what the shopper knows, not what they
                 # ask: "5斤大概几个" asks 数量, not 净重 5斤.
                 not (len(value) >= 2 and value.lower() in lowered),
+                key in stating,  # "一箱几根": a line stating a count in 根
                 float(score) + (bonus if set(key) & set(text) else 0.0),
                 key,
             )
             for (key, value), score in zip(product.specs, cached[1] @ query, strict=True)
         ]
-        return max(ranked)[2]
+        return max(ranked)[-1]
 
     def choice_spec(self, sku: str, text: str) -> tuple[str, str] | None:
         """The one spec of the product that lists choices and whose key shares a character with the

@@ -379,3 +379,31 @@ def test_a_product_question_finds_the_faq_whose_question_names_the_product(
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "key"),
+    [
+        ("fresh", "FRU-040", "一箱几根", "数量"),  # 数量：10根, not 单根重
+        ("fresh", "FRU-012", "能放多久", "储存"),  # 硬果冷藏可放30天
+        ("baby", "BAB-007", "M码一包几片", "片数"),  # not the size guide
+        ("baby", "BAB-001", "一罐多少克", "净含量"),
+        ("appliances", "APP-008", "能煮几个人的饭", "适用人数"),  # 2-6人, not 功能
+    ],
+)
+def test_the_spec_line_stating_the_quantity_asked_for(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
+    runner.close()
+
+
+@pytest.mark.model
+def test_a_duration_the_faq_gives_beats_a_spec_stating_another(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+    hit = kb.about_product("COS-032", "敷多久")  # the mask's FAQ (15-20 minutes), not 保质期 3年
+    assert hit is not None and hit.kind == "faq" and "15-20分钟" in kb.faqs[hit.ref].answer
+    runner.close()

@@ -407,3 +407,26 @@ def test_a_duration_the_faq_gives_beats_a_spec_stating_another(tmp_path: Path, r
     hit = kb.about_product("COS-032", "敷多久")  # the mask's FAQ (15-20 minutes), not 保质期 3年
     assert hit is not None and hit.kind == "faq" and "15-20分钟" in kb.faqs[hit.ref].answer
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "product_question", "answer"),
+    [
+        ("fresh", "阳光玫瑰两串装多钱", "冷藏7-10天"),
+        ("fresh", "丹东草莓多少钱", "到货后1-2天"),
+        ("baby", "贝乐滋1段多少钱", "开罐后"),
+    ],
+)
+async def test_how_long_a_product_keeps_is_no_shipping_question(
+    tmp_path: Path, real_encoder: Encoder, name: str, product_question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    # The intent model takes "能放几天" for a shipping question ("几天能到").
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_shipping", 0.56), Parse("", "ask_shipping", 0.9))
+    await d(said("oKeep", product_question, 1))
+    reply = await d(said("oKeep", "能放几天", 2))
+    assert reply.text is not None and answer in reply.text, reply.text
+    reply = await d(said("oKeep", "几天能到", 3))  # how long delivery takes: the shipping answer
+    assert reply.text is not None and answer not in reply.text
+    runner.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
-from bot.handlers.context import ORDER_ID, DialogueConfig, Services, TurnContext
+from bot.handlers.context import ASKS, ORDER_ID, DialogueConfig, Services, TurnContext
 from bot.handlers.orders import ORDER_TALK, ORDER_WORDS
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
@@ -42,8 +41,6 @@ PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping
 # After any other handoff (a complaint, a misunderstanding, an order change) clear questions still
 # get the bot's answer while the shopper waits.
 ASKED_FOR_PERSON = frozenset({"asked_for_human"})
-# A message that asks something: no thank-you or goodbye, whatever the intent model says.
-ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要")
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 

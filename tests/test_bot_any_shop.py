@@ -430,3 +430,34 @@ async def test_how_long_a_product_keeps_is_no_shipping_question(
     reply = await d(said("oKeep", "几天能到", 3))  # how long delivery takes: the shipping answer
     assert reply.text is not None and answer not in reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question", "answer"),
+    [
+        ("cosmetics", "九色眼影盘有几种配色", "都是哑光的吗", "哑光"),  # 质地
+        ("fresh", "四季鲜果礼盒多少钱", "四季鲜果礼盒里面有啥", "阳光玫瑰"),  # 内含
+    ],
+)
+async def test_a_doubtful_complaint_asking_about_the_product_gets_its_line(
+    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "complaint", 0.44))
+    await d(said("oDoubt", first, 1))
+    reply = await d(said("oDoubt", question, 2))
+    assert reply.text is not None and answer in reply.text and texts.HUMAN_ON_REQUEST in reply.text, reply.text
+    assert reply.understood is not None and not reply.understood.handed_off
+    assert await states(runner) == [conv_store.BOT]
+    runner.close()
+
+
+@pytest.mark.model
+async def test_an_angry_question_about_a_product_is_still_a_complaint(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "baby", real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.63))
+    reply = await d(said("oAngry", "床铃才用两天就没声音了 什么质量", 1))
+    assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
+    assert await states(runner) == [conv_store.QUEUED]
+    runner.close()

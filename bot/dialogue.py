@@ -41,6 +41,8 @@ PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping
 # After any other handoff (a complaint, a misunderstanding, an order change) clear questions still
 # get the bot's answer while the shopper waits.
 ASKED_FOR_PERSON = frozenset({"asked_for_human"})
+# Intents whose handlers weigh the product's own lines themselves.
+PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_order", "cancel_order"}
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 
@@ -259,6 +261,12 @@ class Dialogue:
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
             return await self._misunderstood(ctx)
         ctx.conv.misunderstandings = 0
+        if parse.intent not in PRODUCT_LINES and parse.confidence < self.config.doubtful and ASKS.search(ctx.text):
+            # "好剥吗" (greet 0.41), "怎么开" (ask_invoice 0.46) right after a product: a question the
+            # model is unsure of, and one of the product's own lines answers it closely.
+            about = await ctx.about_context(None)
+            if about is not None:
+                return dataclasses.replace(about, intent="kb_match", confidence=parse.confidence)
         talk = ORDER_WORDS if parse.intent == "ask_price" else ORDER_TALK  # "我上周买的精华降价了": price protection
         if parse.intent in PRESALE and talk.search(ctx.text):
             # "破壁机那单签收了吧", "我买的蒸汽炸锅发了没": about the shopper's order of that product.

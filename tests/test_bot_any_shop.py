@@ -461,3 +461,22 @@ async def test_an_angry_question_about_a_product_is_still_a_complaint(tmp_path: 
     assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
     assert await states(runner) == [conv_store.QUEUED]
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question", "guess", "answer"),
+    [
+        ("fresh", "椰青4个装多少钱", "怎么开", "ask_invoice", "开椰器"),
+        ("cosmetics", "晴川防晒霜多少钱", "要卸妆吗", "cancel_order", "需要卸妆"),
+    ],
+)
+async def test_a_question_the_model_only_guesses_at_gets_the_product_line_that_answers_it(
+    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, guess: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", guess, 0.45))
+    await d(said("oGuess", first, 1))
+    reply = await d(said("oGuess", question, 2))
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()

@@ -45,6 +45,9 @@ class DialogueConfig:
     """Knobs of the conversation policy."""
 
     confidence: float = FALLBACK_THRESHOLD  # below this NLU confidence the bot asks what was meant
+    # Below this the intent is a guess: a question one of the product's own lines answers closely gets
+    # that line, whatever the intent (TurnContext.about_context).
+    doubtful: float = 0.5
     handoff_after_misunderstandings: int = 2
     minutes_per_case: float = 3.0  # an agent's average handling time, for the expected wait
     low_stock: int = 10

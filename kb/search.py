@@ -297,6 +297,16 @@ class KnowledgeBase:
                 counts[sku] += 1
         return [sku for sku, _ in counts.most_common(2)], False
 
+    def names_a_spec_of(self, sku: str, text: str) -> bool:
+        """Is every product name or alias the text gives part of one of this product's spec keys?
+        ("带防晒吗" names the sunscreen by its alias 防晒, which is also the foundation's 防晒指数.)"""
+        product = self.products.get(sku)
+        lowered = text.lower()
+        best = next((len(term) for term, _ in self._terms if term in lowered), 0)
+        terms = {term for term, _ in self._terms if len(term) == best and term in lowered}
+        keys = [key.lower() for key, _ in product.specs] if product else []
+        return bool(terms) and all(any(term in key for key in keys) for term in terms)
+
     def faq_products(self, faq_id: str) -> frozenset[str]:
         """The products an FAQ entry is about: its ``sku``, or those its question names (empty: shop-wide)."""
         return self._faq_products.get(faq_id, frozenset())

@@ -480,3 +480,25 @@ async def test_a_question_the_model_only_guesses_at_gets_the_product_line_that_a
     reply = await d(said("oGuess", question, 2))
     assert reply.text is not None and answer in reply.text, reply.text
     runner.close()
+
+
+async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_that_spec(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+    # 奶嘴 is the teat's alias and the bottle's own spec 奶嘴：液态硅胶M号.
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.9), Parse("", "ask_price", 0.9))
+    await d(said("oTeat", "宽口径PPSU奶瓶多少钱", 1))
+    reply = await d(said("oTeat", "奶嘴是什么样的", 2))
+    assert reply.text is not None and "液态硅胶M号" in reply.text, reply.text
+    reply = await d(said("oTeat", "喂乐奶嘴多少钱", 3))  # the teat named by more than that word: the teat
+    assert reply.text is not None and kb.products["BAB-013"].name in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_product_info", 0.95))
+    await d(said("oSpf", "粉底液有几个色", 1))
+    reply = await d(said("oSpf", "带防晒吗", 2))  # 防晒 is the sunscreen's alias and the foundation's 防晒指数
+    assert reply.text is not None and "SPF25" in reply.text, reply.text
+    runner.close()

@@ -171,6 +171,8 @@ class TurnContext:
             # A name or alias in the whole message ("防晒喷雾") beats the entity Rasa marked ("防晒"),
             # which beats a single word of a name.
             candidates, by_name = self.kb.named_products(self.text, context_sku)
+            if by_name and context_sku and context_sku not in candidates and self.kb.names_a_spec_of(context_sku, self.text):
+                candidates = []  # "带防晒吗" after the foundation asks for its 防晒指数, not for the sunscreen
             entity = self.parse.entity("product") if self.parse else None
             if entity and not by_name:
                 candidates = self.kb.mentioned_products(entity, context_sku) or candidates

@@ -502,3 +502,18 @@ async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(tmp_path: P
     reply = await d(said("oSpf", "带防晒吗", 2))  # 防晒 is the sunscreen's alias and the foundation's 防晒指数
     assert reply.text is not None and "SPF25" in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "product_question", "question", "variant"),
+    [("cosmetics", "睫毛膏啥时候有货", "有棕色的吗", "棕色"), ("baby", "产后收腹带多少钱", "有L码吗", "L")],
+)
+async def test_a_variant_of_a_sold_out_product_is_offered_and_out_of_stock(
+    tmp_path: Path, name: str, product_question: str, question: str, variant: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_stock", 0.9))
+    await d(said("oSoldOut", product_question, 1))
+    reply = await d(said("oSoldOut", question, 2))
+    assert reply.text is not None and f"有{variant}" in reply.text and "缺货" in reply.text, reply.text
+    runner.close()

@@ -59,6 +59,13 @@ async def answer_ask_stock(ctx: TurnContext) -> Reply:
             )
         return Reply(texts.VARIANT_MISSING.format(name=product.name, key=key, values="、".join(options), variant=wanted))
     if product.stock <= 0:
+        if variant and variant[3]:
+            # "有棕色的吗" of a sold-out mascara: it comes in brown, none is in stock now.
+            key, wanted, options, _ = variant
+            text = texts.VARIANT_SOLD_OUT.format(
+                name=product.name, variant=wanted, key=key, values="、".join(options), shipping=shipping
+            )
+            return Reply(text + await ctx.alternatives(product))
         return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await ctx.alternatives(product))
     # "多少钱，有现货吗": the price travels with the stock.
     return Reply(await ctx.price_text(product))

@@ -517,3 +517,17 @@ async def test_a_variant_of_a_sold_out_product_is_offered_and_out_of_stock(
     reply = await d(said("oSoldOut", question, 2))
     assert reply.text is not None and f"有{variant}" in reply.text and "缺货" in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "product_question", "ships"), [("fresh", "丹东草莓多少钱", "12月10日"), ("appliances", "洗地机W10多少钱", "12月5日")]
+)
+async def test_when_does_it_ship_without_an_order_is_the_product_in_context(
+    tmp_path: Path, name: str, product_question: str, ships: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "order_status", 0.77))
+    await d(said("oNoOrder", product_question, 1))
+    reply = await d(said("oNoOrder", "几号发货", 2))  # the model takes it for an order question; no order placed
+    assert reply.text is not None and ships in reply.text, reply.text
+    runner.close()

@@ -41,6 +41,8 @@ PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping
 # After any other handoff (a complaint, a misunderstanding, an order change) clear questions still
 # get the bot's answer while the shopper waits.
 ASKED_FOR_PERSON = frozenset({"asked_for_human"})
+# Intents about no business of the shop's: small talk and off-topic messages.
+NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
 PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_order", "cancel_order"}
 # How much of the shopper's previous message a follow-up is searched with.
@@ -255,7 +257,14 @@ class Dialogue:
         if ctx.parse is None:
             return await self._without_nlu(ctx)
         parse = ctx.parse
-        if parse.intent == FALLBACK or parse.confidence < self.config.confidence:
+        unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
+        if (unplaced or parse.intent in NO_BUSINESS) and ORDER_WORDS.search(ctx.text):
+            # "破壁机那单签收了吧" (no intent), "砂糖橘那单发了没" (taken for a goodbye): the shopper's order of
+            # the product named.
+            order = await ctx.order_about_product(named_only=True)
+            if order is not None:
+                return await ctx.order_action("order_status", order)
+        if unplaced:
             return await self._misunderstood(ctx)
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.

@@ -531,3 +531,20 @@ async def test_when_does_it_ship_without_an_order_is_the_product_in_context(
     reply = await d(said("oNoOrder", "几号发货", 2))  # the model takes it for an order question; no order placed
     assert reply.text is not None and ships in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "openid", "message", "parse", "order_id"),
+    [
+        ("appliances", "oApp006", "破壁机那单签收了吧", Parse("", "nlu_fallback", 0.24), "AP2026111123067"),
+        ("fresh", "oFru005", "砂糖橘那单发了没", Parse("", "goodbye", 0.36), "FR2026112200358"),
+    ],
+)
+async def test_that_order_of_a_product_is_about_the_order_whatever_the_model_guessed(
+    tmp_path: Path, name: str, openid: str, message: str, parse: Parse, order_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, parse)
+    reply = await d(said(openid, message, 1))
+    assert reply.text is not None and order_id in reply.text, reply.text
+    runner.close()

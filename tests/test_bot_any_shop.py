@@ -548,3 +548,17 @@ async def test_that_order_of_a_product_is_about_the_order_whatever_the_model_gue
     reply = await d(said(openid, message, 1))
     assert reply.text is not None and order_id in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "message", "answer"), [("fresh", "耙耙柑上了没", "12月20日"), ("cosmetics", "圣诞礼盒上了没", "12月10日")]
+)
+async def test_has_it_come_yet_is_a_question_not_a_goodbye(
+    tmp_path: Path, real_encoder: Encoder, name: str, message: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "goodbye", 0.49))
+    reply = await d(said("oYet", message, 1))
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()

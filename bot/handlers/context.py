@@ -37,7 +37,7 @@ MAX_UNDERSTOOD = 256
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
 # A message that asks something: no thank-you or goodbye, whatever the intent model says.
-ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要")
+ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
+from bot.handlers.complaints import SURE_COMPLAINT
 from bot.handlers.context import ASKS, ORDER_ID, DialogueConfig, Services, TurnContext
 from bot.handlers.orders import ORDER_TALK, ORDER_WORDS
 from bot.handlers.smalltalk import ABOUT_AGENTS
@@ -269,6 +270,16 @@ class Dialogue:
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
             return await self._misunderstood(ctx)
+        runner_up = parse.ranking[1] if len(parse.ranking) > 1 else None
+        if (
+            parse.intent in ("thanks", "goodbye")
+            and parse.confidence < SURE_COMPLAINT
+            and runner_up
+            and runner_up[0] == "complaint"
+        ):
+            # "这已经不是第一次了" (goodbye 0.57, complaint 0.41): no goodbye the model is sure of, and a
+            # complaint is what else it reads as.
+            ctx.parse = parse = dataclasses.replace(parse, intent="complaint", confidence=runner_up[1])
         ctx.conv.misunderstandings = 0
         if parse.intent not in PRODUCT_LINES and parse.confidence < self.config.doubtful and ASKS.search(ctx.text):
             # "好剥吗" (greet 0.41), "怎么开" (ask_invoice 0.46) right after a product: a question the

@@ -562,3 +562,23 @@ async def test_has_it_come_yet_is_a_question_not_a_goodbye(
     reply = await d(said("oYet", message, 1))
     assert reply.text is not None and answer in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "parse"),
+    [
+        ("cosmetics", "这已经不是第一次了", Parse("", "goodbye", 0.57, ranking=(("goodbye", 0.57), ("complaint", 0.41)))),
+        ("baby", "尽快给我处理 孩子等着用", Parse("", "thanks", 0.32, ranking=(("thanks", 0.32), ("complaint", 0.18)))),
+    ],
+)
+async def test_a_doubtful_goodbye_that_reads_as_a_complaint_goes_to_a_person(
+    tmp_path: Path, name: str, message: str, parse: Parse
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, parse, Parse("", "thanks", 0.95, ranking=(("thanks", 0.95), ("complaint", 0.03))))
+    reply = await d(said("oAgain", message, 1))
+    assert reply.text is not None and reply.text.startswith(texts.COMPLAINT), reply.text
+    assert await states(runner) == [conv_store.QUEUED]
+    reply = await d(said("oAgain", "好的谢谢", 2))  # a thank-you the model is sure of stays one
+    assert reply.text == texts.THANKS
+    runner.close()

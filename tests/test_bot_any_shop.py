@@ -582,3 +582,18 @@ async def test_a_doubtful_goodbye_that_reads_as_a_complaint_goes_to_a_person(
     reply = await d(said("oAgain", "好的谢谢", 2))  # a thank-you the model is sure of stays one
     assert reply.text == texts.THANKS
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "order_id"), [("fresh", "oFru009", "FR2026111900247"), ("cosmetics", "oCos013", "CS2026110800266")]
+)
+async def test_how_long_a_refund_takes_gives_the_shops_rule_after_where_it_stands(
+    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, order_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.97))
+    reply = await d(said(openid, "退款一般几天到账", 1))
+    status = texts.REFUND_STATUS.format(order_id=order_id)
+    assert reply.text is not None and reply.text.startswith(status) and kb.faqs["F009"].answer in reply.text, reply.text
+    runner.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -42,6 +43,13 @@ PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping
 # After any other handoff (a complaint, a misunderstanding, an order change) clear questions still
 # get the bot's answer while the shopper waits.
 ASKED_FOR_PERSON = frozenset({"asked_for_human"})
+ORDER_INTENTS = frozenset({"order_status", "change_order", "cancel_order"})
+# Shoppers' ways of asking about a product itself: how to use it, what is in it, whether what they see
+# is normal (issue 12: such a question is answered from the FAQ or the product, never taken for a complaint).
+PRODUCT_QUESTION = re.compile(
+    r"(?:怎么|咋|如何)(?:用|使用|吃|食用|煮|冲|泡|开|洗|清洗|敷|涂|抹|穿|戴|装|折叠|保存)"
+    r"|里面?都?有(?:啥|什么|哪些)|都有(?:啥|什么|哪些)|包含(?:啥|什么|哪些)|正常吗|正常不"
+)
 # Intents about no business of the shop's: small talk and off-topic messages.
 NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
@@ -265,6 +273,15 @@ class Dialogue:
             order = await ctx.order_about_product(named_only=True)
             if order is not None:
                 return await ctx.order_action("order_status", order)
+        if parse.intent not in ORDER_INTENTS and PRODUCT_QUESTION.search(ctx.text):
+            # "怎么吃", "礼盒里都有啥", "收到有点软正常吗" of the product in context, whatever the model took
+            # it for: its own FAQ entry or spec line, when one answers it.
+            product = await ctx.product()
+            about = await ctx.about_product(product) if product is not None else None
+            if about is not None:
+                if parse.intent == "complaint":
+                    about = dataclasses.replace(about, text=f"{about.text}\n{texts.HUMAN_ON_REQUEST}")
+                return dataclasses.replace(about, intent="product_question", confidence=parse.confidence)
         if unplaced:
             return await self._misunderstood(ctx)
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):

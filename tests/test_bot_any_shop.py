@@ -597,3 +597,23 @@ async def test_how_long_a_refund_takes_gives_the_shops_rule_after_where_it_stand
     status = texts.REFUND_STATUS.format(order_id=order_id)
     assert reply.text is not None and reply.text.startswith(status) and kb.faqs["F009"].answer in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question", "guess", "answer"),
+    [
+        ("fresh", "糯玉米多少钱", "怎么吃", Parse("", "out_of_scope", 0.6), "沸水"),
+        ("cosmetics", "圣诞礼盒多少钱", "圣诞礼盒里都有啥", Parse("", "ask_promotion", 0.59), "精华"),
+        ("baby", "贝乐滋1段多少钱", "打算买贝乐滋1段 先问问怎么冲", Parse("", "ask_stock", 0.44), "ml"),
+    ],
+)
+async def test_how_to_use_it_and_what_is_in_it_are_asked_of_the_product(
+    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, guess: Parse, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), guess)
+    await d(said("oHowTo", first, 1))
+    reply = await d(said("oHowTo", question, 2))
+    assert reply.text is not None and answer in reply.text and "¥" not in reply.text, reply.text
+    runner.close()

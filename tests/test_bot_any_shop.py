@@ -617,3 +617,14 @@ async def test_how_to_use_it_and_what_is_in_it_are_asked_of_the_product(
     reply = await d(said("oHowTo", question, 2))
     assert reply.text is not None and answer in reply.text and "¥" not in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "question", "back"), [("baby", "白鸭绒羽绒服多少钱", "11月28日"), ("fresh", "佳沛金果多少钱", "明年5月")]
+)
+async def test_the_price_of_a_sold_out_product_says_when_it_is_back(tmp_path: Path, name: str, question: str, back: str) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9))
+    reply = await d(said("oBack", question, 1))
+    assert reply.text is not None and "缺货" in reply.text and back in reply.text, reply.text
+    runner.close()

@@ -255,7 +255,8 @@ class TurnContext:
         """In stock (how many, when it ships), low, or out."""
         shipping = product.shipping or texts.SHIPS_SOON
         if product.stock <= 0:
-            return texts.STOCK_OUT_SHORT
+            # When it is back, if the shop says ("预售，11月28日起陆续发货", "本产季已售罄，明年5月下旬补货").
+            return texts.STOCK_OUT_UNTIL.format(shipping=product.shipping) if product.shipping else texts.STOCK_OUT_SHORT
         if product.stock <= self.config.low_stock:
             return texts.STOCK_LOW.format(stock=product.stock, shipping=shipping)
         return texts.STOCK_IN.format(stock=product.stock, shipping=shipping)

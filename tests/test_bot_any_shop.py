@@ -628,3 +628,40 @@ async def test_the_price_of_a_sold_out_product_says_when_it_is_back(tmp_path: Pa
     reply = await d(said("oBack", question, 1))
     assert reply.text is not None and "缺货" in reply.text and back in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "about_order", "question", "answer"),
+    [
+        (
+            "cosmetics",
+            "oCos007",
+            (Parse("", "order_status", 0.9), "水杨酸那个到哪了"),
+            (Parse("", "thanks", 0.42), "收到了怎么用"),
+            "T区",
+        ),
+        (
+            "baby",
+            "oBaby003",
+            (Parse("", "change_order", 0.9), "我的哈衣订单能改地址吗 BB2026111600045"),
+            (Parse("", "ask_shipping", 0.9), "那大概什么时候能发"),
+            "48小时",
+        ),
+    ],
+)
+async def test_the_product_of_the_order_talked_about_is_the_product_talked_about(
+    tmp_path: Path,
+    real_encoder: Encoder,
+    name: str,
+    openid: str,
+    about_order: tuple[Parse, str],
+    question: tuple[Parse, str],
+    answer: str,
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, about_order[0], question[0])
+    await d(said(openid, about_order[1], 1))
+    reply = await d(said(openid, question[1], 2))
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()

@@ -328,8 +328,10 @@ class TurnContext:
         return orders[0] if len(orders) == 1 else None
 
     async def order_action(self, intent: str, order: Order) -> Reply:
-        """What to say (and do) about one of the shopper's orders."""
+        """What to say (and do) about one of the shopper's orders; its product becomes the one talked
+        about ("水杨酸那个到哪了", then "收到了怎么用")."""
         self.conv.context["order_id"] = order.order_id
+        self.conv.context["sku"] = order.sku
         product = await self.services.runner.run(kb_store.get_product, order.sku)
         name = product.name if product else order.sku
         fields = {

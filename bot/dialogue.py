@@ -273,7 +273,8 @@ class Dialogue:
             order = await ctx.order_about_product(named_only=True)
             if order is not None:
                 return await ctx.order_action("order_status", order)
-        if parse.intent not in ORDER_INTENTS and PRODUCT_QUESTION.search(ctx.text):
+        about_order = parse.intent in ORDER_INTENTS and (ORDER_TALK.search(ctx.text) or ORDER_ID.search(ctx.text))
+        if not about_order and PRODUCT_QUESTION.search(ctx.text):
             # "怎么吃", "礼盒里都有啥", "收到有点软正常吗" of the product in context, whatever the model took
             # it for: its own FAQ entry or spec line, when one answers it.
             product = await ctx.product()

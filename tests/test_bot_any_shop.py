@@ -665,3 +665,22 @@ async def test_the_product_of_the_order_talked_about_is_the_product_talked_about
     reply = await d(said(openid, question[1], 2))
     assert reply.text is not None and answer in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "first", "question", "answer"),
+    [
+        ("fresh", "oFru012", "玉米到哪里了", "收到咋煮", "沸水"),
+        ("cosmetics", "oCos007", "水杨酸那个到哪了", "收到了怎么用", "T区"),
+    ],
+)
+async def test_how_to_use_it_taken_for_an_order_question_is_about_the_product(
+    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, first: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "order_status", 0.35))
+    await d(said(openid, first, 1))
+    reply = await d(said(openid, question, 2))  # no order named or talked of: how to use what arrived
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()

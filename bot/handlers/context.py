@@ -179,6 +179,8 @@ class TurnContext:
         if context_sku and (not candidates or context_sku in candidates):
             # "座椅本身多重" names both seats; the one being talked about is meant.
             candidates = [context_sku]
+        if not candidates and self.conv.context.get("order_sku"):
+            candidates = [self.conv.context["order_sku"]]  # the product of the order talked about
         if not candidates:
             # "收到了怎么用": a shopper who bought one product is asking about it.
             try:
@@ -328,10 +330,10 @@ class TurnContext:
         return orders[0] if len(orders) == 1 else None
 
     async def order_action(self, intent: str, order: Order) -> Reply:
-        """What to say (and do) about one of the shopper's orders; its product becomes the one talked
-        about ("水杨酸那个到哪了", then "收到了怎么用")."""
+        """What to say (and do) about one of the shopper's orders; with no product talked about, its
+        product is the one a follow-up means ("水杨酸那个到哪了", then "收到了怎么用")."""
         self.conv.context["order_id"] = order.order_id
-        self.conv.context["sku"] = order.sku
+        self.conv.context["order_sku"] = order.sku
         product = await self.services.runner.run(kb_store.get_product, order.sku)
         name = product.name if product else order.sku
         fields = {

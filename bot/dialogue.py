@@ -21,7 +21,8 @@ from typing import Any
 from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
-from bot.handlers.context import ORDER_ID, DialogueConfig, Services, TurnContext
+from bot.handlers.complaints import SURE_COMPLAINT
+from bot.handlers.context import ASKS, ORDER_ID, DialogueConfig, Services, TurnContext
 from bot.handlers.orders import ORDER_TALK, ORDER_WORDS
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
@@ -42,8 +43,17 @@ PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping
 # After any other handoff (a complaint, a misunderstanding, an order change) clear questions still
 # get the bot's answer while the shopper waits.
 ASKED_FOR_PERSON = frozenset({"asked_for_human"})
-# A message that asks something: no thank-you or goodbye, whatever the intent model says.
-ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要")
+ORDER_INTENTS = frozenset({"order_status", "change_order", "cancel_order"})
+# Shoppers' ways of asking about a product itself: how to use it, what is in it, whether what they see
+# is normal (issue 12: such a question is answered from the FAQ or the product, never taken for a complaint).
+PRODUCT_QUESTION = re.compile(
+    r"(?:怎么|咋|如何)(?:用|使用|吃|食用|煮|冲|泡|开|洗|清洗|敷|涂|抹|穿|戴|装|折叠|保存)"
+    r"|里面?都?有(?:啥|什么|哪些)|都有(?:啥|什么|哪些)|包含(?:啥|什么|哪些)|正常吗|正常不"
+)
+# Intents about no business of the shop's: small talk and off-topic messages.
+NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
+# Intents whose handlers weigh the product's own lines themselves.
+PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_order", "cancel_order"}
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 
@@ -256,12 +266,45 @@ class Dialogue:
         if ctx.parse is None:
             return await self._without_nlu(ctx)
         parse = ctx.parse
-        if parse.intent == FALLBACK or parse.confidence < self.config.confidence:
+        unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
+        if (unplaced or parse.intent in NO_BUSINESS) and ORDER_WORDS.search(ctx.text):
+            # "破壁机那单签收了吧" (no intent), "砂糖橘那单发了没" (taken for a goodbye): the shopper's order of
+            # the product named.
+            order = await ctx.order_about_product(named_only=True)
+            if order is not None:
+                return await ctx.order_action("order_status", order)
+        about_order = parse.intent in ORDER_INTENTS and (ORDER_TALK.search(ctx.text) or ORDER_ID.search(ctx.text))
+        if not about_order and PRODUCT_QUESTION.search(ctx.text):
+            # "怎么吃", "礼盒里都有啥", "收到有点软正常吗" of the product in context, whatever the model took
+            # it for: its own FAQ entry or spec line, when one answers it.
+            product = await ctx.product()
+            about = await ctx.about_product(product) if product is not None else None
+            if about is not None:
+                if parse.intent == "complaint":
+                    about = dataclasses.replace(about, text=f"{about.text}\n{texts.HUMAN_ON_REQUEST}")
+                return dataclasses.replace(about, intent="product_question", confidence=parse.confidence)
+        if unplaced:
             return await self._misunderstood(ctx)
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
             return await self._misunderstood(ctx)
+        runner_up = parse.ranking[1] if len(parse.ranking) > 1 else None
+        if (
+            parse.intent in ("thanks", "goodbye")
+            and parse.confidence < SURE_COMPLAINT
+            and runner_up
+            and runner_up[0] == "complaint"
+        ):
+            # "这已经不是第一次了" (goodbye 0.57, complaint 0.41): no goodbye the model is sure of, and a
+            # complaint is what else it reads as.
+            ctx.parse = parse = dataclasses.replace(parse, intent="complaint", confidence=runner_up[1])
         ctx.conv.misunderstandings = 0
+        if parse.intent not in PRODUCT_LINES and parse.confidence < self.config.doubtful and ASKS.search(ctx.text):
+            # "好剥吗" (greet 0.41), "怎么开" (ask_invoice 0.46) right after a product: a question the
+            # model is unsure of, and one of the product's own lines answers it closely.
+            about = await ctx.about_context(None)
+            if about is not None:
+                return dataclasses.replace(about, intent="kb_match", confidence=parse.confidence)
         talk = ORDER_WORDS if parse.intent == "ask_price" else ORDER_TALK  # "我上周买的精华降价了": price protection
         if parse.intent in PRESALE and talk.search(ctx.text):
             # "破壁机那单签收了吧", "我买的蒸汽炸锅发了没": about the shopper's order of that product.

@@ -16,6 +16,7 @@ from kb import rerank, store
 from kb.encoder import Encoder
 from kb.rerank import CANDIDATES, LATIN, Reranker, char_pairs, decision_values
 from kb.store import Faq, Product
+from kb.units import DURATIONS, asked_units, states_unit
 from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,11 @@ def named_spec(product: Product, text: str) -> tuple[str, str] | None:
 # descriptions and specs) is the shop's everyday vocabulary, not a name: 宝宝 in a baby shop (0.15 of
 # its texts) as against 推车 0.05, 洗地机 0.04, 防晒 0.10 in the four shops measured.
 GENERIC_SHARE = 0.12
+# A spec line whose value states the quantity the question asks for scores this much more among a
+# product's own lines (kb.units): a count or measure ("一箱几根": "10根"), or less, since a product has
+# several, a duration ("能放多久": "冷藏7-10天", but "敷多久" is the FAQ's 15-20 minutes, not 保质期 3年).
+UNIT_BONUS = 0.05
+DURATION_BONUS = 0.03
 
 
 def _naming_words(products: list[Product], faqs: list[Faq]) -> dict[str, set[str]]:
@@ -176,6 +182,39 @@ def _naming_words(products: list[Product], faqs: list[Faq]) -> dict[str, set[str
         return word_skus
     limit = GENERIC_SHARE * len(texts)
     return {w: s for w, s in word_skus.items() if sum(1 for sku, t in texts if sku not in s and w in t) <= limit}
+
+
+def _named_by_terms(text: str, terms: list[tuple[str, str]]) -> list[str]:
+    """Products the text names by a name, the name's first segment or an alias (the longest match;
+    ``terms`` longest first)."""
+    lowered = text.lower()
+    best_len = 0
+    found: list[str] = []
+    for term, sku in terms:
+        if len(term) < best_len:
+            break
+        if term in lowered:
+            best_len = len(term)
+            if sku not in found:
+                found.append(sku)
+    return found
+
+
+def _faq_products(faqs: list[Faq], terms: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
+    """The products each FAQ entry is about: its ``sku`` column, else those its question names
+    ("沐森护发素可以涂头皮吗" is about the conditioner; "润境加湿器多久清洗一次" about every 润境
+    humidifier), else none (a shop-wide entry)."""
+    return {f.id: frozenset([f.sku] if f.sku else _named_by_terms(f.question, terms)) for f in faqs}
+
+
+def _stating(product: Product, text: str) -> dict[str, float]:
+    """The product's spec keys whose values state a quantity in the unit the question asks for, each
+    with its bonus."""
+    units = asked_units(text)
+    if not units:
+        return {}
+    bonus = DURATION_BONUS if DURATIONS <= units else UNIT_BONUS
+    return {key: bonus for key, value in product.specs if states_unit(value, units)}
 
 
 def _details(product: Product) -> str:
@@ -247,6 +286,7 @@ class KnowledgeBase:
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
+        self._faq_products: dict[str, frozenset[str]] = {}  # FAQ id -> the products it is about
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
 
     def load(self, db: Store) -> int:
@@ -302,6 +342,7 @@ class KnowledgeBase:
             self._spec_cache = {}
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
             self._entries = entries
+            self._faq_products = _faq_products(faqs, terms)
             self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
@@ -324,15 +365,7 @@ class KnowledgeBase:
         sunscreen.
         """
         lowered = text.lower()
-        best_len = 0
-        found: list[str] = []
-        for term, sku in self._terms:
-            if len(term) < best_len:
-                break
-            if term in lowered:
-                best_len = len(term)
-                if sku not in found:
-                    found.append(sku)
+        found = _named_by_terms(lowered, self._terms)
         if found:
             return found, True
         context = self.products.get(context_sku) if context_sku else None
@@ -345,6 +378,20 @@ class KnowledgeBase:
             for sku in sorted(self._word_skus.get(word, ())):
                 counts[sku] += 1
         return [sku for sku, _ in counts.most_common(2)], False
+
+    def names_a_spec_of(self, sku: str, text: str) -> bool:
+        """Is every product name or alias the text gives part of one of this product's spec keys?
+        ("带防晒吗" names the sunscreen by its alias 防晒, which is also the foundation's 防晒指数.)"""
+        product = self.products.get(sku)
+        lowered = text.lower()
+        best = next((len(term) for term, _ in self._terms if term in lowered), 0)
+        terms = {term for term, _ in self._terms if len(term) == best and term in lowered}
+        keys = [key.lower() for key, _ in product.specs] if product else []
+        return bool(terms) and all(any(term in key for key in keys) for term in terms)
+
+    def faq_products(self, faq_id: str) -> frozenset[str]:
+        """The products an FAQ entry is about: its ``sku``, or those its question names (empty: shop-wide)."""
+        return self._faq_products.get(faq_id, frozenset())
 
     def named_among(self, text: str, skus: list[str]) -> list[str]:
         """The one product of ``skus`` whose name or aliases share the most words with the text, if
@@ -391,7 +438,8 @@ class KnowledgeBase:
         if named:  # the question names one of the product's own spec keys
             return Hit("spec", prefix + named[0], 1.0)
         query = self.encoder.encode([text])[0]
-        own = {f.id for f in self.faqs.values() if f.sku == sku}
+        own = {faq_id for faq_id, about in self._faq_products.items() if sku in about}
+        stating = _stating(product, text)
         best: Hit | None = None
         with self._lock:
             for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):
@@ -399,6 +447,8 @@ class KnowledgeBase:
                     score = float(self._matrix[i] @ query)
                     if kind == "spec" and set(ref[len(prefix) :]) & set(text):
                         score += self.thresholds.spec_key_bonus  # "多重" shares 重 with the key 车重
+                    if kind == "spec":
+                        score += stating.get(ref[len(prefix) :], 0.0)
                     if best is None or score > best.score:
                         best = Hit(kind, ref, round(score, 4))
         if best is None or best.score < (self.thresholds.product_answer if at_least is None else at_least):
@@ -427,17 +477,19 @@ class KnowledgeBase:
             text, query = bare, self.encoder.encode([bare.strip()])[0]
         bonus = self.thresholds.spec_key_bonus
         lowered = text.lower()
+        stating = _stating(product, text)
         ranked = [
             (
                 # A line whose whole value the question states is what the shopper knows, not what they
                 # ask: "5斤大概几个" asks 数量, not 净重 5斤.
                 not (len(value) >= 2 and value.lower() in lowered),
+                key in stating,  # "一箱几根": a line stating a count in 根
                 float(score) + (bonus if set(key) & set(text) else 0.0),
                 key,
             )
             for (key, value), score in zip(product.specs, cached[1] @ query, strict=True)
         ]
-        return max(ranked)[2]
+        return max(ranked)[-1]
 
     def choice_spec(self, sku: str, text: str) -> tuple[str, str] | None:
         """The one spec of the product that lists choices and whose key shares a character with the

@@ -347,3 +347,340 @@ async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(t
     assert reply.text is not None and "9:00-22:00" not in reply.text and "队列" in reply.text
     assert await states(runner) == [conv_store.QUEUED]
     runner.close()
+
+
+def test_an_faq_without_a_sku_is_about_the_products_its_question_names(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+    assert kb.faqs["F064"].sku is None and kb.faq_products("F064") == {"COS-027"}  # 沐森护发素可以涂头皮吗？
+    assert kb.faq_products("F055") == {"COS-031"}  # its sku column
+    assert kb.faq_products("F023") == frozenset()  # 用了过敏怎么办？ is shop-wide
+    runner.close()
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    # 润境加湿器多久清洗一次？ names the brand of four humidifiers: it is about each of them.
+    assert kb.faq_products("F057") == {"APP-025", "APP-026", "APP-027", "APP-028"}
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "faq_id"),
+    [
+        ("cosmetics", "COS-027", "护发素要抹到头皮吗", "F064"),
+        ("cosmetics", "COS-008", "我怀孕了能用吗", "F034"),
+        ("appliances", "APP-025", "多久清洗一次", "F057"),
+        ("baby", "BAB-018", "怎么折叠", "F048"),
+    ],
+)
+def test_a_product_question_finds_the_faq_whose_question_names_the_product(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    assert kb.faqs[faq_id].sku is None  # the shop left the sku column empty
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "key"),
+    [
+        ("fresh", "FRU-040", "一箱几根", "数量"),  # 数量：10根, not 单根重
+        ("fresh", "FRU-012", "能放多久", "储存"),  # 硬果冷藏可放30天
+        ("baby", "BAB-007", "M码一包几片", "片数"),  # not the size guide
+        ("baby", "BAB-001", "一罐多少克", "净含量"),
+        ("appliances", "APP-008", "能煮几个人的饭", "适用人数"),  # 2-6人, not 功能
+    ],
+)
+def test_the_spec_line_stating_the_quantity_asked_for(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
+    runner.close()
+
+
+@pytest.mark.model
+def test_a_duration_the_faq_gives_beats_a_spec_stating_another(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+    hit = kb.about_product("COS-032", "敷多久")  # the mask's FAQ (15-20 minutes), not 保质期 3年
+    assert hit is not None and hit.kind == "faq" and "15-20分钟" in kb.faqs[hit.ref].answer
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "product_question", "answer"),
+    [
+        ("fresh", "阳光玫瑰两串装多钱", "冷藏7-10天"),
+        ("fresh", "丹东草莓多少钱", "到货后1-2天"),
+        ("baby", "贝乐滋1段多少钱", "开罐后"),
+    ],
+)
+async def test_how_long_a_product_keeps_is_no_shipping_question(
+    tmp_path: Path, real_encoder: Encoder, name: str, product_question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    # The intent model takes "能放几天" for a shipping question ("几天能到").
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_shipping", 0.56), Parse("", "ask_shipping", 0.9))
+    await d(said("oKeep", product_question, 1))
+    reply = await d(said("oKeep", "能放几天", 2))
+    assert reply.text is not None and answer in reply.text, reply.text
+    reply = await d(said("oKeep", "几天能到", 3))  # how long delivery takes: the shipping answer
+    assert reply.text is not None and answer not in reply.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question", "answer"),
+    [
+        ("cosmetics", "九色眼影盘有几种配色", "都是哑光的吗", "哑光"),  # 质地
+        ("fresh", "四季鲜果礼盒多少钱", "四季鲜果礼盒里面有啥", "阳光玫瑰"),  # 内含
+    ],
+)
+async def test_a_doubtful_complaint_asking_about_the_product_gets_its_line(
+    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "complaint", 0.44))
+    await d(said("oDoubt", first, 1))
+    reply = await d(said("oDoubt", question, 2))
+    assert reply.text is not None and answer in reply.text and texts.HUMAN_ON_REQUEST in reply.text, reply.text
+    assert reply.understood is not None and not reply.understood.handed_off
+    assert await states(runner) == [conv_store.BOT]
+    runner.close()
+
+
+@pytest.mark.model
+async def test_an_angry_question_about_a_product_is_still_a_complaint(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "baby", real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.63))
+    reply = await d(said("oAngry", "床铃才用两天就没声音了 什么质量", 1))
+    assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
+    assert await states(runner) == [conv_store.QUEUED]
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question", "guess", "answer"),
+    [
+        ("fresh", "椰青4个装多少钱", "怎么开", "ask_invoice", "开椰器"),
+        ("cosmetics", "晴川防晒霜多少钱", "要卸妆吗", "cancel_order", "需要卸妆"),
+    ],
+)
+async def test_a_question_the_model_only_guesses_at_gets_the_product_line_that_answers_it(
+    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, guess: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", guess, 0.45))
+    await d(said("oGuess", first, 1))
+    reply = await d(said("oGuess", question, 2))
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()
+
+
+async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_that_spec(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+    # 奶嘴 is the teat's alias and the bottle's own spec 奶嘴：液态硅胶M号.
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.9), Parse("", "ask_price", 0.9))
+    await d(said("oTeat", "宽口径PPSU奶瓶多少钱", 1))
+    reply = await d(said("oTeat", "奶嘴是什么样的", 2))
+    assert reply.text is not None and "液态硅胶M号" in reply.text, reply.text
+    reply = await d(said("oTeat", "喂乐奶嘴多少钱", 3))  # the teat named by more than that word: the teat
+    assert reply.text is not None and kb.products["BAB-013"].name in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_product_info", 0.95))
+    await d(said("oSpf", "粉底液有几个色", 1))
+    reply = await d(said("oSpf", "带防晒吗", 2))  # 防晒 is the sunscreen's alias and the foundation's 防晒指数
+    assert reply.text is not None and "SPF25" in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "product_question", "question", "variant"),
+    [("cosmetics", "睫毛膏啥时候有货", "有棕色的吗", "棕色"), ("baby", "产后收腹带多少钱", "有L码吗", "L")],
+)
+async def test_a_variant_of_a_sold_out_product_is_offered_and_out_of_stock(
+    tmp_path: Path, name: str, product_question: str, question: str, variant: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_stock", 0.9))
+    await d(said("oSoldOut", product_question, 1))
+    reply = await d(said("oSoldOut", question, 2))
+    assert reply.text is not None and f"有{variant}" in reply.text and "缺货" in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "product_question", "ships"), [("fresh", "丹东草莓多少钱", "12月10日"), ("appliances", "洗地机W10多少钱", "12月5日")]
+)
+async def test_when_does_it_ship_without_an_order_is_the_product_in_context(
+    tmp_path: Path, name: str, product_question: str, ships: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "order_status", 0.77))
+    await d(said("oNoOrder", product_question, 1))
+    reply = await d(said("oNoOrder", "几号发货", 2))  # the model takes it for an order question; no order placed
+    assert reply.text is not None and ships in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "openid", "message", "parse", "order_id"),
+    [
+        ("appliances", "oApp006", "破壁机那单签收了吧", Parse("", "nlu_fallback", 0.24), "AP2026111123067"),
+        ("fresh", "oFru005", "砂糖橘那单发了没", Parse("", "goodbye", 0.36), "FR2026112200358"),
+    ],
+)
+async def test_that_order_of_a_product_is_about_the_order_whatever_the_model_guessed(
+    tmp_path: Path, name: str, openid: str, message: str, parse: Parse, order_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, parse)
+    reply = await d(said(openid, message, 1))
+    assert reply.text is not None and order_id in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "message", "answer"), [("fresh", "耙耙柑上了没", "12月20日"), ("cosmetics", "圣诞礼盒上了没", "12月10日")]
+)
+async def test_has_it_come_yet_is_a_question_not_a_goodbye(
+    tmp_path: Path, real_encoder: Encoder, name: str, message: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "goodbye", 0.49))
+    reply = await d(said("oYet", message, 1))
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "parse"),
+    [
+        ("cosmetics", "这已经不是第一次了", Parse("", "goodbye", 0.57, ranking=(("goodbye", 0.57), ("complaint", 0.41)))),
+        ("baby", "尽快给我处理 孩子等着用", Parse("", "thanks", 0.32, ranking=(("thanks", 0.32), ("complaint", 0.18)))),
+    ],
+)
+async def test_a_doubtful_goodbye_that_reads_as_a_complaint_goes_to_a_person(
+    tmp_path: Path, name: str, message: str, parse: Parse
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, parse, Parse("", "thanks", 0.95, ranking=(("thanks", 0.95), ("complaint", 0.03))))
+    reply = await d(said("oAgain", message, 1))
+    assert reply.text is not None and reply.text.startswith(texts.COMPLAINT), reply.text
+    assert await states(runner) == [conv_store.QUEUED]
+    reply = await d(said("oAgain", "好的谢谢", 2))  # a thank-you the model is sure of stays one
+    assert reply.text == texts.THANKS
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "order_id"), [("fresh", "oFru009", "FR2026111900247"), ("cosmetics", "oCos013", "CS2026110800266")]
+)
+async def test_how_long_a_refund_takes_gives_the_shops_rule_after_where_it_stands(
+    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, order_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.97))
+    reply = await d(said(openid, "退款一般几天到账", 1))
+    status = texts.REFUND_STATUS.format(order_id=order_id)
+    assert reply.text is not None and reply.text.startswith(status) and kb.faqs["F009"].answer in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question", "guess", "answer"),
+    [
+        ("fresh", "糯玉米多少钱", "怎么吃", Parse("", "out_of_scope", 0.6), "沸水"),
+        ("cosmetics", "圣诞礼盒多少钱", "圣诞礼盒里都有啥", Parse("", "ask_promotion", 0.59), "精华"),
+        ("baby", "贝乐滋1段多少钱", "打算买贝乐滋1段 先问问怎么冲", Parse("", "ask_stock", 0.44), "ml"),
+    ],
+)
+async def test_how_to_use_it_and_what_is_in_it_are_asked_of_the_product(
+    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, guess: Parse, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), guess)
+    await d(said("oHowTo", first, 1))
+    reply = await d(said("oHowTo", question, 2))
+    assert reply.text is not None and answer in reply.text and "¥" not in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "question", "back"), [("baby", "白鸭绒羽绒服多少钱", "11月28日"), ("fresh", "佳沛金果多少钱", "明年5月")]
+)
+async def test_the_price_of_a_sold_out_product_says_when_it_is_back(tmp_path: Path, name: str, question: str, back: str) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9))
+    reply = await d(said("oBack", question, 1))
+    assert reply.text is not None and "缺货" in reply.text and back in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "about_order", "question", "answer"),
+    [
+        (
+            "cosmetics",
+            "oCos007",
+            (Parse("", "order_status", 0.9), "水杨酸那个到哪了"),
+            (Parse("", "thanks", 0.42), "收到了怎么用"),
+            "T区",
+        ),
+        (
+            "baby",
+            "oBaby003",
+            (Parse("", "change_order", 0.9), "我的哈衣订单能改地址吗 BB2026111600045"),
+            (Parse("", "ask_shipping", 0.9), "那大概什么时候能发"),
+            "48小时",
+        ),
+    ],
+)
+async def test_the_product_of_the_order_talked_about_is_the_product_talked_about(
+    tmp_path: Path,
+    real_encoder: Encoder,
+    name: str,
+    openid: str,
+    about_order: tuple[Parse, str],
+    question: tuple[Parse, str],
+    answer: str,
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, about_order[0], question[0])
+    await d(said(openid, about_order[1], 1))
+    reply = await d(said(openid, question[1], 2))
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "first", "question", "answer"),
+    [
+        ("fresh", "oFru012", "玉米到哪里了", "收到咋煮", "沸水"),
+        ("cosmetics", "oCos007", "水杨酸那个到哪了", "收到了怎么用", "T区"),
+    ],
+)
+async def test_how_to_use_it_taken_for_an_order_question_is_about_the_product(
+    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, first: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "order_status", 0.35))
+    await d(said(openid, first, 1))
+    reply = await d(said(openid, question, 2))  # no order named or talked of: how to use what arrived
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()

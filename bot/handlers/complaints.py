@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bot import texts
 from bot.dispatch import Reply
-from bot.handlers.context import TurnContext
+from bot.handlers.context import ASKS, TurnContext
 from bot.router import Router
 from kb.search import ANSWER
 
@@ -13,15 +15,24 @@ router: Router[TurnContext] = Router(name=__name__)
 # Below this confidence a "complaint" that the FAQ answers ("用了刺痛正常吗") is a question: the answer,
 # and a person only on request. Above it the shopper goes to a person, with the FAQ's answer if one fits.
 SURE_COMPLAINT = 0.7
+# Below this a "complaint" is more likely something else: one that asks what the product's own line
+# answers ("都是哑光的吗", "礼盒里面有啥") is a question about the product. Between this and
+# SURE_COMPLAINT a message such as "才用两天就没声音了 什么质量" is still the complaint it reads as.
+DOUBTFUL_COMPLAINT = 0.5
 
 
 @router.intent("complaint")
 async def answer_complaint(ctx: TurnContext) -> Reply:
     """Apologise and hand off with priority: complaints are for people. What the FAQ says about it
     (how to report damage, what to do on a reaction) comes with the apology, so the shopper can act
-    while waiting; a doubtful complaint the FAQ answers gets that answer alone."""
+    while waiting; a doubtful complaint the FAQ answers gets that answer alone, and a more doubtful one
+    that asks what the product's own line answers gets that line."""
     confidence = ctx.parse.confidence if ctx.parse else 1.0
     product = await ctx.product()
+    if product is not None and confidence < DOUBTFUL_COMPLAINT and ASKS.search(ctx.text):
+        about = await ctx.about_product(product, at_least=ctx.kb.thresholds.product_followup if ctx.kb else None)
+        if about is not None:
+            return dataclasses.replace(about, text=f"{about.text}\n{texts.HUMAN_ON_REQUEST}", intent="complaint")
     own = await ctx.about_product(product, faq_only=True) if product is not None else None
     answer = own.text if own is not None else None
     if answer is None:

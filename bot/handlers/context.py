@@ -36,6 +36,8 @@ from storage.db import DbRunner
 MAX_UNDERSTOOD = 256
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
+# A message that asks something: no thank-you or goodbye, whatever the intent model says.
+ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class DialogueConfig:
     """Knobs of the conversation policy."""
 
     confidence: float = FALLBACK_THRESHOLD  # below this NLU confidence the bot asks what was meant
+    # Below this the intent is a guess: a question one of the product's own lines answers closely gets
+    # that line, whatever the intent (TurnContext.about_context).
+    doubtful: float = 0.5
     handoff_after_misunderstandings: int = 2
     minutes_per_case: float = 3.0  # an agent's average handling time, for the expected wait
     low_stock: int = 10
@@ -171,12 +176,16 @@ class TurnContext:
             # A name or alias in the whole message ("防晒喷雾") beats the entity Rasa marked ("防晒"),
             # which beats a single word of a name.
             candidates, by_name = self.kb.named_products(self.text, context_sku)
+            if by_name and context_sku and context_sku not in candidates and self.kb.names_a_spec_of(context_sku, self.text):
+                candidates = []  # "带防晒吗" after the foundation asks for its 防晒指数, not for the sunscreen
             entity = self.parse.entity("product") if self.parse else None
             if entity and not by_name:
                 candidates = self.kb.mentioned_products(entity, context_sku) or candidates
         if context_sku and (not candidates or context_sku in candidates):
             # "座椅本身多重" names both seats; the one being talked about is meant.
             candidates = [context_sku]
+        if not candidates and self.conv.context.get("order_sku"):
+            candidates = [self.conv.context["order_sku"]]  # the product of the order talked about
         if not candidates:
             # "收到了怎么用": a shopper who bought one product is asking about it.
             try:
@@ -244,8 +253,8 @@ class TurnContext:
     def faq_about_other(self, result: SearchResult, product: Product) -> bool:
         """Is the top FAQ entry about a different product than the one asked about?"""
         assert self.kb is not None and result.top is not None
-        faq = self.kb.faqs.get(result.top.ref)
-        return bool(faq and faq.sku and faq.sku != product.sku)
+        about = self.kb.faq_products(result.top.ref)  # its sku column, or the products its question names
+        return bool(about) and product.sku not in about
 
     # ----- products -------------------------------------------------------------
 
@@ -253,7 +262,8 @@ class TurnContext:
         """In stock (how many, when it ships), low, or out."""
         shipping = product.shipping or texts.SHIPS_SOON
         if product.stock <= 0:
-            return texts.STOCK_OUT_SHORT
+            # When it is back, if the shop says ("预售，11月28日起陆续发货", "本产季已售罄，明年5月下旬补货").
+            return texts.STOCK_OUT_UNTIL.format(shipping=product.shipping) if product.shipping else texts.STOCK_OUT_SHORT
         if product.stock <= self.config.low_stock:
             return texts.STOCK_LOW.format(stock=product.stock, shipping=shipping)
         return texts.STOCK_IN.format(stock=product.stock, shipping=shipping)
@@ -325,8 +335,10 @@ class TurnContext:
         return orders[0] if len(orders) == 1 else None
 
     async def order_action(self, intent: str, order: Order) -> Reply:
-        """What to say (and do) about one of the shopper's orders."""
+        """What to say (and do) about one of the shopper's orders; with no product talked about, its
+        product is the one a follow-up means ("水杨酸那个到哪了", then "收到了怎么用")."""
         self.conv.context["order_id"] = order.order_id
+        self.conv.context["order_sku"] = order.sku
         product = await self.services.runner.run(kb_store.get_product, order.sku)
         name = product.name if product else order.sku
         fields = {

@@ -8,6 +8,7 @@ import re
 from bot import texts
 from bot.dispatch import Reply
 from bot.handlers.context import ORDER_ID, TurnContext
+from bot.handlers.presale import answer_ask_shipping
 from bot.orders import OrderSourceError
 from bot.router import Router
 from kb import store as kb_store
@@ -57,6 +58,9 @@ async def answer_order(ctx: TurnContext) -> Reply:
         product_named = ctx.named_product() if not ORDER_TALK.search(ctx.text) else None
         if product_named:
             return await ctx.answer_entry("product", product_named, intent=intent)
+        if intent == "order_status" and not ORDER_TALK.search(ctx.text) and ctx.conv.context.get("sku"):
+            # "几号发货" with no order placed, right after a product: when that product ships.
+            return await answer_ask_shipping(ctx)
         result = await ctx.search_message()
         if result and result.decision == ANSWER:
             return await ctx.answer_hit(result, intent=intent)

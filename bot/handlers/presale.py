@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot import texts
 from bot.dispatch import Reply
 from bot.handlers.context import TurnContext
@@ -9,6 +11,10 @@ from bot.router import Router
 from kb.search import ANSWER, named_spec
 
 router: Router[TurnContext] = Router(name=__name__)
+
+# How long a product keeps once it has arrived ("能放几天", "可以存多久"): no shipping question, though
+# it asks "how many days" as "几天能到" does.
+KEEPS = re.compile(r"(?:放|存|保存|储存|冷藏|冷冻)(?:得了|得住)?(?:多久|几天|多少天|多长时间|几个月|多少个月)|保质期")
 
 
 @router.intent("ask_price")
@@ -53,6 +59,13 @@ async def answer_ask_stock(ctx: TurnContext) -> Reply:
             )
         return Reply(texts.VARIANT_MISSING.format(name=product.name, key=key, values="、".join(options), variant=wanted))
     if product.stock <= 0:
+        if variant and variant[3]:
+            # "有棕色的吗" of a sold-out mascara: it comes in brown, none is in stock now.
+            key, wanted, options, _ = variant
+            text = texts.VARIANT_SOLD_OUT.format(
+                name=product.name, variant=wanted, key=key, values="、".join(options), shipping=shipping
+            )
+            return Reply(text + await ctx.alternatives(product))
         return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await ctx.alternatives(product))
     # "多少钱，有现货吗": the price travels with the stock.
     return Reply(await ctx.price_text(product))
@@ -82,9 +95,14 @@ async def answer_ask_product_info(ctx: TurnContext) -> Reply:
 
 @router.intent("ask_shipping")
 async def answer_ask_shipping(ctx: TurnContext) -> Reply:
-    """Shipping policy from the FAQ, with the named product's own shipping note."""
+    """Shipping policy from the FAQ, with the named product's own shipping note; how long the product
+    keeps ("能放几天") from its own lines."""
     # The product named, or the one being talked about: "现在买什么时候发" means its own shipping note.
     product = await ctx.product()
+    if product is not None and KEEPS.search(ctx.text):
+        own = await ctx.about_product(product)
+        if own is not None:
+            return own
     policy = await ctx.answer_from_kb()
     if product and product.shipping:
         return Reply(texts.SHIPPING_PRODUCT.format(name=product.name, shipping=product.shipping) + "\n" + (policy.text or ""))

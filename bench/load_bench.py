@@ -14,14 +14,14 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import numpy as np
 
-from bench.common import DATA, ROOT, TESTS, BenchContext, push_xml, serve_shop
+from bench.common import DATA, ROOT, TESTS, BenchContext, Served, push_xml, serve_shop
 from intents.evaluate import read_labelled
 from tests.pushes import encrypt_xml
 
@@ -102,6 +102,34 @@ async def ramp(name: str, one: Callable[[int], Coroutine[Any, Any, float | None]
     return best
 
 
+def pusher(
+    http: aiohttp.ClientSession, served: Served, texts: list[str], ids: Iterator[int], prefix: str
+) -> Callable[[int], Coroutine[Any, Any, float | None]]:
+    """One AES push from a new shopper per call; its latency until the reply (in the HTTP answer, or
+    through the customer-service API after "success"), or None if it missed WeChat's window."""
+
+    async def push(i: int) -> float | None:
+        n = next(ids)
+        openid = f"{prefix}{n}"
+        body, query = encrypt_xml(push_xml(openid, texts[n % len(texts)], n), int(time.time()))
+        served.delivered[openid] = asyncio.Event()
+        started = time.perf_counter()
+        try:
+            async with http.post(
+                served.url + "/wechat", params=query, data=body.encode(), timeout=aiohttp.ClientTimeout(total=WECHAT_WINDOW)
+            ) as resp:
+                answer = await resp.text()
+            if answer == "success":  # the reply comes through the customer-service API
+                await asyncio.wait_for(served.delivered[openid].wait(), 3 * WECHAT_WINDOW)
+        except (TimeoutError, aiohttp.ClientError):
+            return None
+        finally:
+            served.delivered.pop(openid, None)
+        return time.perf_counter() - started
+
+    return push
+
+
 def shopper_texts() -> list[str]:
     """Thousands of distinct texts in a fixed shuffled order: a push seldom repeats an earlier text, so the
     encoder's cache of recent texts (which real traffic does use) flatters nothing."""
@@ -140,31 +168,7 @@ async def run(ctx: BenchContext) -> list[str]:
         rasa_best = await ramp("rasa /model/parse alone", parse, lines)
 
         async with serve_shop(ctx, ROOT / "kb" / "demo", mode="safe") as served:
-
-            async def push(i: int) -> float | None:
-                n = next(ids)
-                openid = f"oLoad{n}"
-                body, query = encrypt_xml(push_xml(openid, texts[n % len(texts)], n), int(time.time()))
-                served.delivered[openid] = asyncio.Event()
-                started = time.perf_counter()
-                try:
-                    async with http.post(
-                        served.url + "/wechat",
-                        params=query,
-                        data=body.encode(),
-                        timeout=aiohttp.ClientTimeout(total=WECHAT_WINDOW),
-                    ) as resp:
-                        answer = await resp.text()
-                except (TimeoutError, aiohttp.ClientError):
-                    return None
-                if answer == "success":  # the reply comes through the customer-service API
-                    try:
-                        await asyncio.wait_for(served.delivered[openid].wait(), 3 * WECHAT_WINDOW)
-                    except TimeoutError:
-                        return None
-                served.delivered.pop(openid, None)
-                return time.perf_counter() - started
-
+            push = pusher(http, served, texts, ids, "oLoad")
             await open_loop(4, 3.0, push)  # warm-up: first-use costs are not load
             full_best = await ramp("full path", push, lines)
             p99_at_80 = 0.0

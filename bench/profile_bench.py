@@ -17,15 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
 
-from bench.common import ROOT, BenchContext, push_xml, serve_shop
-from bench.load_bench import WECHAT_WINDOW, open_loop, shopper_texts
-from tests.pushes import encrypt_xml
+from bench.common import ROOT, BenchContext, serve_shop
+from bench.load_bench import open_loop, pusher, shopper_texts
 
 RATE = 20.0  # pushes per second: well under what the path sustains, so the samples are work, not queueing
 SECONDS = 30.0
@@ -80,26 +78,7 @@ async def run(ctx: BenchContext) -> list[str]:
     ids = itertools.count(50_000_000)
     raw = Path(tempfile.mkdtemp(prefix="kefu-profile-")) / "stacks.txt"
     async with serve_shop(ctx, ROOT / "kb" / "demo", mode="safe", root=root) as served, aiohttp.ClientSession() as http:
-
-        async def push(i: int) -> float | None:
-            n = next(ids)
-            openid = f"oProf{n}"
-            body, query = encrypt_xml(push_xml(openid, texts[n % len(texts)], n), int(time.time()))
-            served.delivered[openid] = asyncio.Event()
-            started = time.perf_counter()
-            try:
-                async with http.post(
-                    served.url + "/wechat", params=query, data=body.encode(), timeout=aiohttp.ClientTimeout(total=WECHAT_WINDOW)
-                ) as resp:
-                    answer = await resp.text()
-                if answer == "success":
-                    await asyncio.wait_for(served.delivered[openid].wait(), 3 * WECHAT_WINDOW)
-            except (TimeoutError, aiohttp.ClientError):
-                return None
-            finally:
-                served.delivered.pop(openid, None)
-            return time.perf_counter() - started
-
+        push = pusher(http, served, texts, ids, "oProf")
         await open_loop(4, 3.0, push)  # warm-up: first-use costs are not load
         record = subprocess.Popen(
             [

@@ -95,6 +95,25 @@ def claim_due(db: Store, queue: str, *, now: float, lease_seconds: float, limit:
     return sorted(found, key=lambda r: int(r["id"]))
 
 
+def renew_lease(db: Store, queue: str, ids: list[int], *, held_until: float, until: float) -> set[int]:
+    """Move the lease on ``ids`` from ``held_until`` to ``until``; return the ids still leased to this sender.
+
+    A row whose lease ran out and was claimed by another sender has a different ``next_attempt_at``
+    and is left to that sender.
+    """
+    table = _table(queue)
+    if not ids:
+        return set()
+    marks = ", ".join("?" * len(ids))
+    with db.atomic():
+        rows = db.execute(
+            f"UPDATE {table} SET next_attempt_at = ? "  # noqa: S608 - table from QUEUES, marks are placeholders
+            f"WHERE id IN ({marks}) AND state = 'pending' AND next_attempt_at = ? RETURNING id",
+            [until, *ids, held_until],
+        ).fetchall()
+    return {int(row[0]) for row in rows}
+
+
 def mark(
     db: Store,
     queue: str,
@@ -151,7 +170,10 @@ class OutboxWorker:
     """Delivers one queue's due rows through ``deliver``; rows survive restarts, so a crash loses nothing.
 
     ``deliver`` returns a ``Delivered`` outcome or raises ``DeliveryError`` for a failure that may
-    pass; after ``max_attempts`` such failures the row is ``failed``.
+    pass; after ``max_attempts`` such failures the row is ``failed``. A claim holds its rows for
+    ``lease_seconds``, so a row claimed by a process that died is tried again that soon; before
+    each row the worker renews the lease on the rest of its batch if less than ``attempt_seconds``
+    (the longest one delivery may take; a slower one counts as failed for now) is left.
     """
 
     def __init__(
@@ -162,7 +184,8 @@ class OutboxWorker:
         clock: Callable[[], float],
         *,
         max_attempts: int,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 20.0,
+        attempt_seconds: float = 12.0,
     ) -> None:
         self.runner = runner
         self.queue = _table(queue)
@@ -170,26 +193,48 @@ class OutboxWorker:
         self.clock = clock
         self.max_attempts = max_attempts
         self.lease_seconds = lease_seconds
+        self.attempt_seconds = attempt_seconds
         self.wake = asyncio.Event()
 
     async def deliver_due(self) -> int:
         """Try every due row once; return how many were handled."""
-        rows = await self.runner.run(claim_due, self.queue, now=self.clock(), lease_seconds=self.lease_seconds)
-        for row in rows:
-            retry_at = None
+        claimed_at = self.clock()
+        rows = await self.runner.run(claim_due, self.queue, now=claimed_at, lease_seconds=self.lease_seconds)
+        held_until = claimed_at + self.lease_seconds
+        handled = 0
+        while rows:
+            now = self.clock()
+            if now + self.attempt_seconds > held_until:
+                ids = [int(r["id"]) for r in rows]
+                until = now + self.lease_seconds
+                kept = await self.runner.run(renew_lease, self.queue, ids, held_until=held_until, until=until)
+                if len(kept) < len(ids):
+                    logger.warning("%s: lease ran out on %s rows; another sender has them", self.queue, len(ids) - len(kept))
+                rows = [r for r in rows if int(r["id"]) in kept]
+                held_until = until
+                if not rows:
+                    break
+            await self._attempt(rows.pop(0))
+            handled += 1
+        return handled
+
+    async def _attempt(self, row: dict[str, Any]) -> None:
+        retry_at = None
+        try:
             try:
-                outcome = await self.deliver(row)
-            except DeliveryError as exc:
-                attempts = int(row["attempts"])
-                if attempts + 1 >= self.max_attempts:
-                    outcome = Delivered(FAILED, str(exc))
-                else:
-                    outcome, retry_at = Delivered(PENDING, str(exc)), self.clock() + backoff(attempts)
-                logger.warning("%s %s: attempt %s failed (%s)", self.queue, row["id"], attempts + 1, exc)
-            await self.runner.run(
-                mark, self.queue, int(row["id"]), state=outcome.state, now=self.clock(), error=outcome.error, retry_at=retry_at
-            )
-        return len(rows)
+                outcome = await asyncio.wait_for(self.deliver(row), self.attempt_seconds)
+            except TimeoutError as exc:
+                raise DeliveryError(f"no outcome within {self.attempt_seconds:g} s") from exc
+        except DeliveryError as exc:
+            attempts = int(row["attempts"])
+            if attempts + 1 >= self.max_attempts:
+                outcome = Delivered(FAILED, str(exc))
+            else:
+                outcome, retry_at = Delivered(PENDING, str(exc)), self.clock() + backoff(attempts)
+            logger.warning("%s %s: attempt %s failed (%s)", self.queue, row["id"], attempts + 1, exc)
+        await self.runner.run(
+            mark, self.queue, int(row["id"]), state=outcome.state, now=self.clock(), error=outcome.error, retry_at=retry_at
+        )
 
     async def run_forever(self, interval: float = 1.0) -> None:
         """Deliver whenever woken or every ``interval`` seconds."""

@@ -105,7 +105,7 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
             async def delivered() -> bool:
                 return len(fake.sent) == 1
 
-            await wait_until(delivered, 30)
+            await wait_until(delivered, 60)  # a row the killed process had leased waits out its 20 s lease
             assert fake.sent[0]["touser"] == "oShopperA"
             # The retry WeChat makes after the restart still gets no second answer.
             async with http.post(base + "/wechat", params=signed_query(int(time.time())), data=fixture("text.xml").encode()) as r:

@@ -6,6 +6,7 @@ Starts one Rasa server and loads the embedding model once, then runs each sectio
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import platform
@@ -41,8 +42,8 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
-async def main(sections: list[str]) -> None:
-    """Run the named sections (all by default)."""
+async def main(sections: list[str], misses: bool = False) -> None:
+    """Run the named sections (all by default); ``misses`` lists each turn the correctness bench got wrong."""
     print(f"machine: {machine()}")
     started = time.monotonic()
     async with BenchContext.open() as ctx:
@@ -52,7 +53,7 @@ async def main(sections: list[str]) -> None:
             "kb": kb_bench.run,
             "encoder": encoder_bench.run,
             "conversations": conversation_bench.run,
-            "correctness": correctness_bench.run,
+            "correctness": functools.partial(correctness_bench.run, verbose=misses),
             "load": load_bench.run,
             "profile": profile_bench.run,
             "reports": report_bench.run,
@@ -75,4 +76,5 @@ async def main(sections: list[str]) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main(sys.argv[1:]))
+    args = sys.argv[1:]
+    asyncio.run(main([a for a in args if a != "--misses"], misses="--misses" in args))

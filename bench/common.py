@@ -53,9 +53,12 @@ class Shop:
     held_out: bool = False
 
 
-def shops(held_out: bool = True) -> list[Shop]:
+def shops(held_out: bool | None = None) -> list[Shop]:
     """The demo shop (its held-out questions), every dev shop under bench/data/shops and, with
-    ``held_out``, the shops under bench/data/heldout (last)."""
+    ``held_out``, the shops under bench/data/heldout (last). By default the held-out shops are
+    listed unless ``KEFU_BENCH_DEV_ONLY`` is set (for work on the dev shops that must not see them)."""
+    if held_out is None:
+        held_out = not os.environ.get("KEFU_BENCH_DEV_ONLY")
     found = [Shop("demo", DEMO, TESTS / "kb_heldout.csv", None)]
     for folder in sorted(p for p in SHOPS.iterdir() if (p / "products.csv").exists()):
         found.append(Shop(folder.name, folder, folder / "questions.csv", folder / "conversations.txt"))

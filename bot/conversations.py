@@ -221,7 +221,7 @@ def search_history(db: Store, query: str, limit: int = 100) -> list[dict[str, An
         db.query(
             "SELECT * FROM (SELECT m.conversation_id, m.openid, m.received_at AS at, 'in' AS direction, m.text "
             "FROM messages m WHERE m.text LIKE ? ESCAPE '\\' UNION ALL SELECT NULL, o.openid, o.created_at, 'out', o.text "
-            "FROM outbound o WHERE o.text LIKE ? ESCAPE '\\') ORDER BY at DESC LIMIT ?",
+            "FROM outbound o WHERE o.text LIKE ? ESCAPE '\\') AS found ORDER BY at DESC LIMIT ?",
             [like, like, limit],
         )
     )

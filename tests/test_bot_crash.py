@@ -23,7 +23,7 @@ from storage.db import DbRunner, open_db
 from storage.outbox import claim_due
 from tests.conftest import stop_process
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
-from tests.helpers import free_port
+from tests.helpers import NewDb, free_port
 from tests.pushes import TOKEN, fixture, signed_query
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,8 +116,8 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
         stop_process(proc)
 
 
-async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
-    runner = make_runner(open_db(tmp_path / "r.db", [store.migrations]))
+async def test_message_abandoned_mid_processing_is_answered_later(new_db: NewDb, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(new_db("r.db"), [store.migrations]))
     now = [1000.0]
     woken: list[bool] = []
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.db import Store, percentile
+from storage.db import Store, lock_for_transaction, percentile
 
 BOT, QUEUED, AGENT, CLOSED = "bot", "queued", "agent", "closed"
 IDLE_CLOSE_SECONDS = 2 * 3600  # a bot conversation idle this long counts as finished
@@ -62,6 +62,7 @@ def store_conversation(db: Store, conv: Conversation, now: float, *, context: bo
             )
             conv.idle_id = None
         if conv.id == 0:
+            lock_for_transaction(db, f"conversation:{conv.openid}")  # two turns must not both open one
             opened = db.execute(
                 "SELECT id FROM conversations WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
                 [conv.openid],

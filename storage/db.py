@@ -105,6 +105,15 @@ def skip_locked(db: object) -> str:
     return " FOR UPDATE SKIP LOCKED" if dialect(db) == "postgresql" else ""
 
 
+def lock_for_transaction(db: Store, key: str) -> None:
+    """Hold a lock named ``key`` until the caller's transaction ends, so a check and the insert it decides
+    on are not raced by another writer. On PostgreSQL writers run side by side (a pool, replicas): a
+    transaction-scoped advisory lock. On SQLite nothing to do: one writer per process, and a write after
+    another process's commit fails on its stale snapshot instead of going through."""
+    if dialect(db) == "postgresql":
+        db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [key])
+
+
 class DbRunner:
     """Runs store functions off the event loop. SQLite: writes on one writer thread with its one
     connection, reads on a pool of threads, each with its own read-only connection. PostgreSQL: writes

@@ -42,8 +42,9 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(pct / 100 * len(ordered)))]
 
 
-async def drive(one: Callable[[int], Awaitable[None]], concurrency: int, offset: int) -> tuple[float, list[float]]:
-    """Run ``one(i)`` for MESSAGES values of i, ``concurrency`` at a time; the rate and each call's seconds."""
+async def drive(one: Callable[[int], Awaitable[None]], concurrency: int, offset: int) -> tuple[float, float, list[float]]:
+    """Run ``one(i)`` for MESSAGES values of i, ``concurrency`` at a time; the rate, this process's CPU
+    milliseconds per message (every thread's; the server's are not counted) and each call's seconds."""
     queue = iter(range(offset, offset + MESSAGES))
     times: list[float] = []
 
@@ -53,9 +54,9 @@ async def drive(one: Callable[[int], Awaitable[None]], concurrency: int, offset:
             await one(i)
             times.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return MESSAGES / (time.perf_counter() - started), times
+    return MESSAGES / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / MESSAGES, times
 
 
 def through_runner(runner: DbRunner) -> Callable[[int], Awaitable[None]]:
@@ -116,9 +117,12 @@ def through_async(pool: AsyncConnectionPool) -> Callable[[int], Awaitable[None]]
     return one
 
 
-def line(name: str, concurrency: int, rate: float, times: list[float]) -> str:
+def line(name: str, concurrency: int, rate: float, cpu_ms: float, times: list[float]) -> str:
     p50, p99 = statistics.median(times) * 1000, percentile(times, 99) * 1000
-    return f"{name:13} concurrency {concurrency:2}: {rate:6.0f} messages/s, p50 {p50:5.2f} ms, p99 {p99:6.2f} ms"
+    return (
+        f"{name:13} concurrency {concurrency:2}: {rate:6.0f} messages/s, p50 {p50:5.2f} ms, p99 {p99:6.2f} ms, "
+        f"kefu CPU {cpu_ms:.2f} ms/message"
+    )
 
 
 async def run(url: str, folder: Path) -> list[str]:
@@ -140,14 +144,14 @@ async def run(url: str, folder: Path) -> list[str]:
                     target, min_size=WRITERS, max_size=WRITERS, open=False, configure=_aconfigure, kwargs={"autocommit": True}
                 )
                 await pool.open(wait=True)
-                rate, times = await drive(through_async(pool), concurrency, offset)
+                rate, cpu_ms, times = await drive(through_async(pool), concurrency, offset)
                 await pool.close()
             else:
                 runner = DbRunner(db)
-                rate, times = await drive(through_runner(runner), concurrency, offset)
+                rate, cpu_ms, times = await drive(through_runner(runner), concurrency, offset)
                 runner.close()
             offset += MESSAGES
-            lines.append(line(name, concurrency, rate, times))
+            lines.append(line(name, concurrency, rate, cpu_ms, times))
             print(lines[-1], flush=True)
     admin.close()
     return lines

@@ -70,10 +70,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def on_postgres_too(item: pytest.Item) -> bool:
-    """Whether a test keeps its data through new_db, so that it runs on PostgreSQL as well: not when it
-    is marked sqlite (it tests SQLite itself) or uses the demo shop's database file."""
+    """Whether a test keeps its data through new_db (or the demo shop's copy), so that it runs on
+    PostgreSQL as well: not when it is marked sqlite (it tests SQLite itself)."""
     fixtures = getattr(item, "fixturenames", ())
-    return "new_db" in fixtures and "demo_template" not in fixtures and item.get_closest_marker("sqlite") is None
+    return ("new_db" in fixtures or "demo_db_path" in fixtures) and item.get_closest_marker("sqlite") is None
+
+
+def pg_database(name: str) -> str:
+    """A new, empty database on the run's PostgreSQL server; its URL."""
+    import psycopg
+
+    with psycopg.connect(TEST_PG, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return f"{TEST_PG.rsplit('/', 1)[0]}/{name}"
 
 
 @pytest.fixture
@@ -181,7 +190,7 @@ async def wechat_client(
     return build
 
 
-def add_users(db_path: Path) -> None:
+def add_users(db_path: str | Path) -> None:
     """The console users the browser tests log in as: an agent and a manager."""
     db = open_db(db_path, server.MIGRATIONS)
     add_user(db, "xiaomei", "agent-pass-1", "agent", time.time())
@@ -193,7 +202,7 @@ def add_users(db_path: Path) -> None:
 def live_shop(
     aiohttp_server: Callable[..., Any],
     make_settings: Callable[..., server.Settings],
-    demo_db_path: Path,
+    demo_db_path: str,
 ) -> Callable[..., Any]:
     """The demo shop served with the real model and Rasa, the console's users, and a fake WeChat API."""
 
@@ -230,23 +239,33 @@ def real_encoder() -> Encoder:
 
 
 @pytest.fixture(scope="session")
-def demo_template(tmp_path_factory: pytest.TempPathFactory, real_encoder: Encoder) -> Path:
-    """A database holding the demo shop with its embeddings, built once and copied per test."""
-    path = tmp_path_factory.mktemp("demo") / "demo.db"
-    db = open_db(path, server.MIGRATIONS)
+def demo_template(tmp_path_factory: pytest.TempPathFactory, real_encoder: Encoder) -> str:
+    """A database holding the demo shop with its embeddings, built once and copied per test: a SQLite
+    file, or under `make test-postgres` a database that each test's copy is made from."""
+    target = pg_database(f"kefu_demo_{os.getpid()}") if TEST_PG else str(tmp_path_factory.mktemp("demo") / "demo.db")
+    db = open_db(target, server.MIGRATIONS)
     import_dir(db, DEMO)
     KnowledgeBase(real_encoder).load(db)
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if not TEST_PG:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    return path
+    return target
 
 
 @pytest.fixture
-def demo_db_path(tmp_path: Path, demo_template: Path) -> Path:
-    """This test's own copy of the demo shop database."""
+def demo_db_path(tmp_path: Path, demo_template: str) -> str:
+    """This test's own copy of the demo shop database (a file, or a PostgreSQL database's URL)."""
+    if TEST_PG:
+        import psycopg
+
+        template = demo_template.rsplit("/", 1)[1]
+        name = f"{template}_{next(_schemas)}"
+        with psycopg.connect(TEST_PG, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return f"{TEST_PG.rsplit('/', 1)[0]}/{name}"
     path = tmp_path / "kefu.db"
     shutil.copy(demo_template, path)
-    return path
+    return str(path)
 
 
 @dataclass(frozen=True)

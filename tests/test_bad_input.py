@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from tests.test_console_hardening import signed_in
 
 
 @pytest.fixture
-async def client(new_db: NewDb, wechat_client: Any, tmp_path: Path) -> TestClient:
+async def client(new_db: NewDb, wechat_client: Any) -> TestClient:
     add_users(new_db("kefu.db"))
     c: TestClient = await wechat_client(quick, reviews_token="reviews-secret")
     return c
@@ -44,7 +43,7 @@ WECHAT_BODIES = {
 
 @pytest.mark.parametrize("name", list(WECHAT_BODIES))
 async def test_bad_wechat_push_is_400_with_a_reason(
-    new_db: NewDb, client: TestClient, clock: Clock, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+    new_db: NewDb, client: TestClient, clock: Clock, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     body, reason = WECHAT_BODIES[name]
     raw = body.encode() if isinstance(body, str) else body
@@ -58,7 +57,7 @@ async def test_bad_wechat_push_is_400_with_a_reason(
     assert peek(new_db("kefu.db"), "SELECT COUNT(*) FROM messages") == [(1,)]  # only the good one
 
 
-async def test_deepest_legal_push_is_stored_and_answered(new_db: NewDb, client: TestClient, clock: Clock, tmp_path: Path) -> None:
+async def test_deepest_legal_push_is_stored_and_answered(new_db: NewDb, client: TestClient, clock: Clock) -> None:
     # A scan-code event nests three levels: well inside the limit, stored whole.
     body = (
         "<xml><ToUserName>gh_kefu_demo</ToUserName><FromUserName>oScan</FromUserName><CreateTime>1700000000</CreateTime>"

@@ -20,6 +20,7 @@ from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from storage.db import DbRunner, open_db
 from tests.fakes import FakeEncoder, FakeNlu, stored_turns
+from tests.helpers import NewDb
 
 SHOPS = Path(__file__).resolve().parent.parent / "bench" / "data" / "shops"
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
@@ -30,8 +31,8 @@ T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
 _EMBEDDED: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
 
-def shop(tmp_path: Path, name: str, encoder: Encoder) -> tuple[DbRunner, KnowledgeBase]:
-    db = open_db(tmp_path / f"{name}.db", server.MIGRATIONS)
+def shop(new_db: NewDb, name: str, encoder: Encoder) -> tuple[DbRunner, KnowledgeBase]:
+    db = open_db(new_db(f"{name}.db"), server.MIGRATIONS)
     import_dir(db, SHOPS / name)
     if (name, encoder.name) in _EMBEDDED:
         db.table("kb_embeddings").insert_all(_EMBEDDED[name, encoder.name])
@@ -55,14 +56,14 @@ def dialogue(runner: DbRunner, kb: KnowledgeBase, *parses: Parse) -> Any:
     return stored_turns(d, runner, lambda: T0)
 
 
-def test_variants_come_from_the_shop_specs(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+def test_variants_come_from_the_shop_specs(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "baby", FakeEncoder())
     assert kb.variant("BAB-018", "雾霾蓝的有吗") == ("颜色", "雾霾蓝", ["月光灰", "雾霾蓝", "奶茶色"], True)
     # 曜石黑 is another stroller's colour in this shop: asked for, and not offered by this one.
     assert kb.variant("BAB-018", "有曜石黑吗") == ("颜色", "曜石黑", ["月光灰", "雾霾蓝", "奶茶色"], False)
     assert kb.variant("BAB-018", "多少钱") is None
     runner.close()
-    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
     key, wanted, _, available = kb.variant("COS-025", "绿色的还有吗") or ("", "", [], False)
     assert (key, wanted, available) == ("颜色", "绿色", True)
     # The lipstick's choices are under 色号: "有什么颜色" finds them by the shared character.
@@ -76,24 +77,24 @@ def test_variants_come_from_the_shop_specs(tmp_path: Path) -> None:
     [("baby", "BAB-034", "噪音大吗", ("噪音", "≤45dB")), ("cosmetics", "COS-025", "防晒指数多少", ("防晒指数", "SPF35 PA+++"))],
 )
 def test_a_spec_question_answers_the_line_by_the_product_keys(
-    tmp_path: Path, name: str, sku: str, question: str, line: tuple[str, str]
+    new_db: NewDb, name: str, sku: str, question: str, line: tuple[str, str]
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     hit = kb.about_product(sku, question)
     assert hit is not None and hit.kind == "spec" and hit.ref.endswith("\t" + line[0])
     runner.close()
 
 
-async def test_stock_question_naming_a_spec_key_lists_its_values(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+async def test_stock_question_naming_a_spec_key_lists_its_values(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_stock", 0.9))
     reply = await d(said("oAnyC1", "素颜隔离有哪些颜色", 1))
     assert reply.text is not None and "紫色/绿色" in reply.text
     runner.close()
 
 
-async def test_an_order_question_picks_the_order_of_the_named_product(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+async def test_an_order_question_picks_the_order_of_the_named_product(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "return_refund", 0.9))
     where = await d(said("oCos013", "隔离霜到哪了", 1))
     assert where.text is not None and "YT7509226610934" in where.text
@@ -109,16 +110,16 @@ async def test_an_order_question_picks_the_order_of_the_named_product(tmp_path: 
 
 
 @pytest.mark.model
-async def test_no_orders_lets_the_knowledge_base_answer(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "baby", real_encoder)
+async def test_no_orders_lets_the_knowledge_base_answer(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "baby", real_encoder)
     d = dialogue(runner, kb, Parse("", "order_status", 0.9))
     reply = await d(said("oNobody", "行乐X1推车现在卖多少钱", 1))
     assert reply.text is not None and "899" in reply.text
     runner.close()
 
 
-async def test_after_a_handoff_nobody_asked_for_questions_still_get_answers(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+async def test_after_a_handoff_nobody_asked_for_questions_still_get_answers(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "baby", FakeEncoder())
     d = dialogue(
         runner,
         kb,
@@ -137,8 +138,8 @@ async def test_after_a_handoff_nobody_asked_for_questions_still_get_answers(tmp_
     runner.close()
 
 
-async def test_once_a_person_was_asked_for_the_bot_only_says_where_the_shopper_stands(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+async def test_once_a_person_was_asked_for_the_bot_only_says_where_the_shopper_stands(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "baby", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.95), Parse("", "ask_price", 0.9))
     await d(said("oAsk", "转人工", 1))
     reply = await d(said("oAsk", "行乐X1推车多少钱", 2))
@@ -147,8 +148,8 @@ async def test_once_a_person_was_asked_for_the_bot_only_says_where_the_shopper_s
 
 
 @pytest.mark.model
-async def test_a_question_about_the_agents_is_answered_from_the_faq(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+async def test_a_question_about_the_agents_is_answered_from_the_faq(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "human_agent", 0.9))
     reply = await d(said("oHours", "人工客服几点上班", 1))
     assert reply.text is not None and "9:00-22:00" in reply.text and texts.HUMAN_ON_REQUEST in reply.text
@@ -156,8 +157,8 @@ async def test_a_question_about_the_agents_is_answered_from_the_faq(tmp_path: Pa
 
 
 @pytest.mark.model
-async def test_is_this_normal_about_a_product_gets_its_faq_not_a_handoff(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "baby", real_encoder)
+async def test_is_this_normal_about_a_product_gets_its_faq_not_a_handoff(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "baby", real_encoder)
     # A doubtful complaint about a product whose own FAQ answers it.
     d = dialogue(runner, kb, Parse("", "complaint", 0.5))
     reply = await d(said("oNormal", "羊小乐羊奶粉冲出来有膻味 正常吗", 1))
@@ -168,8 +169,8 @@ async def test_is_this_normal_about_a_product_gets_its_faq_not_a_handoff(tmp_pat
 
 
 @pytest.mark.model
-async def test_a_sure_complaint_goes_to_a_person_with_what_the_faq_says(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+async def test_a_sure_complaint_goes_to_a_person_with_what_the_faq_says(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "complaint", 0.95))
     reply = await d(said("oRash", "用了你们的东西过敏了 脸上起疹子", 1))
     assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
@@ -179,8 +180,8 @@ async def test_a_sure_complaint_goes_to_a_person_with_what_the_faq_says(tmp_path
 
 
 @pytest.mark.model
-async def test_a_follow_up_is_searched_with_the_question_before_it(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+async def test_a_follow_up_is_searched_with_the_question_before_it(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "return_refund", 0.9), Parse("", "return_refund", 0.9))
     await d(said("oAfter", "退款申请通过了", 1))
     reply = await d(said("oAfter", "多久能到账", 2))
@@ -189,13 +190,13 @@ async def test_a_follow_up_is_searched_with_the_question_before_it(tmp_path: Pat
     runner.close()
 
 
-def test_an_everyday_word_of_the_shop_names_no_product(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+def test_an_everyday_word_of_the_shop_names_no_product(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "baby", FakeEncoder())
     # 宝宝 is in the down jacket's name, and in a sixth of the shop's other texts.
     assert kb.mentioned_products("声音大不大 晚上吸怕吵醒宝宝") == []
     assert kb.mentioned_products("吸奶器声音大不大") == ["BAB-034"]
     runner.close()
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     # 内胆 names the rice cooker; asked after the kettle, whose specs have a 304不锈钢内胆, it is the kettle's.
     assert kb.mentioned_products("内胆是什么材质") == ["APP-010"]
     assert kb.mentioned_products("内胆是什么材质", context_sku="APP-011") == []
@@ -203,8 +204,8 @@ def test_an_everyday_word_of_the_shop_names_no_product(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-async def test_of_two_products_named_the_one_talked_about_is_meant(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "baby", real_encoder)
+async def test_of_two_products_named_the_one_talked_about_is_meant(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "baby", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_product_info", 0.9))
     await d(said("oSeat", "星护安全座椅适合多大孩子", 1))
     reply = await d(said("oSeat", "座椅本身多重", 2))  # 座椅 names both seats
@@ -213,16 +214,16 @@ async def test_of_two_products_named_the_one_talked_about_is_meant(tmp_path: Pat
 
 
 @pytest.mark.model
-async def test_the_spec_line_asked_for_not_the_name_words(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "appliances", real_encoder)
+async def test_the_spec_line_asked_for_not_the_name_words(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "appliances", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9))
     reply = await d(said("oDryer", "高速吹风机多重", 1))  # 高速 of the name is no hint of 转速
     assert reply.text is not None and "350g" in reply.text, reply.text
     runner.close()
 
 
-async def test_the_order_of_the_product_named_beats_the_one_talked_about(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+async def test_the_order_of_the_product_named_beats_the_one_talked_about(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "order_status", 0.9), Parse("", "ask_price", 0.9))
     first = await d(said("oApp009", "儿童牙刷那个到哪了", 1))
     assert first.text is not None and "AP2026111818826" in first.text
@@ -234,8 +235,8 @@ async def test_the_order_of_the_product_named_beats_the_one_talked_about(tmp_pat
     runner.close()
 
 
-async def test_cancelling_an_unpaid_order_needs_no_person(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+async def test_cancelling_an_unpaid_order_needs_no_person(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "baby", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "cancel_order", 0.9))
     reply = await d(said("oBaby004", "吸奶器那个单子我还没付款 不想要了", 1))
     assert reply.text is not None and "BB2026111700068" in reply.text and "自动取消" in reply.text
@@ -244,8 +245,8 @@ async def test_cancelling_an_unpaid_order_needs_no_person(tmp_path: Path) -> Non
     runner.close()
 
 
-async def test_a_product_name_with_robot_in_it_is_no_wish_for_a_person(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+async def test_a_product_name_with_robot_in_it_is_no_wish_for_a_person(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.8), Parse("", "human_agent", 0.8))
     reply = await d(said("oRobot", "R5扫地机器人", 1))
     assert reply.text is not None and "1599" in reply.text
@@ -255,8 +256,8 @@ async def test_a_product_name_with_robot_in_it_is_no_wish_for_a_person(tmp_path:
     runner.close()
 
 
-async def test_a_price_question_taken_for_an_order_question_by_a_shopper_without_orders(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+async def test_a_price_question_taken_for_an_order_question_by_a_shopper_without_orders(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.8), Parse("", "order_status", 0.8))
     reply = await d(said("oNoOrders", "无雾加湿器HM-E6多少钱", 1))
     assert reply.text is not None and "529" in reply.text
@@ -266,8 +267,8 @@ async def test_a_price_question_taken_for_an_order_question_by_a_shopper_without
 
 
 @pytest.mark.model
-async def test_a_question_is_no_thank_you(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "appliances", real_encoder)
+async def test_a_question_is_no_thank_you(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "appliances", real_encoder)
     d = dialogue(runner, kb, Parse("", "thanks", 0.9))
     reply = await d(said("oHow", "收到的货坏了要我怎么弄", 1))
     assert reply.text != texts.THANKS
@@ -276,9 +277,9 @@ async def test_a_question_is_no_thank_you(tmp_path: Path, real_encoder: Encoder)
 
 @pytest.mark.model
 async def test_a_follow_up_the_model_cannot_place_is_asked_of_the_product_in_context(
-    tmp_path: Path, real_encoder: Encoder
+    new_db: NewDb, real_encoder: Encoder
 ) -> None:
-    runner, kb = shop(tmp_path, "appliances", real_encoder)
+    runner, kb = shop(new_db, "appliances", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "out_of_scope", 0.8), Parse("", "out_of_scope", 0.8))
     first = await d(said("oVac", "V8 Lite吸尘器多少钱", 1))
     assert first.text is not None and "899" in first.text
@@ -290,8 +291,9 @@ async def test_a_follow_up_the_model_cannot_place_is_asked_of_the_product_in_con
     runner.close()
 
 
-async def test_a_message_costs_two_write_transactions(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+@pytest.mark.sqlite  # counts SQLite's BEGIN statements through its trace callback
+async def test_a_message_costs_two_write_transactions(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_price", 0.9))
     begun: list[str] = []
 
@@ -311,8 +313,9 @@ async def test_a_message_costs_two_write_transactions(tmp_path: Path) -> None:
     runner.close()
 
 
-async def test_a_handoff_is_written_with_its_reply(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+@pytest.mark.sqlite  # counts SQLite's BEGIN statements through its trace callback
+async def test_a_handoff_is_written_with_its_reply(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.95))
     begun: list[str] = []
 
@@ -330,15 +333,15 @@ async def test_a_handoff_is_written_with_its_reply(tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-async def test_a_spec_the_question_states_is_not_the_one_asked(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "fresh", real_encoder)
+async def test_a_spec_the_question_states_is_not_the_one_asked(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "fresh", real_encoder)
     hit = kb.about_product("FRU-034", "5斤大概几个", at_least=0.0)  # 净重 is 5斤: the shopper asks 数量
     assert hit is not None and hit.ref == "FRU-034\t数量"
     runner.close()
 
 
-async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.95))
     await d(said("oWait", "转人工", 1))
     reply = await d(said("oWait", "人工客服工作时间是几点？", 2))
@@ -349,13 +352,13 @@ async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(t
     runner.close()
 
 
-def test_an_faq_without_a_sku_is_about_the_products_its_question_names(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+def test_an_faq_without_a_sku_is_about_the_products_its_question_names(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
     assert kb.faqs["F064"].sku is None and kb.faq_products("F064") == {"COS-027"}  # 沐森护发素可以涂头皮吗？
     assert kb.faq_products("F055") == {"COS-031"}  # its sku column
     assert kb.faq_products("F023") == frozenset()  # 用了过敏怎么办？ is shop-wide
     runner.close()
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     # 润境加湿器多久清洗一次？ names the brand of four humidifiers: it is about each of them.
     assert kb.faq_products("F057") == {"APP-025", "APP-026", "APP-027", "APP-028"}
     runner.close()
@@ -372,9 +375,9 @@ def test_an_faq_without_a_sku_is_about_the_products_its_question_names(tmp_path:
     ],
 )
 def test_a_product_question_finds_the_faq_whose_question_names_the_product(
-    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
+    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     assert kb.faqs[faq_id].sku is None  # the shop left the sku column empty
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
@@ -393,17 +396,17 @@ def test_a_product_question_finds_the_faq_whose_question_names_the_product(
     ],
 )
 def test_the_spec_line_stating_the_quantity_asked_for(
-    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
     runner.close()
 
 
 @pytest.mark.model
-def test_a_duration_the_faq_gives_beats_a_spec_stating_another(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+def test_a_duration_the_faq_gives_beats_a_spec_stating_another(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "cosmetics", real_encoder)
     hit = kb.about_product("COS-032", "敷多久")  # the mask's FAQ (15-20 minutes), not 保质期 3年
     assert hit is not None and hit.kind == "faq" and "15-20分钟" in kb.faqs[hit.ref].answer
     runner.close()
@@ -419,9 +422,9 @@ def test_a_duration_the_faq_gives_beats_a_spec_stating_another(tmp_path: Path, r
     ],
 )
 async def test_how_long_a_product_keeps_is_no_shipping_question(
-    tmp_path: Path, real_encoder: Encoder, name: str, product_question: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, product_question: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     # The intent model takes "能放几天" for a shipping question ("几天能到").
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_shipping", 0.56), Parse("", "ask_shipping", 0.9))
     await d(said("oKeep", product_question, 1))
@@ -441,9 +444,9 @@ async def test_how_long_a_product_keeps_is_no_shipping_question(
     ],
 )
 async def test_a_doubtful_complaint_asking_about_the_product_gets_its_line(
-    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, first: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "complaint", 0.44))
     await d(said("oDoubt", first, 1))
     reply = await d(said("oDoubt", question, 2))
@@ -454,8 +457,8 @@ async def test_a_doubtful_complaint_asking_about_the_product_gets_its_line(
 
 
 @pytest.mark.model
-async def test_an_angry_question_about_a_product_is_still_a_complaint(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "baby", real_encoder)
+async def test_an_angry_question_about_a_product_is_still_a_complaint(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "baby", real_encoder)
     d = dialogue(runner, kb, Parse("", "complaint", 0.63))
     reply = await d(said("oAngry", "床铃才用两天就没声音了 什么质量", 1))
     assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
@@ -472,9 +475,9 @@ async def test_an_angry_question_about_a_product_is_still_a_complaint(tmp_path: 
     ],
 )
 async def test_a_question_the_model_only_guesses_at_gets_the_product_line_that_answers_it(
-    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, guess: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, first: str, question: str, guess: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", guess, 0.45))
     await d(said("oGuess", first, 1))
     reply = await d(said("oGuess", question, 2))
@@ -482,8 +485,8 @@ async def test_a_question_the_model_only_guesses_at_gets_the_product_line_that_a
     runner.close()
 
 
-async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_that_spec(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "baby", FakeEncoder())
+async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_that_spec(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "baby", FakeEncoder())
     # 奶嘴 is the teat's alias and the bottle's own spec 奶嘴：液态硅胶M号.
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.9), Parse("", "ask_price", 0.9))
     await d(said("oTeat", "宽口径PPSU奶瓶多少钱", 1))
@@ -495,8 +498,8 @@ async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_
 
 
 @pytest.mark.model
-async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_product_info", 0.95))
     await d(said("oSpf", "粉底液有几个色", 1))
     reply = await d(said("oSpf", "带防晒吗", 2))  # 防晒 is the sunscreen's alias and the foundation's 防晒指数
@@ -509,9 +512,9 @@ async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(tmp_path: P
     [("cosmetics", "睫毛膏啥时候有货", "有棕色的吗", "棕色"), ("baby", "产后收腹带多少钱", "有L码吗", "L")],
 )
 async def test_a_variant_of_a_sold_out_product_is_offered_and_out_of_stock(
-    tmp_path: Path, name: str, product_question: str, question: str, variant: str
+    new_db: NewDb, name: str, product_question: str, question: str, variant: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_stock", 0.9))
     await d(said("oSoldOut", product_question, 1))
     reply = await d(said("oSoldOut", question, 2))
@@ -523,9 +526,9 @@ async def test_a_variant_of_a_sold_out_product_is_offered_and_out_of_stock(
     ("name", "product_question", "ships"), [("fresh", "丹东草莓多少钱", "12月10日"), ("appliances", "洗地机W10多少钱", "12月5日")]
 )
 async def test_when_does_it_ship_without_an_order_is_the_product_in_context(
-    tmp_path: Path, name: str, product_question: str, ships: str
+    new_db: NewDb, name: str, product_question: str, ships: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "order_status", 0.77))
     await d(said("oNoOrder", product_question, 1))
     reply = await d(said("oNoOrder", "几号发货", 2))  # the model takes it for an order question; no order placed
@@ -541,9 +544,9 @@ async def test_when_does_it_ship_without_an_order_is_the_product_in_context(
     ],
 )
 async def test_that_order_of_a_product_is_about_the_order_whatever_the_model_guessed(
-    tmp_path: Path, name: str, openid: str, message: str, parse: Parse, order_id: str
+    new_db: NewDb, name: str, openid: str, message: str, parse: Parse, order_id: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, parse)
     reply = await d(said(openid, message, 1))
     assert reply.text is not None and order_id in reply.text, reply.text
@@ -555,9 +558,9 @@ async def test_that_order_of_a_product_is_about_the_order_whatever_the_model_gue
     ("name", "message", "answer"), [("fresh", "耙耙柑上了没", "12月20日"), ("cosmetics", "圣诞礼盒上了没", "12月10日")]
 )
 async def test_has_it_come_yet_is_a_question_not_a_goodbye(
-    tmp_path: Path, real_encoder: Encoder, name: str, message: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, message: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "goodbye", 0.49))
     reply = await d(said("oYet", message, 1))
     assert reply.text is not None and answer in reply.text, reply.text
@@ -572,9 +575,9 @@ async def test_has_it_come_yet_is_a_question_not_a_goodbye(
     ],
 )
 async def test_a_doubtful_goodbye_that_reads_as_a_complaint_goes_to_a_person(
-    tmp_path: Path, name: str, message: str, parse: Parse
+    new_db: NewDb, name: str, message: str, parse: Parse
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, parse, Parse("", "thanks", 0.95, ranking=(("thanks", 0.95), ("complaint", 0.03))))
     reply = await d(said("oAgain", message, 1))
     assert reply.text is not None and reply.text.startswith(texts.COMPLAINT), reply.text
@@ -589,9 +592,9 @@ async def test_a_doubtful_goodbye_that_reads_as_a_complaint_goes_to_a_person(
     ("name", "openid", "order_id"), [("fresh", "oFru009", "FR2026111900247"), ("cosmetics", "oCos013", "CS2026110800266")]
 )
 async def test_how_long_a_refund_takes_gives_the_shops_rule_after_where_it_stands(
-    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, order_id: str
+    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, order_id: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "return_refund", 0.97))
     reply = await d(said(openid, "退款一般几天到账", 1))
     status = texts.REFUND_STATUS.format(order_id=order_id)
@@ -609,9 +612,9 @@ async def test_how_long_a_refund_takes_gives_the_shops_rule_after_where_it_stand
     ],
 )
 async def test_how_to_use_it_and_what_is_in_it_are_asked_of_the_product(
-    tmp_path: Path, real_encoder: Encoder, name: str, first: str, question: str, guess: Parse, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, first: str, question: str, guess: Parse, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), guess)
     await d(said("oHowTo", first, 1))
     reply = await d(said("oHowTo", question, 2))
@@ -622,8 +625,8 @@ async def test_how_to_use_it_and_what_is_in_it_are_asked_of_the_product(
 @pytest.mark.parametrize(
     ("name", "question", "back"), [("baby", "白鸭绒羽绒服多少钱", "11月28日"), ("fresh", "佳沛金果多少钱", "明年5月")]
 )
-async def test_the_price_of_a_sold_out_product_says_when_it_is_back(tmp_path: Path, name: str, question: str, back: str) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+async def test_the_price_of_a_sold_out_product_says_when_it_is_back(new_db: NewDb, name: str, question: str, back: str) -> None:
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9))
     reply = await d(said("oBack", question, 1))
     assert reply.text is not None and "缺货" in reply.text and back in reply.text, reply.text
@@ -651,6 +654,7 @@ async def test_the_price_of_a_sold_out_product_says_when_it_is_back(tmp_path: Pa
     ],
 )
 async def test_the_product_of_the_order_talked_about_is_the_product_talked_about(
+    new_db: NewDb,
     tmp_path: Path,
     real_encoder: Encoder,
     name: str,
@@ -659,7 +663,7 @@ async def test_the_product_of_the_order_talked_about_is_the_product_talked_about
     question: tuple[Parse, str],
     answer: str,
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, about_order[0], question[0])
     await d(said(openid, about_order[1], 1))
     reply = await d(said(openid, question[1], 2))
@@ -676,9 +680,9 @@ async def test_the_product_of_the_order_talked_about_is_the_product_talked_about
     ],
 )
 async def test_how_to_use_it_taken_for_an_order_question_is_about_the_product(
-    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, first: str, question: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, first: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "order_status", 0.35))
     await d(said(openid, first, 1))
     reply = await d(said(openid, question, 2))  # no order named or talked of: how to use what arrived

@@ -47,7 +47,7 @@ class Shopper:
 
 
 @pytest.fixture
-async def shop(wechat_client: Any, rasa_server: RasaServer, real_encoder: Encoder, demo_db_path: Path) -> TestClient:
+async def shop(wechat_client: Any, rasa_server: RasaServer, real_encoder: Encoder, demo_db_path: str) -> TestClient:
     client: TestClient = await wechat_client(
         encoder=real_encoder, db=str(demo_db_path), rasa_url=rasa_server.url, rasa_token=rasa_server.token
     )
@@ -61,7 +61,7 @@ async def test_price_from_catalogue(shop: TestClient, clock: Clock) -> None:
 
 
 async def test_a_catalogue_import_reaches_the_running_bot(
-    wechat_client: Any, rasa_server: RasaServer, real_encoder: Encoder, demo_db_path: Path, clock: Clock, tmp_path: Path
+    wechat_client: Any, rasa_server: RasaServer, real_encoder: Encoder, demo_db_path: str, clock: Clock, tmp_path: Path
 ) -> None:
     shop = await wechat_client(
         encoder=real_encoder,
@@ -169,7 +169,7 @@ async def test_greeting_thanks_goodbye(shop: TestClient, clock: Clock) -> None:
     assert "感谢您的光临" in await shopper.say("拜拜")
 
 
-async def test_rasa_down_still_answers(wechat_client: Any, clock: Clock, real_encoder: Encoder, demo_db_path: Path) -> None:
+async def test_rasa_down_still_answers(wechat_client: Any, clock: Clock, real_encoder: Encoder, demo_db_path: str) -> None:
     client = await wechat_client(encoder=real_encoder, db=str(demo_db_path), rasa_url="http://127.0.0.1:9", rasa_timeout=0.5)
     shopper = Shopper(client, clock, "oNew9")
     price = await shopper.say("西湖龙井多少钱")

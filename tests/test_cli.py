@@ -56,7 +56,7 @@ def test_kb_import_reports_bad_rows(new_db: NewDb, tmp_path: Path) -> None:
 
 
 @pytest.mark.model
-def test_kb_eval_last_line(tmp_path: Path, demo_db_path: Path) -> None:
+def test_kb_eval_last_line(tmp_path: Path, demo_db_path: str) -> None:
     result = kefu("--db", str(demo_db_path), "kb", "eval", str(FIXTURES / "kb_heldout.csv"))
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
@@ -84,7 +84,7 @@ def test_intents_eval_rejects_a_bad_file(tmp_path: Path) -> None:
 
 @pytest.mark.rasa
 @pytest.mark.model
-def test_chat_answers_one_line_per_message(rasa_server: RasaServer, demo_db_path: Path) -> None:
+def test_chat_answers_one_line_per_message(rasa_server: RasaServer, demo_db_path: str) -> None:
     env = {"KEFU_RASA_URL": rasa_server.url, "KEFU_RASA_TOKEN": rasa_server.token, "KEFU_DB": str(demo_db_path)}
     result = kefu("chat", env=env, stdin="西湖龙井多少钱\n\n谢谢\n")
     assert result.returncode == 0, result.stderr
@@ -110,7 +110,7 @@ def test_users_add(new_db: NewDb) -> None:
 
 
 @pytest.mark.model
-def test_reviews_import_and_eval(tmp_path: Path, demo_db_path: Path) -> None:
+def test_reviews_import_and_eval(tmp_path: Path, demo_db_path: str) -> None:
     reviews = tmp_path / "reviews.csv"
     reviews.write_text(
         "review_id,order_id,sku,openid,rating,content,created_at\n"

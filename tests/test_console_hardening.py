@@ -32,14 +32,14 @@ async def signed_in(client: TestClient, username: str = "boss", password: str = 
 
 
 @pytest.fixture
-async def console_client(new_db: NewDb, wechat_client: Any, tmp_path: Path) -> TestClient:
+async def console_client(new_db: NewDb, wechat_client: Any) -> TestClient:
     add_users(new_db("kefu.db"))
     client: TestClient = await wechat_client(quick)
     return client
 
 
 async def test_login_flood_does_not_hold_up_shoppers(
-    new_db: NewDb, aiohttp_client: Any, make_settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    new_db: NewDb, aiohttp_client: Any, make_settings: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     add_users(new_db("kefu.db"))
     app = server.make_app(make_settings(), responder=quick, encoder=FakeEncoder())  # the real clock
@@ -68,9 +68,7 @@ async def test_login_flood_does_not_hold_up_shoppers(
     assert any("console login locked" in r.getMessage() for r in caplog.records)
 
 
-async def test_guessing_locks_the_account_and_tells_the_managers(
-    new_db: NewDb, console_client: TestClient, clock: Clock, tmp_path: Path
-) -> None:
+async def test_guessing_locks_the_account_and_tells_the_managers(new_db: NewDb, console_client: TestClient, clock: Clock) -> None:
     for i in range(5):
         resp = await console_client.post("/console/login", data={"username": "xiaomei", "password": f"wrong-{i}"})
         assert resp.status == (429 if i == 4 else 401)
@@ -88,7 +86,7 @@ async def test_guessing_locks_the_account_and_tells_the_managers(
     assert (await signed_in(console_client, "xiaomei", "agent-pass-1")).strip()
 
 
-async def test_cookie_secure_behind_a_trusted_tls_proxy(new_db: NewDb, wechat_client: Any, tmp_path: Path) -> None:
+async def test_cookie_secure_behind_a_trusted_tls_proxy(new_db: NewDb, wechat_client: Any) -> None:
     add_users(new_db("kefu.db"))
     form = {"username": "boss", "password": "manager-pass-1"}
     plain = await wechat_client(quick)

@@ -18,6 +18,7 @@ from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from storage.db import open_db
 from tests.fakes import FakeEncoder
+from tests.helpers import NewDb
 from tests.test_bot_any_shop import _EMBEDDED, SHOPS, shop
 
 HELD_OUT = SHOPS.parent / "heldout"
@@ -37,12 +38,13 @@ def test_the_shipped_weights_round_trip_and_name_their_features(tmp_path: Path) 
         rerank.load(path)
 
 
-def test_another_embedding_model_gets_plain_ranking(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_another_embedding_model_gets_plain_ranking(new_db: NewDb, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kb.search")
-    _, kb = shop(tmp_path, "baby", FakeEncoder())
+    runner, kb = shop(new_db, "baby", FakeEncoder())
     assert kb.reranker is None
     assert "another embedding model" in caplog.text
     assert kb.search("贝乐滋一段多少钱").confidence is None  # plain cosine decision
+    runner.close()
 
 
 @pytest.mark.model

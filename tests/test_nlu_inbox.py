@@ -35,7 +35,7 @@ async def _login(http: aiohttp.ClientSession, srv: TestServer, user: str, passwo
 
 
 async def test_inbox_is_for_signed_in_staff_with_csrf(
-    console_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: Path
+    console_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: str
 ) -> None:
     srv, _ = console_server
     await shopper_says(srv, "oInbox0", "我要投诉，东西坏了没人管")  # handed off: lands in the inbox
@@ -68,7 +68,7 @@ async def test_inbox_is_for_signed_in_staff_with_csrf(
 
 @pytest.mark.browser
 async def test_agent_corrects_an_intent_and_train_learns_it(
-    console_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: Path, tmp_path: Path
+    console_server: tuple[TestServer, FakeWeChatAPI], demo_db_path: str, tmp_path: Path
 ) -> None:
     srv, _ = console_server
     base = str(srv.make_url("")).rstrip("/")

@@ -19,7 +19,7 @@ from tests.test_bot_crash import start_server, wait_healthy, wait_until
 pytestmark = [pytest.mark.rasa, pytest.mark.model]
 
 
-def timeline(db_path: Path) -> tuple[list[str], list[tuple[str, str]], int]:
+def timeline(db_path: str) -> tuple[list[str], list[tuple[str, str]], int]:
     db = open_db(db_path, server.MIGRATIONS)
     try:
         events = [r["kind"] for r in db.table("case_events").rows_where(order_by="id")]
@@ -32,7 +32,9 @@ def timeline(db_path: Path) -> tuple[list[str], list[tuple[str, str]], int]:
         db.close()
 
 
-async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path: Path, server_env: dict[str, str]) -> None:
+async def test_deadlines_passed_while_down_fire_once_after_restart(
+    demo_db_path: str, tmp_path: Path, server_env: dict[str, str]
+) -> None:
     env = {
         **server_env,
         "KEFU_REVIEWS_TOKEN": "tok",
@@ -44,7 +46,7 @@ async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     api = f"http://127.0.0.1:{free_port()}"
-    proc = start_server(demo_db_path, port, api, env)
+    proc = start_server(demo_db_path, port, api, env, tmp_path / "kefu.log")
     try:
         async with aiohttp.ClientSession() as http:
             await wait_healthy(http, base)
@@ -63,7 +65,7 @@ async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path:
             proc.wait(10)
             await asyncio.sleep(9)  # every deadline passes while nothing runs
 
-            proc = start_server(demo_db_path, port, api, env)
+            proc = start_server(demo_db_path, port, api, env, tmp_path / "kefu.log")
             await wait_healthy(http, base)
 
             async def all_fired() -> bool:
@@ -78,7 +80,7 @@ async def test_deadlines_passed_while_down_fire_once_after_restart(demo_db_path:
 
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            proc = start_server(demo_db_path, port, api, env)
+            proc = start_server(demo_db_path, port, api, env, tmp_path / "kefu.log")
             await wait_healthy(http, base)
             await asyncio.sleep(6)
             assert timeline(demo_db_path)[:2] == (events, notes)

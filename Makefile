@@ -101,6 +101,10 @@ browser:
 test: setup browser
 	$(PY) -m pytest -q
 
+# The quick selection while working: no Rasa server, no Chromium, on both cores (pytest-xdist).
+test-fast: serve-models
+	$(PY) -m pytest -q -n 2 -m "not rasa and not browser"
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .

@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test lint bench browser venvs serve-models models onnx-model rasa-model sentiment-model clean
+.PHONY: setup run test test-postgres lint bench browser venvs serve-models models onnx-model rasa-model sentiment-model clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 is needed"; exit 1; }
@@ -104,6 +104,11 @@ test: setup browser
 # The quick selection while working: no Rasa server, no Chromium, on both cores (pytest-xdist).
 test-fast: serve-models
 	$(PY) -m pytest -q -n 2 -m "not rasa and not browser"
+
+# The suite's tests that keep their data through the new_db fixture, on a throwaway PostgreSQL server
+# (tests/pg_cluster.py: Debian's postgresql, installed if missing, on a free loopback port, stopped after).
+test-postgres: setup browser
+	$(PY) -m tests.pg_cluster -- $(PY) -m pytest -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .

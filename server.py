@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import closing
+from typing import TYPE_CHECKING
 
 import aiohttp
 import sqlite_utils
@@ -43,6 +44,9 @@ from settings import Settings, SettingsError, load_settings, settings_table
 from storage import outbox as storage_outbox
 from storage.db import DbRunner, open_db
 
+if TYPE_CHECKING:
+    from storage.pg import PgDatabase
+
 __all__ = ["MIGRATIONS", "Settings", "SettingsError", "load_settings", "main", "make_app", "open_database", "settings_table"]
 
 logger = logging.getLogger("kefu")
@@ -63,8 +67,9 @@ KB = web.AppKey("kb", KnowledgeBase)
 NLU: web.AppKey[NluClient | None] = web.AppKey("nlu")
 
 
-def open_database(path: str) -> sqlite_utils.Database:
-    """The database file with every package's migrations applied: what each command and the server open."""
+def open_database(path: str) -> sqlite_utils.Database | PgDatabase:
+    """The database (a SQLite file or a PostgreSQL URL) with every package's migrations applied: what
+    each command and the server open."""
     return open_db(path, MIGRATIONS)
 
 

@@ -20,6 +20,7 @@ from kb.hours import BusinessHours, HoursError
 from reviews.reports import ScheduleError, parse_schedule
 from reviews.sentiment import base_model_path
 from reviews.workflow import SlaPolicy
+from storage.db import files_folder
 
 
 def _setting(env: str, default: Any, help: str) -> Any:
@@ -37,7 +38,9 @@ class Settings:
     wechat_mode: str = _setting("KEFU_WECHAT_MODE", "plain", "Message encryption: plain, compat or safe")
     wechat_format: str = _setting("KEFU_WECHAT_FORMAT", "xml", "Push format chosen in the console: xml or json")
     wechat_api_base: str = _setting("KEFU_WECHAT_API_BASE", "https://api.weixin.qq.com", "WeChat API base URL")
-    db: str = _setting("KEFU_DB", "var/kefu.db", "SQLite database file")
+    db: str = _setting(
+        "KEFU_DB", "var/kefu.db", "SQLite database file, or a postgresql:// URL (user:password@host:port/database)"
+    )
     host: str = _setting("KEFU_HOST", "127.0.0.1", "Address kefu serve listens on")
     port: int = _setting("KEFU_PORT", 8080, "Port kefu serve listens on")
     inband_deadline: float = _setting(
@@ -154,7 +157,9 @@ class Settings:
     def shop_sentiment_model(self) -> Path:
         """The shop's own sentiment model, where `kefu reviews train` saves it: the one named, else next to
         the database."""
-        return Path(self.sentiment_model) if self.sentiment_model else Path(self.db).parent / "sentiment-shop.npz"
+        return (
+            Path(self.sentiment_model) if self.sentiment_model else files_folder(self.db, Path(self.cache)) / "sentiment-shop.npz"
+        )
 
     def sentiment_paths(self, encoder_name: str) -> list[Path]:
         """Where the sentiment model may be, in order: the one named, else the shop's own; then setup's

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.db import Store, percentile
+from storage.db import Store, lock_for_transaction, percentile
 
 BOT, QUEUED, AGENT, CLOSED = "bot", "queued", "agent", "closed"
 IDLE_CLOSE_SECONDS = 2 * 3600  # a bot conversation idle this long counts as finished
@@ -62,6 +62,7 @@ def store_conversation(db: Store, conv: Conversation, now: float, *, context: bo
             )
             conv.idle_id = None
         if conv.id == 0:
+            lock_for_transaction(db, f"conversation:{conv.openid}")  # two turns must not both open one
             opened = db.execute(
                 "SELECT id FROM conversations WHERE openid = ? AND state != 'closed' ORDER BY id DESC LIMIT 1",
                 [conv.openid],
@@ -221,7 +222,7 @@ def search_history(db: Store, query: str, limit: int = 100) -> list[dict[str, An
         db.query(
             "SELECT * FROM (SELECT m.conversation_id, m.openid, m.received_at AS at, 'in' AS direction, m.text "
             "FROM messages m WHERE m.text LIKE ? ESCAPE '\\' UNION ALL SELECT NULL, o.openid, o.created_at, 'out', o.text "
-            "FROM outbound o WHERE o.text LIKE ? ESCAPE '\\') ORDER BY at DESC LIMIT ?",
+            "FROM outbound o WHERE o.text LIKE ? ESCAPE '\\') AS found ORDER BY at DESC LIMIT ?",
             [like, like, limit],
         )
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot import conversations as conv_store
 from bot import store, texts
-from storage.db import Store
+from storage.db import Store, skip_locked
 from storage.outbox import queue_notification
 
 
@@ -83,8 +83,8 @@ def escalate_unclaimed(db: Store, now: float, wait_seconds: float, channels: lis
     for conversation_id in due:
         with db.atomic():
             row = db.execute(
-                "UPDATE conversations SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL AND state = 'queued' "
-                "RETURNING openid",
+                "UPDATE conversations SET escalated_at = ? WHERE id IN (SELECT id FROM conversations "  # noqa: S608 - fixed clause
+                f"WHERE id = ? AND escalated_at IS NULL AND state = 'queued'{skip_locked(db)}) RETURNING openid",
                 [now, conversation_id],
             ).fetchone()
             if row is None:

@@ -14,7 +14,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from kb.compliance import ensure_compliant
-from storage.db import Store
+from storage.db import Store, skip_locked
 
 migrations = Migrations("kefu.bot")
 
@@ -259,12 +259,12 @@ def claim_stale_messages(db: Store, *, now: float, lease_seconds: float, limit: 
     """Take over messages whose processing lease ran out (their process died), oldest first.
 
     One statement leases and returns them, so two processes never take the same message (on
-    PostgreSQL the inner SELECT becomes ``FOR UPDATE SKIP LOCKED``).
+    PostgreSQL the inner SELECT takes ``FOR UPDATE SKIP LOCKED``).
     """
     with db.atomic():
         cursor = db.execute(
-            "UPDATE messages SET lease_until = ? WHERE id IN (SELECT id FROM messages "
-            "WHERE state = 'received' AND channel = 'wechat' AND lease_until < ? ORDER BY id LIMIT ?) "
+            "UPDATE messages SET lease_until = ? WHERE id IN (SELECT id FROM messages "  # noqa: S608 - fixed clause
+            f"WHERE state = 'received' AND channel = 'wechat' AND lease_until < ? ORDER BY id LIMIT ?{skip_locked(db)}) "
             "RETURNING id, dedup_key, channel, openid, kind, text, payload, received_at",
             [now + lease_seconds, now, limit],
         )

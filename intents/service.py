@@ -26,6 +26,7 @@ from intents.classifier import ClassifierError, EmbeddingClassifier, Encoder
 from intents.client import NluClient, RasaClient
 from intents.ensemble import EnsembleNlu
 from intents.training import classifier_path, model_path, rasa_executable
+from storage.db import files_folder
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ async def intent_model(
             model = _trained(model_path(cache, corrections), model_path(cache), len(corrections))
             if not model.exists():
                 raise ModelMissingError(f"no trained Rasa model at {model}: run `make setup` or `kefu train`")
-            rasa = RasaService(settings.rasa_venv_path, model, log_path=Path(settings.db).parent / "rasa.log")
+            rasa = RasaService(settings.rasa_venv_path, model, log_path=files_folder(settings.db, cache) / "rasa.log")
             await rasa.start()
             client = RasaClient(session, [rasa.url], rasa.token, timeout)
         dense_path = _trained(

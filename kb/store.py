@@ -11,7 +11,7 @@ import numpy as np
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from storage.db import Store
+from storage.db import Store, dialect
 
 migrations = Migrations("kefu.kb")
 
@@ -78,12 +78,20 @@ def m002_catalogue_generation(db: sqlite_utils.Database) -> None:
     the console, plain SQL), so a running server knows to re-read the catalogue."""
     db.table("kb_generation").create({"id": int, "n": int}, pk="id")
     db.table("kb_generation").insert({"id": 1, "n": 0})
+    postgres = dialect(db) == "postgresql"
+    if postgres:  # a PostgreSQL trigger runs a function; SQLite's carries its statement
+        db.execute(
+            "CREATE FUNCTION kb_generation_bump() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN UPDATE kb_generation SET n = n + 1 WHERE id = 1; RETURN NULL; END $$"
+        )
     for table in ("products", "faq"):
         for event in ("INSERT", "UPDATE", "DELETE"):
-            db.execute(
-                f"CREATE TRIGGER kb_generation_{table}_{event.lower()} AFTER {event} ON {table} "  # noqa: S608 - fixed names
-                "BEGIN UPDATE kb_generation SET n = n + 1 WHERE id = 1; END"
+            action = (
+                "FOR EACH ROW EXECUTE FUNCTION kb_generation_bump()"
+                if postgres
+                else "BEGIN UPDATE kb_generation SET n = n + 1 WHERE id = 1; END"
             )
+            db.execute(f"CREATE TRIGGER kb_generation_{table}_{event.lower()} AFTER {event} ON {table} {action}")
 
 
 def generation(db: Store) -> int:

@@ -66,10 +66,10 @@ def _share(part: float, whole: float) -> float | None:
 
 def _median(db: Store, sql: str, params: list[Any]) -> float | None:
     """Median of a one-column query's values (SQLite has no median)."""
-    count = db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+    count = db.execute(f"SELECT count(*) FROM ({sql}) AS t", params).fetchone()[0]
     if not count:
         return None
-    rows = db.execute(f"SELECT v FROM ({sql}) ORDER BY v LIMIT {2 - count % 2} OFFSET {(count - 1) // 2}", params).fetchall()
+    rows = db.execute(f"SELECT v FROM ({sql}) AS t ORDER BY v LIMIT {2 - count % 2} OFFSET {(count - 1) // 2}", params).fetchall()
     return float(sum(r[0] for r in rows) / len(rows))
 
 

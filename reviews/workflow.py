@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from kb.hours import BusinessHours
 from reviews import store
-from storage.db import Store
+from storage.db import Store, skip_locked
 from storage.outbox import queue_notification
 
 logger = logging.getLogger(__name__)
@@ -132,9 +132,14 @@ def fire_due_timers(db: Store, now: float, channels: list[str]) -> list[int]:
     ]
     for timer_id in due:
         with db.atomic():
-            claimed = db.execute("UPDATE case_timers SET fired_at = ? WHERE id = ? AND fired_at IS NULL", [now, timer_id])
+            # On PostgreSQL a timer another process is firing right now is skipped, not waited for.
+            claimed = db.execute(
+                "UPDATE case_timers SET fired_at = ? WHERE id IN "  # noqa: S608 - fixed clause
+                f"(SELECT id FROM case_timers WHERE id = ? AND fired_at IS NULL{skip_locked(db)})",
+                [now, timer_id],
+            )
             if claimed.rowcount != 1:
-                continue  # another process fired it
+                continue  # another process fired it (or is firing it)
             case_id, kind, due_at = db.execute(
                 "SELECT case_id, kind, due_at FROM case_timers WHERE id = ?", [timer_id]
             ).fetchone()

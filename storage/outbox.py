@@ -4,7 +4,8 @@ Texts to shoppers (``outbound``) and notifications to staff (``notifications``) 
 of this kind: a row is ``pending`` until a delivery attempt gives it a final state, a claim
 leases it (moves ``next_attempt_at`` past the lease) so that one sender in any process tries it,
 and a failure that may pass is retried after ``backoff``. The claim is one statement
-(``UPDATE ... RETURNING``) that PostgreSQL will run with ``FOR UPDATE SKIP LOCKED``.
+(``UPDATE ... RETURNING``) whose inner SELECT, on PostgreSQL, takes ``FOR UPDATE SKIP LOCKED``: two
+senders polling at once each lease rows the other did not.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from storage.db import DbRunner, Store
+from storage.db import DbRunner, Store, skip_locked
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def claim_due(db: Store, queue: str, *, now: float, lease_seconds: float, limit:
     with db.atomic():
         rows = db.execute(
             f"UPDATE {table} SET next_attempt_at = ? WHERE id IN ("  # noqa: S608 - table from QUEUES
-            f"SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?) "
+            f"SELECT id FROM {table} WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?{skip_locked(db)}) "
             "RETURNING *",
             [now + lease_seconds, now, limit],
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -52,10 +54,52 @@ def unmarked(items: list[pytest.Item]) -> list[str]:
     ]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Refuse to run a suite in which `-m "not rasa"` would still start Rasa (or load the model)."""
+# `make test-postgres` sets this to a database on a throwaway server (tests/pg_cluster.py): the tests
+# that keep their data through the new_db fixture then run on PostgreSQL, and only those run.
+TEST_PG = os.environ.get("KEFU_TEST_DB", "")
+_schemas = itertools.count(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a suite in which `-m "not rasa"` would still start Rasa (or load the model); on
+    PostgreSQL, leave out the tests whose data is not kept through new_db (they run on SQLite only)."""
     if missing := unmarked(items):
         raise pytest.UsageError("tests without the marker of what they start:\n  " + "\n  ".join(missing))
+    if TEST_PG:
+        sqlite_only = [item for item in items if not on_postgres_too(item)]
+        if sqlite_only:
+            config.hook.pytest_deselected(items=sqlite_only)
+            items[:] = [item for item in items if on_postgres_too(item)]
+
+
+def on_postgres_too(item: pytest.Item) -> bool:
+    """Whether a test keeps its data through new_db, so that it runs on PostgreSQL as well: not when it
+    is marked sqlite (it tests SQLite itself) or uses the demo shop's database file."""
+    fixtures = getattr(item, "fixturenames", ())
+    return "new_db" in fixtures and "demo_template" not in fixtures and item.get_closest_marker("sqlite") is None
+
+
+@pytest.fixture
+def new_db(tmp_path: Path) -> Callable[[str], str]:
+    """Where this test keeps a database called ``name`` (``open_db`` takes it; the same name again is
+    the same database): a SQLite file in tmp_path, or under `make test-postgres` a schema of its own on
+    the run's PostgreSQL server (a URL whose search_path is that schema)."""
+    made: dict[str, str] = {}
+
+    def target(name: str) -> str:
+        if name not in made:
+            if TEST_PG:
+                import psycopg
+
+                schema = f"t{next(_schemas)}_{os.getpid()}_{re.sub(r'[^a-z0-9]+', '_', name.lower())}"
+                with psycopg.connect(TEST_PG, autocommit=True) as admin:
+                    admin.execute(f'CREATE SCHEMA "{schema}"')
+                made[name] = f"{TEST_PG}?options=-csearch_path%3D{schema}"
+            else:
+                made[name] = str(tmp_path / name)
+        return made[name]
+
+    return target
 
 
 @pytest.fixture(autouse=True)
@@ -105,10 +149,10 @@ async def fake_wechat(aiohttp_server: Callable[..., Any], clock: Clock) -> tuple
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., server.Settings]:
+def make_settings(new_db: Callable[[str], str]) -> Callable[..., server.Settings]:
     def build(**overrides: Any) -> server.Settings:
         values: dict[str, Any] = {
-            "db": str(tmp_path / "kefu.db"),
+            "db": new_db("kefu.db"),
             "wechat_token": TOKEN,
             "wechat_appid": APPID,
             "wechat_secret": SECRET,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import Clock, add_users
+from tests.helpers import NewDb, peek
 from tests.pushes import fixture, signed_query
 from tests.test_bot_hardening import quick
 from tests.test_console_hardening import signed_in
 
 
 @pytest.fixture
-async def client(wechat_client: Any, tmp_path: Path) -> TestClient:
-    add_users(tmp_path / "kefu.db")
+async def client(new_db: NewDb, wechat_client: Any, tmp_path: Path) -> TestClient:
+    add_users(new_db("kefu.db"))
     c: TestClient = await wechat_client(quick, reviews_token="reviews-secret")
     return c
 
@@ -44,7 +44,7 @@ WECHAT_BODIES = {
 
 @pytest.mark.parametrize("name", list(WECHAT_BODIES))
 async def test_bad_wechat_push_is_400_with_a_reason(
-    client: TestClient, clock: Clock, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+    new_db: NewDb, client: TestClient, clock: Clock, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     body, reason = WECHAT_BODIES[name]
     raw = body.encode() if isinstance(body, str) else body
@@ -55,11 +55,10 @@ async def test_bad_wechat_push_is_400_with_a_reason(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     good = await client.post("/wechat", params=signed_query(int(clock()), nonce="good1"), data=fixture("text.xml").encode())
     assert "答复:你好，在吗" in await good.text()
-    db = sqlite3.connect(tmp_path / "kefu.db")
-    assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 1  # only the good one
+    assert peek(new_db("kefu.db"), "SELECT COUNT(*) FROM messages") == [(1,)]  # only the good one
 
 
-async def test_deepest_legal_push_is_stored_and_answered(client: TestClient, clock: Clock, tmp_path: Path) -> None:
+async def test_deepest_legal_push_is_stored_and_answered(new_db: NewDb, client: TestClient, clock: Clock, tmp_path: Path) -> None:
     # A scan-code event nests three levels: well inside the limit, stored whole.
     body = (
         "<xml><ToUserName>gh_kefu_demo</ToUserName><FromUserName>oScan</FromUserName><CreateTime>1700000000</CreateTime>"
@@ -68,8 +67,7 @@ async def test_deepest_legal_push_is_stored_and_answered(client: TestClient, clo
     )
     resp = await client.post("/wechat", params=signed_query(int(clock()), nonce="scan1"), data=body.encode())
     assert resp.status == 200
-    db = sqlite3.connect(tmp_path / "kefu.db")
-    (payload,) = db.execute("SELECT payload FROM messages WHERE openid = 'oScan'").fetchone()
+    [(payload,)] = peek(new_db("kefu.db"), "SELECT payload FROM messages WHERE openid = 'oScan'")
     assert json.loads(payload)["ScanCodeInfo"]["ScanType"] == "qrcode"
 
 

@@ -23,6 +23,7 @@ from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from storage.db import DbRunner, open_db
 from tests.fakes import FakeEncoder, FakeNlu
+from tests.helpers import NewDb
 
 SHOPS = Path(__file__).resolve().parent.parent / "bench" / "data" / "shops"
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
@@ -50,8 +51,8 @@ def said(openid: str, text: str, n: int) -> Inbound:
     return Inbound(f"msg:{openid}:{n}", openid, "gh", "text", text, int(T0))
 
 
-def appliances(tmp_path: Path) -> tuple[DbRunner, KnowledgeBase]:
-    db = open_db(tmp_path / "shop.db", server.MIGRATIONS)  # a real SQLite file, in WAL mode
+def appliances(new_db: NewDb) -> tuple[DbRunner, KnowledgeBase]:
+    db = open_db(new_db("shop.db"), server.MIGRATIONS)  # a real SQLite file in WAL mode, or PostgreSQL
     import_dir(db, SHOPS / "appliances")
     kb = KnowledgeBase(FakeEncoder())
     kb.load(db)
@@ -79,8 +80,8 @@ def reruns(metrics: Metrics) -> float:
     return metrics.registry.get_sample_value("kefu_errors_total", {"kind": "turn_rerun"}) or 0.0
 
 
-def test_a_save_on_a_version_another_turn_saved_is_refused(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "v.db", server.MIGRATIONS)
+def test_a_save_on_a_version_another_turn_saved_is_refused(new_db: NewDb) -> None:
+    db = open_db(new_db("v.db"), server.MIGRATIONS)
     first = conv_store.current_conversation(db, "oV", T0)
     second = conv_store.current_conversation(db, "oV", T0)
     first.context["sku"] = "A"
@@ -101,8 +102,8 @@ def test_a_save_on_a_version_another_turn_saved_is_refused(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("known", [False, True], ids=["new shopper", "known shopper"])
-async def test_two_messages_at_once_both_change_the_conversation(tmp_path: Path, known: bool) -> None:
-    runner, kb = appliances(tmp_path)
+async def test_two_messages_at_once_both_change_the_conversation(new_db: NewDb, known: bool) -> None:
+    runner, kb = appliances(new_db)
     metrics = Metrics()
     price, order = "R5扫地机器人多少钱", "AP2026111509002到哪了"
     nlu = HeldNlu({price: Parse(price, "ask_price", 0.9), order: Parse(order, "order_status", 0.9)})
@@ -129,9 +130,9 @@ async def test_two_messages_at_once_both_change_the_conversation(tmp_path: Path,
 
 
 async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(
-    tmp_path: Path, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, make_runner: Callable[..., DbRunner]
 ) -> None:
-    runner = make_runner(open_db(tmp_path / "p.db", server.MIGRATIONS))
+    runner = make_runner(open_db(new_db("p.db"), server.MIGRATIONS))
     metrics = Metrics()
     ranking = (("nlu_fallback", 0.3), ("ask_price", 0.25), ("ask_stock", 0.2))
     texts_said = ("嗯那个", "就是那个啊")
@@ -152,8 +153,8 @@ async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(
     assert all(count == 1 for _, count in answers(runner, "oUnclear"))
 
 
-async def test_a_turn_that_keeps_losing_is_left_for_recovery(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
-    runner = make_runner(open_db(tmp_path / "l.db", server.MIGRATIONS))
+async def test_a_turn_that_keeps_losing_is_left_for_recovery(new_db: NewDb, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(new_db("l.db"), server.MIGRATIONS))
     attempts = []
 
     async def always_stale(inbound: Inbound) -> Reply:

@@ -23,14 +23,16 @@ from storage.db import DbRunner, open_db
 from storage.outbox import claim_due
 from tests.conftest import stop_process
 from tests.fakes import APPID, SECRET, FakeWeChatAPI
-from tests.helpers import free_port
+from tests.helpers import NewDb, free_port
 from tests.pushes import TOKEN, fixture, signed_query
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_server(db: Path, port: int, api_base: str, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Run ``kefu serve`` in its own process, logging next to its database."""
+def start_server(
+    db: str | Path, port: int, api_base: str, extra_env: dict[str, str], log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Run ``kefu serve`` in its own process, logging to ``log`` (by default next to its database file)."""
     env = {
         **os.environ,
         "KEFU_DB": str(db),
@@ -43,8 +45,8 @@ def start_server(db: Path, port: int, api_base: str, extra_env: dict[str, str]) 
         "KEFU_LOG_FORMAT": "text",
         **extra_env,
     }
-    with open(db.with_suffix(".log"), "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    with open(log or Path(db).with_suffix(".log"), "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=out, stderr=out)
 
 
 async def wait_healthy(http: aiohttp.ClientSession, base: str, timeout: float = 120) -> None:
@@ -71,11 +73,13 @@ async def wait_until(predicate: Callable[[], Any], timeout: float) -> None:
 
 @pytest.mark.rasa
 @pytest.mark.model  # kefu serve loads the real embedding model
-async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]) -> None:
-    db = tmp_path / "crash.db"
+async def test_sigkill_with_reply_queued_loses_nothing(
+    new_db: NewDb, tmp_path: Path, aiohttp_server: Any, server_env: dict[str, str]
+) -> None:
+    db, log = new_db("crash.db"), tmp_path / "crash.log"
     port = free_port()
     dead_api = f"http://127.0.0.1:{free_port()}"  # nothing listens: delivery fails, the reply stays queued
-    proc = start_server(db, port, dead_api, server_env)
+    proc = start_server(db, port, dead_api, server_env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
@@ -99,7 +103,7 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
 
             fake = FakeWeChatAPI(now=time.time())
             fake_srv = await aiohttp_server(fake.app())
-            proc = start_server(db, port, str(fake_srv.make_url("")).rstrip("/"), server_env)
+            proc = start_server(db, port, str(fake_srv.make_url("")).rstrip("/"), server_env, log)
             await wait_healthy(http, base)
 
             async def delivered() -> bool:
@@ -116,8 +120,8 @@ async def test_sigkill_with_reply_queued_loses_nothing(tmp_path: Path, aiohttp_s
         stop_process(proc)
 
 
-async def test_message_abandoned_mid_processing_is_answered_later(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
-    runner = make_runner(open_db(tmp_path / "r.db", [store.migrations]))
+async def test_message_abandoned_mid_processing_is_answered_later(new_db: NewDb, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(new_db("r.db"), [store.migrations]))
     now = [1000.0]
     woken: list[bool] = []
 

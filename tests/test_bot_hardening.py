@@ -74,6 +74,7 @@ def openid_of(xml: str) -> str:
     return xml.split("<ToUserName><![CDATA[", 1)[1].split("]]>", 1)[0]
 
 
+@pytest.mark.sqlite  # holds SQLite's one write lock from another connection
 async def test_slow_database_every_shopper_gets_exactly_one_reply(
     aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, tmp_path: Path
 ) -> None:
@@ -110,6 +111,7 @@ async def test_slow_database_every_shopper_gets_exactly_one_reply(
     assert wechat.attempts > len(openids)  # WeChat really gave up and retried while the lock was held
 
 
+@pytest.mark.sqlite  # holds SQLite's one write lock from another connection
 async def test_reply_ready_but_stored_too_late_goes_through_the_outbox(
     aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from storage.db import DbRunner, open_db
 from storage.outbox import backoff
 from tests.conftest import Clock
 from tests.fakes import APPID, SECRET
+from tests.helpers import NewDb
 from tests.pushes import fixture, signed_query
 
 
@@ -52,11 +53,11 @@ async def test_slow_reply_answers_success_then_sends_through_api(wechat_client: 
 
 @pytest.fixture
 async def outbox(
-    tmp_path: Any, fake_wechat: Any, clock: Clock, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, fake_wechat: Any, clock: Clock, make_runner: Callable[..., DbRunner]
 ) -> AsyncIterator[tuple[DbRunner, Outbox]]:
     """An outbox on its own database, sending to the fake WeChat API."""
     _, srv = fake_wechat
-    runner = make_runner(open_db(tmp_path / "o.db", [store.migrations]))
+    runner = make_runner(open_db(new_db("o.db"), [store.migrations]))
     async with aiohttp.ClientSession() as session:
         api = WeChatAPI(session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret=SECRET, clock=clock)
         yield runner, Outbox(runner, api, Metrics(), clock)
@@ -117,10 +118,10 @@ async def test_transient_failures_retried_with_backoff(outbox: tuple[DbRunner, O
 
 
 async def test_processes_share_one_token(
-    tmp_path: Any, clock: Clock, fake_wechat: Any, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, clock: Clock, fake_wechat: Any, make_runner: Callable[..., DbRunner]
 ) -> None:
     fake, srv = fake_wechat
-    db_path = tmp_path / "shared.db"
+    db_path = new_db("shared.db")
     runners = [make_runner(open_db(db_path, [store.migrations])) for _ in range(3)]
     async with aiohttp.ClientSession() as session:
         apis = [
@@ -133,10 +134,10 @@ async def test_processes_share_one_token(
 
 
 async def test_wrong_secret_is_a_clear_error(
-    tmp_path: Any, clock: Clock, fake_wechat: Any, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, clock: Clock, fake_wechat: Any, make_runner: Callable[..., DbRunner]
 ) -> None:
     _, srv = fake_wechat
-    runner = make_runner(open_db(tmp_path / "s.db", [store.migrations]))
+    runner = make_runner(open_db(new_db("s.db"), [store.migrations]))
     async with aiohttp.ClientSession() as session:
         api = WeChatAPI(session, runner, base_url=str(srv.make_url("")).rstrip("/"), appid=APPID, secret="wrong", clock=clock)
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +21,7 @@ from intents.client import Parse
 from kb.hours import BusinessHours
 from storage.db import DbRunner, open_db
 from tests.fakes import FakeNlu, stored_turns
+from tests.helpers import NewDb
 
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
 
@@ -31,8 +31,8 @@ def unsure(text: str) -> Parse:
 
 
 @pytest.fixture
-def runner(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> DbRunner:
-    return make_runner(open_db(tmp_path / "p.db", server.MIGRATIONS))
+def runner(new_db: NewDb, make_runner: Callable[..., DbRunner]) -> DbRunner:
+    return make_runner(open_db(new_db("p.db"), server.MIGRATIONS))
 
 
 def dialogue(runner: DbRunner, nlu: Any, now: list[float], hours: str = "mon-sun 09:00-22:00") -> Any:

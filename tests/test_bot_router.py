@@ -23,6 +23,7 @@ from intents.training import read_examples
 from kb.hours import BusinessHours
 from storage.db import DbRunner, open_db
 from tests.fakes import FakeNlu, stored_turns
+from tests.helpers import NewDb
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
@@ -120,8 +121,8 @@ def said(text: str, n: int) -> Inbound:
     return Inbound(f"msg:{n}", "oRouter", "gh", "text", text, int(T0))
 
 
-async def test_a_custom_router_runs_inside_the_dialogues_middleware(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
-    runner = make_runner(open_db(tmp_path / "r.db", server.MIGRATIONS))
+async def test_a_custom_router_runs_inside_the_dialogues_middleware(new_db: NewDb, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(new_db("r.db"), server.MIGRATIONS))
 
     async def remember(ctx: TurnContext) -> Reply:
         ctx.conv.context["seen"] = ctx.text
@@ -148,8 +149,8 @@ async def test_a_custom_router_runs_inside_the_dialogues_middleware(tmp_path: Pa
     assert metrics.registry.get_sample_value("kefu_reply_latency_seconds_count") == 2.0  # the metrics middleware
 
 
-def test_a_dialogue_needs_a_router_with_a_default(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
-    runner = make_runner(open_db(tmp_path / "r.db", server.MIGRATIONS))
+def test_a_dialogue_needs_a_router_with_a_default(new_db: NewDb, make_runner: Callable[..., DbRunner]) -> None:
+    runner = make_runner(open_db(new_db("r.db"), server.MIGRATIONS))
     with pytest.raises(ValueError, match="no default"):
         Dialogue(
             runner,

@@ -13,6 +13,7 @@ import pytest
 
 import server
 from tests.conftest import DEMO, ROOT, RasaServer
+from tests.helpers import NewDb
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -33,9 +34,8 @@ def kefu(
 
 
 @pytest.mark.model  # the import embeds the new texts ahead
-def test_kb_import_prints_counts_and_db_flag_after_command(tmp_path: Path) -> None:
-    db = tmp_path / "shop.db"
-    result = kefu("kb", "import", str(DEMO), "--db", str(db))
+def test_kb_import_prints_counts_and_db_flag_after_command(new_db: NewDb) -> None:
+    result = kefu("kb", "import", str(DEMO), "--db", new_db("shop.db"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "products.csv: 44 added, 0 changed, 0 unchanged",
@@ -44,13 +44,13 @@ def test_kb_import_prints_counts_and_db_flag_after_command(tmp_path: Path) -> No
     ]
 
 
-def test_kb_import_reports_bad_rows(tmp_path: Path) -> None:
+def test_kb_import_reports_bad_rows(new_db: NewDb, tmp_path: Path) -> None:
     folder = tmp_path / "bad"
     folder.mkdir()
     shutil.copy(DEMO / "products.csv", folder / "products.csv")
     text = (folder / "products.csv").read_text(encoding="utf-8").replace("368.00", "三百")
     (folder / "products.csv").write_text(text, encoding="utf-8")
-    result = kefu("--db", str(tmp_path / "x.db"), "kb", "import", str(folder))
+    result = kefu("--db", new_db("x.db"), "kb", "import", str(folder))
     assert result.returncode == 1
     assert "products.csv: row 2, column price: '三百' is not a price" in result.stderr
 
@@ -100,12 +100,12 @@ def test_bad_setting_is_a_clear_error() -> None:
     assert "KEFU_WECHAT_MODE must be one of plain, compat, safe" in result.stderr
 
 
-def test_users_add(tmp_path: Path) -> None:
-    db = tmp_path / "users.db"
-    ok = kefu("--db", str(db), "users", "add", "xiaomei", "--role", "manager", env={"KEFU_NEW_PASSWORD": "long-enough-1"})
+def test_users_add(new_db: NewDb) -> None:
+    db = new_db("users.db")
+    ok = kefu("--db", db, "users", "add", "xiaomei", "--role", "manager", env={"KEFU_NEW_PASSWORD": "long-enough-1"})
     assert ok.returncode == 0, ok.stderr
     assert "user xiaomei (manager) saved" in ok.stdout
-    short = kefu("--db", str(db), "users", "add", "bob", env={"KEFU_NEW_PASSWORD": "short"})
+    short = kefu("--db", db, "users", "add", "bob", env={"KEFU_NEW_PASSWORD": "short"})
     assert short.returncode == 2 and "at least 8" in short.stderr
 
 

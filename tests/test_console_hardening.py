@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from aiohttp.test_utils import TestClient
 import server
 from tests.conftest import Clock, add_users
 from tests.fakes import FakeEncoder
+from tests.helpers import NewDb, peek
 from tests.pushes import fixture, signed_query
 from tests.test_bot_hardening import quick
 
@@ -32,16 +32,16 @@ async def signed_in(client: TestClient, username: str = "boss", password: str = 
 
 
 @pytest.fixture
-async def console_client(wechat_client: Any, tmp_path: Path) -> TestClient:
-    add_users(tmp_path / "kefu.db")
+async def console_client(new_db: NewDb, wechat_client: Any, tmp_path: Path) -> TestClient:
+    add_users(new_db("kefu.db"))
     client: TestClient = await wechat_client(quick)
     return client
 
 
 async def test_login_flood_does_not_hold_up_shoppers(
-    aiohttp_client: Any, make_settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    new_db: NewDb, aiohttp_client: Any, make_settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    add_users(tmp_path / "kefu.db")
+    add_users(new_db("kefu.db"))
     app = server.make_app(make_settings(), responder=quick, encoder=FakeEncoder())  # the real clock
     client: TestClient = await aiohttp_client(app)
     finished: dict[str, float] = {}
@@ -69,7 +69,7 @@ async def test_login_flood_does_not_hold_up_shoppers(
 
 
 async def test_guessing_locks_the_account_and_tells_the_managers(
-    console_client: TestClient, clock: Clock, tmp_path: Path
+    new_db: NewDb, console_client: TestClient, clock: Clock, tmp_path: Path
 ) -> None:
     for i in range(5):
         resp = await console_client.post("/console/login", data={"username": "xiaomei", "password": f"wrong-{i}"})
@@ -82,15 +82,14 @@ async def test_guessing_locks_the_account_and_tells_the_managers(
     assert "已暂时锁定" in await resp.text()
     # Another account is not locked out by xiaomei's failures.
     await signed_in(console_client)
-    db = sqlite3.connect(tmp_path / "kefu.db")
-    titles = [row[0] for row in db.execute("SELECT title FROM notifications")]
+    titles = [row[0] for row in peek(new_db("kefu.db"), "SELECT title FROM notifications")]
     assert "控制台登录已锁定" in titles
     clock.now += 16 * 60  # the lock ends
     assert (await signed_in(console_client, "xiaomei", "agent-pass-1")).strip()
 
 
-async def test_cookie_secure_behind_a_trusted_tls_proxy(wechat_client: Any, tmp_path: Path) -> None:
-    add_users(tmp_path / "kefu.db")
+async def test_cookie_secure_behind_a_trusted_tls_proxy(new_db: NewDb, wechat_client: Any, tmp_path: Path) -> None:
+    add_users(new_db("kefu.db"))
     form = {"username": "boss", "password": "manager-pass-1"}
     plain = await wechat_client(quick)
     resp = await plain.post("/console/login", data=form, headers={"X-Forwarded-Proto": "https"}, allow_redirects=False)
@@ -144,7 +143,7 @@ async def test_history_search_takes_percent_and_underscore_literally(console_cli
     assert "订单号a_b" in page and "订单号axb" not in page
 
 
-async def test_faq_editor_takes_only_ids_the_importer_takes(console_client: TestClient, tmp_path: Path) -> None:
+async def test_faq_editor_takes_only_ids_the_importer_takes(new_db: NewDb, console_client: TestClient, tmp_path: Path) -> None:
     csrf = await signed_in(console_client)
     bad = ["a/b", "x" * 300, "<b>x</b>", "编号一"]
     for faq_id in bad:
@@ -166,7 +165,7 @@ async def test_faq_editor_takes_only_ids_the_importer_takes(console_client: Test
     from kb.importer import export_dir, import_dir
     from storage.db import open_db
 
-    db = open_db(tmp_path / "kefu.db", server.MIGRATIONS)
+    db = open_db(new_db("kefu.db"), server.MIGRATIONS)
     before = kb_store.all_faq(db)
     export_dir(db, tmp_path / "out")
     import_dir(db, tmp_path / "out")

@@ -10,10 +10,11 @@ import server
 from intents import corrections
 from intents.evaluate import read_labelled
 from storage.db import open_db
+from tests.helpers import NewDb
 
 
-def test_a_second_verdict_replaces_the_first_and_exports(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "k.db", server.MIGRATIONS)
+def test_a_second_verdict_replaces_the_first_and_exports(new_db: NewDb, tmp_path: Path) -> None:
+    db = open_db(new_db("k.db"), server.MIGRATIONS)
     corrections.record_correction(db, message_id=7, text="那个事呢", intent="greet", predicted="greet", agent="a", now=1.0)
     corrections.record_correction(db, message_id=7, text="那个事呢", intent="order_status", predicted="greet", agent="b", now=2.0)
     corrections.record_correction(db, message_id=None, text="发票呢", intent="ask_invoice", predicted=None, agent="a", now=3.0)
@@ -25,3 +26,4 @@ def test_a_second_verdict_replaces_the_first_and_exports(tmp_path: Path) -> None
         corrections.record_correction(db, message_id=8, text="x", intent="nonsense", predicted=None, agent="a", now=4.0)
     with pytest.raises(corrections.CorrectionError):
         corrections.record_correction(db, message_id=9, text="  ", intent="greet", predicted=None, agent="a", now=4.0)
+    db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,14 @@ from kb.search import KnowledgeBase, refresh_if_changed
 from storage.db import DbRunner, open_db
 from tests.conftest import DEMO
 from tests.fakes import FakeEncoder
+from tests.helpers import NewDb
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    return open_db(tmp_path / "storage.db", server.MIGRATIONS)
+def db(new_db: NewDb) -> Iterator[sqlite_utils.Database]:
+    database = open_db(new_db("storage.db"), server.MIGRATIONS)
+    yield database
+    database.close()
 
 
 def shop_copy(tmp_path: Path) -> Path:
@@ -127,11 +130,11 @@ def test_header_duplicates_encoding_and_field_count(db: sqlite_utils.Database, t
     assert "GBK" in str(caught.value) and "CSV UTF-8" in str(caught.value)  # and how to fix it
 
 
-def test_export_round_trip(db: sqlite_utils.Database, tmp_path: Path) -> None:
+def test_export_round_trip(new_db: NewDb, db: sqlite_utils.Database, tmp_path: Path) -> None:
     import_dir(db, DEMO)
     out = tmp_path / "export"
     export_dir(db, out)
-    again = open_db(tmp_path / "again.db", server.MIGRATIONS)
+    again = open_db(new_db("again.db"), server.MIGRATIONS)
     import_dir(again, out)
     assert import_dir(again, DEMO).counts == {
         "products.csv": {"added": 0, "changed": 0, "unchanged": 44},
@@ -142,6 +145,7 @@ def test_export_round_trip(db: sqlite_utils.Database, tmp_path: Path) -> None:
         by_sku = {row["sku"]: row for row in csv.DictReader(f)}
     assert by_sku["TEA-001"]["price"] == "368.00"
     assert by_sku["SNK-004"]["price"] == "49.90"
+    again.close()
 
 
 def test_embeddings_recomputed_only_for_changed_text(db: sqlite_utils.Database) -> None:
@@ -158,14 +162,14 @@ def test_embeddings_recomputed_only_for_changed_text(db: sqlite_utils.Database) 
 
 
 def sold_out(db: sqlite_utils.Database, sku: str) -> None:
-    with db.conn:
+    with db.atomic():
         db.execute("UPDATE products SET stock = 0 WHERE sku = ?", [sku])
 
 
 async def test_a_running_index_picks_up_an_import_from_another_connection(
-    tmp_path: Path, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, tmp_path: Path, make_runner: Callable[..., DbRunner]
 ) -> None:
-    path = tmp_path / "storage.db"
+    path = new_db("storage.db")
     runner = make_runner(open_db(path, server.MIGRATIONS))
     kb = KnowledgeBase(FakeEncoder())
     await runner.run(kb.load)

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from console import jobs
 from reviews.sentiment import SentimentModel
 from tests.fakes import FakeEncoder, FakeNlu
+from tests.helpers import NewDb, peek
 
 REVIEW = {
     "review_id": "F1",
@@ -25,7 +25,7 @@ REVIEW = {
 
 
 async def test_reviews_wait_for_the_sentiment_model_then_are_tagged(
-    tmp_path: Path, wechat_client: Any, monkeypatch: pytest.MonkeyPatch
+    new_db: NewDb, tmp_path: Path, wechat_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jobs, "SENTIMENT_POLL", 0.1)
     model_path = tmp_path / "sentiment-shop.npz"
@@ -36,8 +36,7 @@ async def test_reviews_wait_for_the_sentiment_model_then_are_tagged(
     resp = await client.post("/api/reviews", data=json.dumps([REVIEW]), headers=headers)
     assert resp.status == 503 and resp.headers["Retry-After"] == "60"
     assert "retry" in (await resp.json())["error"]
-    db = sqlite_utils.Database(tmp_path / "kefu.db")
-    assert db.table("reviews").count == 0  # refused whole: the sender still has it
+    assert peek(new_db("kefu.db"), "SELECT count(*) FROM reviews") == [(0,)]  # refused whole: the sender still has it
 
     # The background training finishes: a model lands where the server looks.
     texts = [
@@ -63,5 +62,5 @@ async def test_reviews_wait_for_the_sentiment_model_then_are_tagged(
         await asyncio.sleep(0.1)
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["added"] == 1
-    row = next(db.table("reviews").rows_where("review_id = ?", ["F1"]))
-    assert row["sentiment"] in ("positive", "neutral", "negative") and row["probability"] is not None
+    [(sentiment, probability)] = peek(new_db("kefu.db"), "SELECT sentiment, probability FROM reviews WHERE review_id = 'F1'")
+    assert sentiment in ("positive", "neutral", "negative") and probability is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +18,7 @@ from reviews.notify import NotificationSender, WeComRobotNotifier
 from storage.db import DbRunner, open_db
 from storage.outbox import backoff, queue_notification
 from tests.fakes import APPID, SECRET
+from tests.helpers import NewDb
 
 
 def wecom_robot(received: list[dict[str, Any]], failures: list[int]) -> web.Application:
@@ -37,13 +37,13 @@ def wecom_robot(received: list[dict[str, Any]], failures: list[int]) -> web.Appl
 
 
 async def test_channels_deliver_and_retry(
-    tmp_path: Path, aiohttp_server: Callable[..., Any], fake_wechat: Any, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, aiohttp_server: Callable[..., Any], fake_wechat: Any, make_runner: Callable[..., DbRunner]
 ) -> None:
     fake, fake_srv = fake_wechat
     received: list[dict[str, Any]] = []
     failures = [1]
     robot = await aiohttp_server(wecom_robot(received, failures))
-    runner = make_runner(open_db(tmp_path / "n.db", server.MIGRATIONS))
+    runner = make_runner(open_db(new_db("n.db"), server.MIGRATIONS))
     now = [time.time()]
     fake.now = now[0]
     async with aiohttp.ClientSession() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from reviews.sentiment import judge
 from reviews.workflow import SlaPolicy, record_response, resolve_case
 from storage.db import open_db
 from tests.conftest import DEMO, ROOT
+from tests.helpers import NewDb
 
 DAY = 86400
 MON = 1_763_913_600.0  # 2025-11-24 00:00 China time, a Monday
@@ -40,8 +42,8 @@ R10,,CLO-001,o10,3,一般,2025-11-25T14:00:00+08:00
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    database = open_db(tmp_path / "report.db", server.MIGRATIONS)
+def db(new_db: NewDb) -> Iterator[sqlite_utils.Database]:
+    database = open_db(new_db("report.db"), server.MIGRATIONS)
     import_dir(database, DEMO)
     good, problems = prepare(rows_from_csv(HEADER + ROWS))
     assert not problems
@@ -86,7 +88,8 @@ def db(tmp_path: Path) -> sqlite_utils.Database:
             for i, latency in enumerate([0.1, 0.2, 0.3, 0.4, 2.0])
         ]
     )
-    return database
+    yield database
+    database.close()
 
 
 def full_range() -> ReportFilter:
@@ -169,9 +172,8 @@ def test_exports(db: sqlite_utils.Database, tmp_path: Path) -> None:
     assert "物流快" in html and "60.0%" in html
 
 
-def test_report_command_writes_all_three_formats(db: sqlite_utils.Database, tmp_path: Path) -> None:
-    path = Path(db.conn.execute("PRAGMA database_list").fetchone()[2])
-    db.close()
+def test_report_command_writes_all_three_formats(db: sqlite_utils.Database, new_db: NewDb, tmp_path: Path) -> None:
+    path = new_db("report.db")
     for fmt in ("html", "xlsx", "csv"):
         out = tmp_path / f"week.{fmt}"
         result = subprocess.run(

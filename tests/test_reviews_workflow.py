@@ -5,9 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import time
+from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -19,14 +19,17 @@ from reviews.ingest import prepare, rows_from_csv, store_reviews
 from reviews.sentiment import judge
 from reviews.workflow import CaseError, SlaPolicy, close_case, fire_due_timers, record_response, resolve_case
 from storage.db import open_db
+from tests.helpers import NewDb
 
 T0 = 1_764_036_000.0  # 2025-11-25 10:00 China time
 CSV_HEADER = "review_id,order_id,sku,openid,rating,content,created_at\n"
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    return open_db(tmp_path / "reviews.db", server.MIGRATIONS)
+def db(new_db: NewDb) -> Iterator[sqlite_utils.Database]:
+    database = open_db(new_db("reviews.db"), server.MIGRATIONS)
+    yield database
+    database.close()
 
 
 def ingest(db: sqlite_utils.Database, text: str, now: float = T0, policy: SlaPolicy | None = None) -> list[int]:
@@ -134,8 +137,8 @@ def fire_when_both_are_ready(path: str, ready: Barrier, passes: Queue[tuple[floa
     db.close()
 
 
-def test_two_processes_fire_each_timer_once(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
+def test_two_processes_fire_each_timer_once(new_db: NewDb) -> None:
+    path = new_db("shared.db")
     db = open_db(path, server.MIGRATIONS)
     # Many cases, so that the two passes overlap for a good while (each fires a timer per transaction).
     ingest(db, "".join(f"R{i},,TEA-001,o{i},1,坏了,2025-11-25T09:50:00+08:00\n" for i in range(400)))
@@ -161,6 +164,7 @@ def test_two_processes_fire_each_timer_once(tmp_path: Path) -> None:
     assert sorted(first + second) == due  # every due timer fired, none by both
     sources = [source for source, _ in notifications(db)]
     assert sorted(sources) == sorted({f"timer:{t}" for t in due})  # one notification each
+    db.close()
 
 
 def test_bad_rows_are_reported_and_good_rows_kept(db: sqlite_utils.Database) -> None:

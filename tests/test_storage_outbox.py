@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from storage.db import DbRunner, open_db
 from storage.outbox import Delivered, OutboxWorker, claim_due, migrations, queue_notification
 from tests.conftest import Clock
+from tests.helpers import NewDb
 
 
 def queue(runner_db: Any, n: int, now: float) -> None:
@@ -18,9 +21,9 @@ def queue(runner_db: Any, n: int, now: float) -> None:
 
 
 async def test_row_leased_by_a_dead_sender_is_delivered_after_the_lease(
-    tmp_path: Path, clock: Clock, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, clock: Clock, make_runner: Callable[..., DbRunner]
 ) -> None:
-    db = open_db(tmp_path / "q.db", [migrations])
+    db = open_db(new_db("q.db"), [migrations])
     runner = make_runner(db)
     queue(db, 1, clock())
     # A sender claimed the row and died before recording any outcome.
@@ -41,9 +44,9 @@ async def test_row_leased_by_a_dead_sender_is_delivered_after_the_lease(
 
 
 async def test_long_batch_renews_its_lease_so_no_other_sender_takes_its_rows(
-    tmp_path: Path, clock: Clock, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, clock: Clock, make_runner: Callable[..., DbRunner]
 ) -> None:
-    db = open_db(tmp_path / "q.db", [migrations])
+    db = open_db(new_db("q.db"), [migrations])
     runner = make_runner(db)
     queue(db, 6, clock())
     sent: list[str] = []
@@ -81,9 +84,9 @@ class PausedAfterClaim(Clock):
 
 
 async def test_rows_whose_lease_ran_out_and_were_taken_are_not_sent_twice(
-    tmp_path: Path, clock: Clock, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, clock: Clock, make_runner: Callable[..., DbRunner]
 ) -> None:
-    db = open_db(tmp_path / "q.db", [migrations])
+    db = open_db(new_db("q.db"), [migrations])
     runner = make_runner(db)
     queue(db, 3, clock())
     taken: list[dict[str, Any]] = []
@@ -101,9 +104,9 @@ async def test_rows_whose_lease_ran_out_and_were_taken_are_not_sent_twice(
 
 
 async def test_delivery_that_hangs_counts_as_failed_for_now(
-    tmp_path: Path, clock: Clock, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, clock: Clock, make_runner: Callable[..., DbRunner]
 ) -> None:
-    db = open_db(tmp_path / "q.db", [migrations])
+    db = open_db(new_db("q.db"), [migrations])
     runner = make_runner(db)
     queue(db, 1, clock())
 
@@ -116,3 +119,35 @@ async def test_delivery_that_hangs_counts_as_failed_for_now(
     state, attempts, error = db.execute("SELECT state, attempts, last_error FROM notifications").fetchone()
     assert (state, attempts) == ("pending", 1)
     assert "0.2 s" in error
+
+
+def test_two_concurrent_claimers_never_claim_the_same_row(new_db: NewDb) -> None:
+    """Two senders (two connections, two threads) claim from one queue at the same time: every row is
+    claimed once. On PostgreSQL the claim's FOR UPDATE SKIP LOCKED is what keeps them apart; without
+    it the second UPDATE re-checks only ``id IN (...)`` once the first commits and leases the row again."""
+    target = new_db("claims.db")
+    setup = open_db(target, [migrations])
+    with setup.atomic():
+        setup.table("notifications").insert_all(
+            {"channel": "log", "source": f"event-{i}", "title": "", "body": "", "payload": "{}", "next_attempt_at": 0.0}
+            for i in range(2000)
+        )
+    setup.close()
+    together = threading.Barrier(2)
+
+    def claimer() -> list[int]:
+        db = open_db(target)
+        claimed: list[int] = []
+        try:
+            together.wait(30)
+            while rows := claim_due(db, "notifications", now=100.0, lease_seconds=600, limit=10):
+                claimed.extend(int(r["id"]) for r in rows)
+                time.sleep(0.001)  # as a sender delivers between claims: on SQLite the other then gets the lock
+        finally:
+            db.close()
+        return claimed
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = (f.result() for f in [pool.submit(claimer), pool.submit(claimer)])
+    assert first and second  # both claimed rows: the two really ran side by side
+    assert sorted(first + second) == list(range(1, 2001))  # every row once, none by both

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from kb.search import KnowledgeBase, refresh_if_changed
 from storage.db import DbRunner, open_db
 from tests.conftest import DEMO
 from tests.fakes import FakeEncoder
+from tests.helpers import NewDb
 from tests.test_bot_hardening import quick
 
 
@@ -60,8 +60,8 @@ async def test_the_dashboard_reads_beside_a_busy_writer(wechat_client: Any, view
     assert response.status == 200 and response.body
 
 
-async def test_a_catalogue_reload_reads_beside_a_busy_writer(tmp_path: Path, make_runner: Callable[..., DbRunner]) -> None:
-    db = open_db(tmp_path / "kb.db", server.MIGRATIONS)
+async def test_a_catalogue_reload_reads_beside_a_busy_writer(new_db: NewDb, make_runner: Callable[..., DbRunner]) -> None:
+    db = open_db(new_db("kb.db"), server.MIGRATIONS)
     import_dir(db, DEMO)
     runner = make_runner(db)
     embedding = threading.Event()

@@ -1,4 +1,4 @@
-"""The database runner: one writer thread and connection, and a pool of read-only connections beside it."""
+"""The database runner: writer threads and connections (one on SQLite), and a pool of read-only connections beside them."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
 
 from storage.db import READERS, DbRunner, open_db
+from tests.helpers import NewDb, on_postgres
 
 MakeRunner = Callable[[sqlite_utils.Database], DbRunner]
 
@@ -32,16 +34,29 @@ def thread_name(db: sqlite_utils.Database) -> str:
     return threading.current_thread().name
 
 
+def backend_pid(db: Any) -> int:
+    return int(db.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+
+def read_only_error(db: object) -> tuple[type[Exception], str]:
+    """What a write in a read transaction raises, and what its message says."""
+    if on_postgres(db):
+        import psycopg
+
+        return psycopg.errors.ReadOnlySqlTransaction, "read-only transaction"
+    return sqlite3.OperationalError, "readonly"
+
+
 @pytest.fixture
-def path(tmp_path: Path) -> Path:
-    path = tmp_path / "runner.db"
+def path(new_db: NewDb) -> str:
+    path = new_db("runner.db")
     db = open_db(path)
     create_notes(db)
     db.close()
     return path
 
 
-async def test_a_read_sees_every_write_committed_before_it(path: Path, make_runner: MakeRunner) -> None:
+async def test_a_read_sees_every_write_committed_before_it(path: str, make_runner: MakeRunner) -> None:
     runner = make_runner(open_db(path))
     await runner.run(add_note, "through the writer")
     assert await runner.read(notes) == ["through the writer"]
@@ -53,17 +68,18 @@ async def test_a_read_sees_every_write_committed_before_it(path: Path, make_runn
     assert (await runner.read(thread_name)).startswith("kefu-db-read_")
 
 
-async def test_a_read_cannot_write(path: Path, make_runner: MakeRunner) -> None:
+async def test_a_read_cannot_write(path: str, make_runner: MakeRunner) -> None:
     runner = make_runner(open_db(path))
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    refused, says = read_only_error(runner.db)
+    with pytest.raises(refused, match=says):
         await runner.read(add_note, "slipped in")
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        await runner.read(lambda db: db.execute("CREATE TABLE other (x)"))
+    with pytest.raises(refused, match=says):
+        await runner.read(lambda db: db.execute("CREATE TABLE other (x TEXT)"))
     assert await runner.run(notes) == []
     assert await runner.read(notes) == []  # the connection that refused is still good for reading
 
 
-async def test_a_long_read_does_not_block_a_write(path: Path, make_runner: MakeRunner) -> None:
+async def test_a_long_read_does_not_block_a_write(path: str, make_runner: MakeRunner) -> None:
     runner = make_runner(open_db(path))
     await runner.run(add_note, "before")
     reading, written = threading.Event(), threading.Event()
@@ -85,7 +101,7 @@ async def test_a_long_read_does_not_block_a_write(path: Path, make_runner: MakeR
     assert await runner.read(notes) == ["before", "during"]
 
 
-async def test_reads_run_side_by_side(path: Path, make_runner: MakeRunner) -> None:
+async def test_reads_run_side_by_side(path: str, make_runner: MakeRunner) -> None:
     runner = make_runner(open_db(path))
     together = threading.Barrier(READERS)
 
@@ -105,7 +121,7 @@ async def test_an_in_memory_database_reads_on_its_writer(make_runner: MakeRunner
     assert (await runner.read(thread_name)).startswith("kefu-db_")
 
 
-async def test_close_closes_every_connection(path: Path) -> None:
+async def test_close_closes_every_connection(path: str) -> None:
     runner = DbRunner(open_db(path))  # no fixture: closing is what is tested
     together = threading.Barrier(READERS)
 
@@ -115,11 +131,20 @@ async def test_close_closes_every_connection(path: Path) -> None:
 
     await runner.run(add_note, "one")
     assert await asyncio.gather(*(runner.read(read_with_the_others) for _ in range(READERS))) == [["one"]] * READERS
-    wal = path.with_name(path.name + "-wal")
-    assert wal.exists()
-    runner.close()
-    # SQLite removes the write-ahead log when the last connection to the database closes.
-    assert not wal.exists()
+    if on_postgres(runner.db):
+        # The server's own list of connections: none of the runner's is left in it.
+        backends = {await runner.run(backend_pid), *await asyncio.gather(*(runner.read(backend_pid) for _ in range(READERS)))}
+        backends.add(backend_pid(runner.db))
+        runner.close()
+        watcher = open_db(path)
+        assert not watcher.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(?)", [sorted(backends)]).fetchall()
+        watcher.close()
+    else:
+        wal = Path(path).with_name(Path(path).name + "-wal")
+        assert wal.exists()
+        runner.close()
+        # SQLite removes the write-ahead log when the last connection to the database closes.
+        assert not wal.exists()
     with pytest.raises(RuntimeError):
         await runner.read(notes)
     with pytest.raises(RuntimeError):

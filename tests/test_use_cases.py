@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,19 +12,21 @@ import server
 from bot import handoff, texts
 from bot import store as bot_store
 from console.cases import reply_to_case
+from kb import store as kb_store
 from kb.compliance import ComplianceError
 from reviews import store as review_store
 from reviews import workflow
 from storage.db import open_db
 from storage.outbox import claim_due, queue_notification
+from tests.helpers import NewDb, allow_insert, fail_on_insert, insert_failure
 
 NOW = 1_764_036_000.0
 BANNED = "亲，给个好评返现5元哦"  # a reward for a good review: never sent
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
-    database = open_db(tmp_path / "k.db", server.MIGRATIONS)
+def db(new_db: NewDb) -> sqlite_utils.Database:
+    database = open_db(new_db("k.db"), server.MIGRATIONS)
     yield database
     database.close()
 
@@ -35,11 +38,6 @@ def outbound(db: sqlite_utils.Database) -> list[dict[str, object]]:
 def conversation(db: sqlite_utils.Database, openid: str, state: str, **fields: object) -> int:
     row = {"openid": openid, "state": state, "started_at": NOW - 600, "last_message_at": NOW - 600, **fields}
     return int(db.table("conversations").insert(row).last_pk)
-
-
-def fail_on_insert(db: sqlite_utils.Database, table: str) -> None:
-    """Make every insert into ``table`` fail, as a crash or a full disk at that step would."""
-    db.execute(f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} BEGIN SELECT RAISE(ABORT, 'disk full'); END")
 
 
 def case_for(db: sqlite_utils.Database, openid: str) -> int:
@@ -114,11 +112,11 @@ def test_escalation_marks_apologises_and_notifies_or_does_none_of_it(db: sqlite_
     waiting = conversation(db, "oWaiting", "queued", queued_at=NOW - 400, needed_human=1)
     conversation(db, "oRecent", "queued", queued_at=NOW - 100, needed_human=1)
     fail_on_insert(db, "notifications")
-    with pytest.raises(sqlite_utils.db.sqlite3.IntegrityError):
+    with pytest.raises(insert_failure(db)):
         handoff.escalate_unclaimed(db, NOW, 300, ["console", "wecom"])
     row = db.table("conversations").get(waiting)
     assert row["escalated_at"] is None and outbound(db) == []  # the apology was rolled back with the mark
-    db.execute("DROP TRIGGER fail_notifications")
+    allow_insert(db, "notifications")
     assert handoff.escalate_unclaimed(db, NOW, 300, ["console", "wecom"]) == [waiting]
     assert outbound(db) == [{"openid": "oWaiting", "text": texts.ESCALATION_APOLOGY, "sender": "bot", "state": "pending"}]
     assert [r["channel"] for r in claim_due(db, "notifications", now=NOW, lease_seconds=60)] == ["console", "wecom"]
@@ -128,10 +126,10 @@ def test_escalation_marks_apologises_and_notifies_or_does_none_of_it(db: sqlite_
 def test_handing_back_changes_the_conversation_only_with_its_notice(db: sqlite_utils.Database) -> None:
     conv = conversation(db, "oAgent", "agent", agent="wang", claimed_at=NOW - 60)
     fail_on_insert(db, "outbound")
-    with pytest.raises(sqlite_utils.db.sqlite3.IntegrityError):
+    with pytest.raises(insert_failure(db)):
         handoff.hand_back(db, conv, "wang", NOW)
     assert db.table("conversations").get(conv)["state"] == "agent"
-    db.execute("DROP TRIGGER fail_outbound")
+    allow_insert(db, "outbound")
     with pytest.raises(handoff.HandoffError):
         handoff.hand_back(db, conv, "li", NOW)  # not li's conversation
     before = db.table("conversations").get(conv)["version"]
@@ -161,8 +159,8 @@ def test_a_repeated_notification_source_is_queued_once(db: sqlite_utils.Database
     assert (first, again) == (2, 0)
 
 
-def test_a_database_made_before_the_console_and_storage_migrations_opens(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def test_a_database_made_before_the_console_and_storage_migrations_opens(new_db: NewDb) -> None:
+    path = new_db("old.db")
     old = open_db(path, server.MIGRATIONS)
     old.table("users").insert({"username": "wang", "password_hash": "x", "role": "agent", "created_at": NOW})
     # As a database made before console/ and storage/ had migration sets of their own: their
@@ -177,3 +175,40 @@ def test_a_database_made_before_the_console_and_storage_migrations_opens(tmp_pat
         "kefu.storage",
     }
     again.close()
+
+
+def test_a_sqlite_database_made_before_postgresql_support_opens_unchanged_and_works(tmp_path: Path) -> None:
+    # The schema and migration record of a database made by kefu before storage/pg.py (main at 168dc08,
+    # dumped with sqlite3's iterdump): opening it applies nothing and re-creates nothing.
+    path = tmp_path / "before.db"
+    made = sqlite3.connect(path)
+    made.executescript((Path(__file__).parent / "fixtures" / "db_before_postgres.sql").read_text(encoding="utf-8"))
+    made.close()
+
+    def schema() -> list[tuple[str, str]]:
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+        finally:
+            conn.close()
+
+    before = schema()
+    db = open_db(path, server.MIGRATIONS)
+    assert db.table("_sqlite_migrations").count == 11
+    message = bot_store.record_inbound(
+        db, dedup_key="m1", channel="wechat", openid="o1", kind="text", text="在吗", payload={}, now=NOW, lease_seconds=30
+    )
+    assert (
+        message == 1
+        and bot_store.record_inbound(
+            db, dedup_key="m1", channel="wechat", openid="o1", kind="text", text="在吗", payload={}, now=NOW, lease_seconds=30
+        )
+        is None
+    )
+    bot_store.enqueue_text(db, openid="o1", text="您好", sender="bot", now=NOW, message_id=message)
+    assert [r["text"] for r in claim_due(db, "outbound", now=NOW, lease_seconds=20)] == ["您好"]
+    generation = kb_store.generation(db)
+    db.table("faq").insert({"id": "f1", "question": "发票", "answer": "可以开"})
+    assert kb_store.generation(db) == generation + 1  # the old trigger still counts catalogue changes
+    db.close()
+    assert schema() == before

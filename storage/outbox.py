@@ -222,7 +222,10 @@ class OutboxWorker:
         retry_at = None
         try:
             try:
-                outcome = await asyncio.wait_for(self.deliver(row), self.attempt_seconds)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that lands as the
+                # delivery finishes, and then shutdown waits forever on this loop.
+                async with asyncio.timeout(self.attempt_seconds):
+                    outcome = await self.deliver(row)
             except TimeoutError as exc:
                 raise DeliveryError(f"no outcome within {self.attempt_seconds:g} s") from exc
         except DeliveryError as exc:

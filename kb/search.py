@@ -16,7 +16,7 @@ from kb import rerank, store
 from kb.encoder import Encoder
 from kb.rerank import CANDIDATES, LATIN, Reranker, char_pairs, decision_values
 from kb.store import Faq, Product
-from kb.units import DURATIONS, asked_units, states_unit
+from kb.units import DURATIONS, asked_units, asks_per_piece, stated_units, states_unit
 from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
@@ -150,9 +150,18 @@ def _options(value: str) -> list[str]:
     return [o.strip() for o in _OPTION_SEP.split(value) if o.strip()]
 
 
+# "甜吗", "甜不甜", "硬不硬": a yes-or-no question about a quality names the key of its degree (甜度).
+_QUALITY = re.compile(r"([\u4e00-\u9fff])(?:吗|嘛|么|不\1)")
+
+
 def named_spec(product: Product, text: str) -> tuple[str, str] | None:
-    """The product's spec line whose key the text names (the longest key wins), else None."""
-    return next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in text), None)
+    """The product's spec line whose key the text names (the longest key wins), else the line of the
+    degree of the quality the text asks about ("甜吗": 甜度), else None."""
+    found = next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in text), None)
+    if found is None:
+        qualities = {m.group(1) for m in _QUALITY.finditer(text)}
+        found = next((kv for kv in product.specs if len(kv[0]) == 2 and kv[0][1] == "度" and kv[0][0] in qualities), None)
+    return found
 
 
 # A name word found in more than this share of the shop's other texts (FAQ entries, other products'
@@ -207,14 +216,24 @@ def _faq_products(faqs: list[Faq], terms: list[tuple[str, str]]) -> dict[str, fr
     return {f.id: frozenset([f.sku] if f.sku else _named_by_terms(f.question, terms)) for f in faqs}
 
 
+def _units_of(text: str) -> tuple[frozenset[str], float]:
+    """The units a line's value should state to answer the question, and the bonus of such a line: the
+    units asked for, else those of a quantity the question states ("宝宝7公斤穿啥码": the line giving
+    sizes by weight, 适用体重 S 4-8kg/M 6-11kg)."""
+    units = asked_units(text) or stated_units(text)
+    return units, DURATION_BONUS if DURATIONS <= units else UNIT_BONUS
+
+
 def _stating(product: Product, text: str) -> dict[str, float]:
     """The product's spec keys whose values state a quantity in the unit the question asks for, each
-    with its bonus."""
-    units = asked_units(text)
+    with its bonus; of one piece ("一个多大", "多大个"), the lines of one (单果重, not 净重) when it has some."""
+    units, bonus = _units_of(text)
     if not units:
         return {}
-    bonus = DURATION_BONUS if DURATIONS <= units else UNIT_BONUS
-    return {key: bonus for key, value in product.specs if states_unit(value, units)}
+    stating = [key for key, value in product.specs if states_unit(value, units)]
+    if asks_per_piece(text):
+        stating = [key for key in stating if key.startswith("单")] or stating
+    return dict.fromkeys(stating, bonus)
 
 
 def _details(product: Product) -> str:
@@ -284,6 +303,7 @@ class KnowledgeBase:
         self._terms: list[tuple[str, str]] = []  # (term, sku), longest first
         self._word_skus: dict[str, set[str]] = {}
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
+        self._spec_keys: frozenset[str] = frozenset()  # every spec key of the shop's products
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
         self._faq_products: dict[str, frozenset[str]] = {}  # FAQ id -> the products it is about
@@ -339,6 +359,7 @@ class KnowledgeBase:
             self._terms = terms
             self._word_skus = word_skus
             self._variant_values = variant_values
+            self._spec_keys = frozenset(key for p in products for key, _ in p.specs)
             self._spec_cache = {}
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
             self._entries = entries
@@ -435,29 +456,66 @@ class KnowledgeBase:
             return None
         prefix = f"{sku}{store.SPEC_SEP}"
         named = named_spec(product, text)
-        if named:  # the question names one of the product's own spec keys
-            return Hit("spec", prefix + named[0], 1.0)
-        query = self.encoder.encode([text])[0]
+        units, unit_bonus = _units_of(text)
+        fallback = Hit("spec", prefix + named[0], 1.0) if named else None
+        if named and not (DURATIONS <= units and not states_unit(named[1], units)):
+            return fallback  # the question names one of the product's own spec keys
         own = {faq_id for faq_id, about in self._faq_products.items() if sku in about}
+        # The topic the question names when no line of the product gives what it asks: "滤芯多久换" of a
+        # 滤芯 line that gives no time, "座椅保修多久" of a seat without a 保修 line in a shop whose other
+        # products have one and whose FAQ tells (KnowledgeBase._keys_it_lacks). Then only its FAQ entries
+        # on that topic giving what is asked answer it ("滤芯建议3个月更换一次"; else the line named, or
+        # the shop-wide FAQ).
+        lacking = self._keys_it_lacks(product, text)
+        topic = [named[0]] if named else lacking
+        if topic:
+            own = {
+                f
+                for f in own
+                if any(key in f"{self.faqs[f].question} {self.faqs[f].answer}" for key in topic)
+                and (not units or states_unit(self.faqs[f].answer, units))
+            }
+            if not own:
+                return fallback
+        query = self.encoder.encode([text])[0]
         stating = _stating(product, text)
         best: Hit | None = None
         with self._lock:
             for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):
-                if (kind == "faq" and ref in own) or (kind == "spec" and ref.startswith(prefix)):
+                if (kind == "faq" and ref in own) or (not topic and kind == "spec" and ref.startswith(prefix)):
                     score = float(self._matrix[i] @ query)
                     if kind == "spec" and set(ref[len(prefix) :]) & set(text):
                         score += self.thresholds.spec_key_bonus  # "多重" shares 重 with the key 车重
                     if kind == "spec":
                         score += stating.get(ref[len(prefix) :], 0.0)
+                    elif unit_bonus == UNIT_BONUS and states_unit(self.faqs[ref].answer, units):
+                        # As a spec line stating the count or measure asked for. Not a duration: the
+                        # FAQ's "常温放3-7天" is how long it takes to ripen, not how long it keeps.
+                        score += unit_bonus
                     if best is None or score > best.score:
                         best = Hit(kind, ref, round(score, 4))
         if best is None or best.score < (self.thresholds.product_answer if at_least is None else at_least):
-            return None
+            return fallback
         if best.kind == "spec":
             # Which line: the lines embedded with the product's name all look alike; the key alone and
             # "key：value" without the name tell 车重 from 承重 and 容量 from 功率.
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
+
+    def _keys_it_lacks(self, product: Product, text: str) -> list[str]:
+        """The shop's spec keys the question names that no key of this product shares a character with,
+        and that an FAQ question of the shop's is about ("保修多久" of a seat whose lines are 适用年龄,
+        重量, 颜色 …, in a shop whose FAQ asks "电器和推车保修多久？"). Without such an entry one of the
+        product's own lines may still answer it (a fruit's 储存 "冷藏可放30天" for "保质期多久")."""
+        keys = [key for key, _ in product.specs]
+        return [
+            key
+            for key in self._spec_keys
+            if len(key) >= 2
+            and key in text
+            and not any(set(key) & set(k) for k in keys)
+            and any(key in faq.question for faq in self.faqs.values())
+        ]
 
     def _spec_line(self, product: Product, text: str, query: np.ndarray) -> str:
         """The product's spec key that fits the question best (blocking): the mean cosine of the key

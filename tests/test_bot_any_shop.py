@@ -684,3 +684,83 @@ async def test_how_to_use_it_taken_for_an_order_question_is_about_the_product(
     reply = await d(said(openid, question, 2))  # no order named or talked of: how to use what arrived
     assert reply.text is not None and answer in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "key"),
+    [
+        ("fresh", "FRU-012", "一个多大", "单果重"),  # one kiwi's 90-110g, not the box's 净重 约5斤
+        ("fresh", "FRU-029", "多大个", "单果重"),
+        ("cosmetics", "COS-023", "多大的", "净含量"),  # 60ml
+        ("baby", "BAB-018", "那它多重啊 我一个人带娃要经常拎上楼", "车重"),
+    ],
+)
+def test_how_big_or_heavy_is_the_line_stating_a_measure(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "key"),
+    [("fresh", "FRU-007", "甜吗", "甜度"), ("baby", "BAB-031", "厚吗", "厚度"), ("fresh", "FRU-029", "甜不甜", "甜度")],
+)
+def test_is_it_sweet_asks_the_line_of_its_degree(tmp_path: Path, name: str, sku: str, question: str, key: str) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "faq_id"),
+    [
+        ("baby", "BAB-007", "宝宝7公斤穿啥码", "F036"),  # the size guide by weight: S码4-8kg, M码6-11kg
+        ("appliances", "APP-016", "能过门槛吗 我家门槛大概1.5厘米", "F047"),  # 越障高度2cm
+    ],
+)
+def test_a_quantity_the_shopper_states_finds_the_text_in_its_unit(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question"),
+    [("baby", "BAB-021", "座椅保修多久"), ("baby", "BAB-019", "推车车架保修多久"), ("appliances", "APP-012", "保修多久")],
+)
+def test_a_topic_the_product_has_no_line_for_is_left_to_the_shop_faq(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    product = kb.products[sku]
+    assert not any("保" in key or "修" in key for key, _ in product.specs)
+    assert any("保修" in faq.question for faq in kb.faqs.values())  # the shop's FAQ tells
+    assert kb.about_product(sku, question) is None  # no 适用年龄 line for a warranty question
+    runner.close()
+    # The same kind of question where the FAQ asks nothing of it: the product's own line still answers.
+    runner, fresh = shop(tmp_path, "fresh", real_encoder)
+    assert not any("保质期" in faq.question for faq in fresh.faqs.values())
+    hit = fresh.about_product("FRU-012", "保质期多久")  # the kiwi has no 保质期 line: 储存 "冷藏可放30天"
+    assert hit is not None and hit.ref == "FRU-012\t储存", hit
+    runner.close()
+
+
+@pytest.mark.model
+def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "appliances", real_encoder)
+    assert dict(kb.products["APP-026"].specs)["滤芯"] == "银离子抗菌滤芯"
+    hit = kb.about_product("APP-026", "滤芯多久换")  # the FAQ: "滤芯建议3个月更换一次"
+    assert hit is not None and hit.kind == "faq" and "3个月" in kb.faqs[hit.ref].answer
+    hit = kb.about_product("APP-026", "滤芯是什么的")  # asks no time: the line named
+    assert hit is not None and hit.ref == "APP-026\t滤芯"
+    runner.close()

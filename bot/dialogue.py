@@ -23,7 +23,7 @@ from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import SURE_COMPLAINT
 from bot.handlers.context import ASKS, ORDER_ID, DialogueConfig, Services, TurnContext
-from bot.handlers.orders import ORDER_TALK, ORDER_WORDS
+from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
 from bot.orders import OrderSource
@@ -266,7 +266,19 @@ class Dialogue:
         if ctx.parse is None:
             return await self._without_nlu(ctx)
         parse = ctx.parse
+        if UNPAID.search(ctx.text) and UNWANTED.search(ctx.text) and not ORDER_ID.search(ctx.text):
+            # "我不想要了，还没付款": the shopper's unpaid order (of the product named, if several).
+            unpaid = await ctx.order_about_product(("pending_payment",))
+            if unpaid is not None:
+                reply = await ctx.order_action("cancel_order", unpaid)
+                return dataclasses.replace(reply, confidence=parse.confidence)
         unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
+        if parse.intent in ("cancel_order", "return_refund") and KEEPS_ORDER.search(ctx.text) and ASKS.search(ctx.text):
+            # "那不取消了 橙子有点酸咋办": the order stays; what the shopper asks next is a question.
+            return await self._misunderstood(ctx)
+        if parse.intent == "change_order" and parse.confidence < self.config.doubtful and not CHANGES.search(ctx.text):
+            # "要是延迟发货有补偿吗" (change_order 0.44): nothing to change, a question the FAQ may answer.
+            return await self._misunderstood(ctx)
         if (unplaced or parse.intent in NO_BUSINESS) and ORDER_WORDS.search(ctx.text):
             # "破壁机那单签收了吧" (no intent), "砂糖橘那单发了没" (taken for a goodbye): the shopper's order of
             # the product named.

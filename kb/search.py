@@ -141,6 +141,8 @@ class SearchResult:
 
 
 _LATIN = re.compile(r"[A-Za-z0-9]+")
+# A product named right after 和 / 跟 / 与 / 配 is what goes with the one asked about.
+_WITH = re.compile(r"(?:和|跟|与|同|配|搭配|混)\s*$")
 _NUMBER = re.compile(r"[0-9.]+")
 _OPTION_SEP = re.compile(r"[/、|，,]")
 
@@ -172,6 +174,10 @@ GENERIC_SHARE = 0.12
 # product's own lines (kb.units): a count or measure ("一箱几根": "10根"), or less, since a product has
 # several, a duration ("能放多久": "冷藏7-10天", but "敷多久" is the FAQ's 15-20 minutes, not 保质期 3年).
 UNIT_BONUS = 0.05
+# Two products of one category whose names share at least this share of their character pairs (of the
+# shorter name) are variants of one another: 30ml and 50ml 大瓶装 of one essence 0.85, 贝乐滋 2段 and 3段
+# 0.67, 脐橙 5斤 and 10斤 0.53, against 0.07 or less for other products of a category in the dev shops.
+SIBLING_NAME = 0.5
 DURATION_BONUS = 0.03
 
 
@@ -400,6 +406,14 @@ class KnowledgeBase:
                 counts[sku] += 1
         return [sku for sku, _ in counts.most_common(2)], False
 
+    def names_only_companions(self, text: str) -> bool:
+        """Does the text name products by name only as what goes with another one ("能和维C水一起用吗",
+        "跟小白瓶比呢": the product talked about is still the one asked about)?"""
+        lowered = text.lower()
+        best = next((len(term) for term, _ in self._terms if term in lowered), 0)
+        terms = {term for term, _ in self._terms if len(term) == best and term in lowered}
+        return bool(terms) and all(_WITH.search(lowered[: lowered.index(term)]) for term in terms)
+
     def names_a_spec_of(self, sku: str, text: str) -> bool:
         """Is every product name or alias the text gives part of one of this product's spec keys?
         ("带防晒吗" names the sunscreen by its alias 防晒, which is also the foundation's 防晒指数.)"""
@@ -413,6 +427,39 @@ class KnowledgeBase:
     def faq_products(self, faq_id: str) -> frozenset[str]:
         """The products an FAQ entry is about: its ``sku``, or those its question names (empty: shop-wide)."""
         return self._faq_products.get(faq_id, frozenset())
+
+    def sibling_named(self, sku: str, text: str) -> str | None:
+        """A variant of the product talked about that the text names by a part of its name or aliases
+        which that product does not have in its own words: "有没有大瓶一点的" after the 30ml essence is
+        its 50ml 大瓶装, "那二段的有吗" after 贝乐滋三段 is 贝乐滋二段. A variant is a product of the same
+        category whose name is mostly the same (SIBLING_NAME). None unless one leads."""
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        own = f"{_product_text(product)} {' '.join(_terms(product))}"
+        name_pairs = char_pairs(product.name.lower())
+        lowered = text.lower()
+        # Two characters of the message, both Chinese or Latin with a letter ("3j"), that the product lacks.
+        grams = {
+            g
+            for g in (lowered[i : i + 2] for i in range(len(lowered) - 1))
+            if (all("\u4e00" <= c <= "\u9fff" for c in g) or (g.isascii() and g.isalnum() and not g.isdigit())) and g not in own
+        }
+        if not grams:
+            return None
+        scores: Counter[str] = Counter()
+        for other in self.products.values():
+            if other.sku == sku or other.category != product.category:
+                continue
+            other_pairs = char_pairs(other.name.lower())
+            if len(name_pairs & other_pairs) < SIBLING_NAME * min(len(name_pairs), len(other_pairs)):
+                continue
+            names = " ".join(_terms(other))
+            scores[other.sku] = sum(1 for g in grams if g in names)
+        ranked = scores.most_common(2)
+        if not ranked or ranked[0][1] == 0 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+            return None
+        return ranked[0][0]
 
     def named_among(self, text: str, skus: list[str]) -> list[str]:
         """The one product of ``skus`` whose name or aliases share the most words with the text, if

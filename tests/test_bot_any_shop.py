@@ -764,3 +764,152 @@ def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(tmp_path: Pa
     hit = kb.about_product("APP-026", "滤芯是什么的")  # asks no time: the line named
     assert hit is not None and hit.ref == "APP-026\t滤芯"
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "openid", "order_id", "intent"),
+    [
+        ("appliances", "oApp004", "AP2026112190127", "return_refund"),
+        ("baby", "oBaby004", "BB2026111700068", "complaint"),
+        ("cosmetics", "oCos005", "CS2026111400093", "cancel_order"),
+    ],
+)
+async def test_an_unpaid_order_not_wanted_said_as_a_statement_is_cancelled(
+    tmp_path: Path, name: str, openid: str, order_id: str, intent: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", intent, 0.6))
+    reply = await d(said(openid, "我不想要了，还没付款", 1))
+    assert reply.text is not None and order_id in reply.text and "自动取消" in reply.text, reply.text
+    assert await states(runner) == [conv_store.BOT]  # nothing to refund: nobody needed
+    runner.close()
+
+
+async def test_not_wanting_an_order_already_paid_is_no_unpaid_cancellation(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+    # oApp002 has one order, shipped: "还没付款" finds no unpaid order, the intent's handler answers.
+    d = dialogue(runner, kb, Parse("", "cancel_order", 0.9))
+    reply = await d(said("oApp002", "我不想要了，还没付款", 1))
+    assert reply.text is not None and "还没付款，不用申请取消" not in reply.text, reply.text
+    assert "已经发货" in reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "variant"),
+    [
+        ("cosmetics", "COS-001", "有没有大瓶一点的", "COS-002"),  # the 50ml 大瓶装 of the 30ml essence
+        ("baby", "BAB-003", "那二段的有吗", "BAB-002"),  # 贝乐滋二段 after 贝乐滋三段
+        ("fresh", "FRU-001", "那3J的呢", "FRU-002"),  # 3J车厘子 after the JJ cherries
+    ],
+)
+def test_a_variant_of_the_product_talked_about_is_named_by_what_sets_it_apart(
+    tmp_path: Path, name: str, sku: str, question: str, variant: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    assert kb.mentioned_products(question, sku) == []  # no name or alias of the shop's in it
+    assert kb.sibling_named(sku, question) == variant
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "sku", "question"),
+    [
+        ("baby", "BAB-033", "生完喂奶的时候还能用吗"),  # 喂奶 is in the nursing bra's alias, no variant of the cream
+        ("appliances", "APP-016", "我家120平够用吗"),  # 120 is in the car vacuum's name (120W), another product
+        ("cosmetics", "COS-001", "多少钱"),
+    ],
+)
+def test_a_word_of_another_product_names_no_variant(tmp_path: Path, name: str, sku: str, question: str) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    assert kb.sibling_named(sku, question) is None
+    runner.close()
+
+
+async def test_a_variant_asked_for_gets_its_own_price_and_stock(tmp_path: Path) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_stock", 0.8), Parse("", "ask_stock", 0.9))
+    assert "189" in ((await d(said("oVar", "玻尿酸精华小瓶的多少钱", 1))).text or "")
+    reply = await d(said("oVar", "有没有大瓶一点的", 2))
+    assert reply.text is not None and "269" in reply.text and "50ml" in reply.text, reply.text
+    reply = await d(said("oVar", "大瓶的还有货吗", 3))  # the variant is now the product talked about
+    assert reply.text is not None and "50ml" in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "question", "named"),
+    [
+        ("cosmetics", "能和维C水一起用吗", True),
+        ("appliances", "能和T7一起用吗", True),
+        ("cosmetics", "维C水多少钱", False),
+        ("appliances", "T7电动牙刷多少钱", False),
+    ],
+)
+def test_a_product_named_after_with_goes_with_the_one_asked_about(tmp_path: Path, name: str, question: str, named: bool) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    assert kb.mentioned_products(question)  # the message names a product
+    assert kb.names_only_companions(question) is named
+    runner.close()
+
+
+@pytest.mark.model
+async def test_can_it_be_used_with_another_product_asks_about_the_one_talked_about(tmp_path: Path, real_encoder: Encoder) -> None:
+    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.92))
+    await d(said("oWith", "小白瓶多少钱", 1))
+    reply = await d(said("oWith", "能和维C水一起用吗", 2))
+    # The niacinamide essence's FAQ (早上用维C爽肤水、晚上用烟酰胺精华), not the toner's skin types.
+    assert reply.text is not None and "早晚分开" in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "refund_question"),
+    [("baby", "oBaby006", "羊奶粉退款到哪一步了"), ("cosmetics", "oCos003", "粉底液退款到哪一步了")],
+)
+async def test_how_soon_it_arrives_after_a_refund_question_is_the_refund(
+    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, refund_question: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.9), Parse("", "ask_payment", 0.48))
+    await d(said(openid, refund_question, 1))
+    reply = await d(said(openid, "多久能到账", 2))  # as close to 发货后几天能收到 as to 退款多久到账
+    assert reply.text is not None and "工作日" in reply.text and "送达" not in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "message", "answer"),
+    [
+        ("fresh", "oFru008", "那不取消了 橙子有点酸咋办", "更甜"),
+        ("baby", "oBaby008", "先不退了 调奶器能直接烧开水吗", "煮沸"),
+    ],
+)
+async def test_keeping_the_order_after_all_leaves_the_question_asked(
+    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "cancel_order", 0.8))
+    reply = await d(said(openid, message, 1))
+    assert reply.text is not None and answer in reply.text and "取消" not in reply.text, reply.text
+    assert await states(runner) == [conv_store.BOT]
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "openid", "message", "answer"),
+    [("appliances", "oApp007", "要是延迟发货有补偿吗", "延迟"), ("fresh", "oFru001", "能晚几天再发吗", "备注")],
+)
+async def test_a_doubtful_order_change_that_changes_nothing_is_a_question(
+    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "change_order", 0.44))
+    reply = await d(said(openid, message, 1))  # each shopper has a paid order that could be changed
+    assert reply.text is not None and answer in reply.text and "修改需求" not in reply.text, reply.text
+    assert await states(runner) == [conv_store.BOT]  # no change task for an agent
+    runner.close()

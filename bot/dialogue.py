@@ -54,6 +54,8 @@ PRODUCT_QUESTION = re.compile(
 NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
 PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_order", "cancel_order"}
+# "刷头那个呢", "开强力档呢": a follow-up that leaves out what it asks, the same as the message before.
+ELLIPSIS = re.compile(r"呢\s*[？?]?\s*$")
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 
@@ -101,6 +103,7 @@ class ConversationMiddleware:
             if ctx.inbound.kind == "text" and ctx.text.strip():
                 # The question a follow-up ("多久能到账", "怎么申请") leans on.
                 conv.context["prev"] = ctx.text[:PREV_CHARS]
+            conv.context["prev_intent"] = reply.intent  # what the bot took the message before for
             if conv.state == conv_store.QUEUED:
                 events.append("queue")
         now = self.clock()
@@ -286,6 +289,10 @@ class Dialogue:
             if order is not None:
                 return await ctx.order_action("order_status", order)
         about_order = parse.intent in ORDER_INTENTS and (ORDER_TALK.search(ctx.text) or ORDER_ID.search(ctx.text))
+        if ELLIPSIS.search(ctx.text) and not about_order:
+            elided = await self._as_before(ctx)
+            if elided is not None:
+                return dataclasses.replace(elided, confidence=parse.confidence)
         if not about_order and PRODUCT_QUESTION.search(ctx.text):
             # "怎么吃", "礼盒里都有啥", "收到有点软正常吗" of the product in context, whatever the model took
             # it for: its own FAQ entry or spec line, when one answers it.
@@ -330,6 +337,24 @@ class Dialogue:
         if reply.intent is None:
             reply = Reply(reply.text, intent=parse.intent, confidence=parse.confidence)
         return reply
+
+    async def _as_before(self, ctx: TurnContext) -> Reply | None:
+        """A follow-up that asks what the message before it asked, of something else: "刷头那个呢" right
+        after where an order is (the shopper's order of the 刷头), "开强力档呢" right after the vacuum's
+        续航 (the line whose value gives the 强力档)."""
+        context = ctx.conv.context
+        if context.get("prev_intent") == "order_status":
+            order = await ctx.order_about_product(named_only=True)
+            if order is not None and order.order_id != context.get("order_id"):
+                return await ctx.order_action("order_status", order)
+        sku = context.get("sku")
+        if ctx.kb is None or not sku or ctx.named_product() is not None:
+            return None
+        key = ctx.kb.value_named(sku, ctx.text)
+        product = await ctx.product() if key else None
+        if key is None or product is None or product.sku != sku:
+            return None
+        return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]), intent="kb_match")
 
     async def _without_nlu(self, ctx: TurnContext) -> Reply:
         """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""

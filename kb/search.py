@@ -549,6 +549,27 @@ class KnowledgeBase:
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
 
+    def states_measure_asked(self, sku: str, text: str) -> bool:
+        """Does one of the product's spec lines give the count or measure the question asks for (no
+        duration: "几天能到" asks none of its lines)?"""
+        product = self.products.get(sku)
+        units = asked_units(text)
+        if product is None or not units or DURATIONS <= units:
+            return False
+        return any(states_unit(value, units) for _, value in product.specs)
+
+    def value_named(self, sku: str, text: str) -> str | None:
+        """The one spec line of the product whose value holds a part of the text that its key and name
+        do not ("开强力档呢" after the vacuum's 续航: 45分钟(标准档)/12分钟(强力档)), else None."""
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        lowered = text.lower()
+        grams = {g for g in (lowered[i : i + 2] for i in range(len(lowered) - 1)) if all("\u4e00" <= c <= "\u9fff" for c in g)}
+        grams -= set(char_pairs(product.name.lower()))
+        keys = [key for key, value in product.specs if any(g in value.lower() and g not in key.lower() for g in grams)]
+        return keys[0] if len(keys) == 1 else None
+
     def _keys_it_lacks(self, product: Product, text: str) -> list[str]:
         """The shop's spec keys the question names that no key of this product shares a character with,
         and that an FAQ question of the shop's is about ("保修多久" of a seat whose lines are 适用年龄,

@@ -11,8 +11,9 @@ import re
 
 # "几根", "多少片", "几个人", "多少ml": the measure word after 几 / 多少 (个 may stand before the noun counted).
 _MEASURE = re.compile(r"(?:几|多少)\s*(个)?\s*([A-Za-z]+|[\u4e00-\u9fff])?")
-# Words after 几 / 多少 that are no unit: particles, and 钱 (a price is no spec line).
-_NO_UNIT = frozenset("吗呢啊呀吧的了么钱号点")
+# Words after 几 / 多少 that are no unit: particles, 钱 (a price is no spec line), 水 (how much water
+# is a volume, _HOLDS).
+_NO_UNIT = frozenset("吗呢啊呀吧的了么钱号点水")
 # How long: any duration unit.
 _HOW_LONG = re.compile(r"多久|多长时间|多长")
 DURATIONS = frozenset(("天", "日", "周", "星期", "个月", "月", "年", "小时", "分钟", "秒", "h", "min"))
@@ -25,6 +26,8 @@ _HOW_MUCH = re.compile(r"多(重|沉|高|宽|厚|深|粗|大)(?=$|[个的啊呀�
 _MEASURES = {"重": WEIGHTS, "沉": WEIGHTS, "大": WEIGHTS | LENGTHS | VOLUMES}
 # "一个多大", "每颗多重", "多大个", "个头": the measure of one piece, not of the whole box.
 _PER_PIECE = re.compile(r"[一每单][个颗只枚根片粒串]|多大个|个头")
+# "能装多少水", "一个有多少水": how much it holds, a volume.
+_HOLDS = re.compile(r"[装盛](?:多少|几)|多少水")
 # A number the question states with its unit ("宝宝7公斤", "1.5厘米"): what the shopper knows.
 _STATED = re.compile(r"\d[\d.]*\s*([A-Za-z]+|[\u4e00-\u9fff]{1,2})")
 # The same unit written in Chinese and in symbols.
@@ -59,6 +62,8 @@ def asked_units(text: str) -> frozenset[str]:
             units.add(word)
         if counter and (not word or word in _NO_UNIT or word not in DURATIONS | {"月"}):
             units.add(counter)  # "几个" alone counts 个; "几个人" counts 人 (or 个)
+    if _HOLDS.search(lowered):
+        units.update(VOLUMES)
     for match in _HOW_MUCH.finditer(lowered):
         units.update(_MEASURES.get(match.group(1), LENGTHS))
     if "天" in units or "月" in units or "年" in units:

@@ -913,3 +913,80 @@ async def test_a_doubtful_order_change_that_changes_nothing_is_a_question(
     assert reply.text is not None and answer in reply.text and "修改需求" not in reply.text, reply.text
     assert await states(runner) == [conv_store.BOT]  # no change task for an agent
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "key"),
+    [("baby", "BAB-014", "能装多少水", "容量"), ("fresh", "FRU-036", "一个有多少水", "椰汁")],
+)
+def test_how_much_it_holds_is_the_line_giving_a_volume(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "product_question", "question", "answer"),
+    [
+        ("baby", "行乐X1推车多少钱", "那它多重啊 我一个人带娃要经常拎上楼", "6.8kg"),
+        ("appliances", "可视空气炸锅多少钱", "多重啊 要搬上楼", "4.8kg"),
+    ],
+)
+async def test_a_measure_taken_for_a_shipping_question_is_the_product_line(
+    tmp_path: Path, real_encoder: Encoder, name: str, product_question: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_shipping", 0.6))
+    await d(said("oUp", product_question, 1))
+    reply = await d(said("oUp", question, 2))
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "key"),
+    [("appliances", "APP-015", "开强力档呢", "续航"), ("fresh", "FRU-036", "冷藏呢", "保质期")],
+)
+def test_a_follow_up_naming_part_of_a_value_is_that_line(tmp_path: Path, name: str, sku: str, question: str, key: str) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    assert kb.value_named(sku, question) == key
+    assert kb.value_named(sku, "多少钱呢") is None
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "product_question", "question", "answer"),
+    [("appliances", "V8吸尘器续航多长时间", "开强力档呢", "12分钟(强力档)"), ("fresh", "椰青能放多久", "冷藏呢", "冷藏15天")],
+)
+async def test_an_elliptical_follow_up_gets_the_line_it_names_part_of(
+    tmp_path: Path, name: str, product_question: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_invoice", 0.54))
+    await d(said("oElide", product_question, 1))
+    reply = await d(said("oElide", question, 2))  # whatever the model takes it for
+    assert reply.text is not None and answer in reply.text, reply.text
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "openid", "first", "question", "order_id"),
+    [
+        ("appliances", "oApp009", "我有三个订单，儿童牙刷那个到哪了", "刷头那个呢", "AP2026112020415"),
+        ("fresh", "oFru001", "我买的蓝莓到哪了", "车厘子那个呢", "FR2026111900236"),
+    ],
+)
+async def test_what_about_that_one_after_an_order_is_that_product_order(
+    tmp_path: Path, name: str, openid: str, first: str, question: str, order_id: str
+) -> None:
+    runner, kb = shop(tmp_path, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "ask_product_info", 0.55))
+    await d(said(openid, first, 1))
+    reply = await d(said(openid, question, 2))
+    assert reply.text is not None and order_id in reply.text, reply.text
+    runner.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.units import DURATIONS, LENGTHS, WEIGHTS, asked_units, asks_per_piece, stated_units, states_unit
+from kb.units import DURATIONS, LENGTHS, VOLUMES, WEIGHTS, asked_units, asks_per_piece, stated_units, states_unit
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,9 @@ def test_the_units_of_a_quantity_the_question_states() -> None:
 @pytest.mark.parametrize(("question", "per_piece"), [("一个多大", True), ("多大个", True), ("每颗多重", True), ("多重", False)])
 def test_the_measure_of_one_piece(question: str, per_piece: bool) -> None:
     assert asks_per_piece(question) is per_piece
+
+
+@pytest.mark.parametrize("question", ["能装多少水", "一个有多少水", "能盛几升"])
+def test_how_much_it_holds_asks_a_volume(question: str) -> None:
+    assert VOLUMES <= asked_units(question)
+    assert "水" not in asked_units(question)  # water is what is measured, not a unit

@@ -242,6 +242,36 @@ def _stating(product: Product, text: str) -> dict[str, float]:
     return dict.fromkeys(stating, bonus)
 
 
+# A number with its unit in a spec value ("60天", "45分钟", "300ml"), to find in the shop's own texts.
+_QUANTITY = re.compile(r"\d[\d.]*\s*(?:[a-z]+|[\u4e00-\u9fff]{1,2})")
+# How many characters before a value the shop's texts are read for the words that introduce it, and how
+# many character pairs of a question those words must share to tell the line asked for.
+GLOSS_CHARS = 8
+GLOSS_PAIRS = 2
+_CLAUSE = re.compile(r"[，。；;,、！!？?：:]")
+_RANGE = frozenset("0123456789.-~～到至/")
+
+
+def _key_glosses(products: list[Product], faqs: list[Faq]) -> dict[str, set[str]]:
+    """Per spec key, the character pairs of what the shop writes right before that key's quantities in a
+    product's description and its own FAQ answers ("充一次电可用60天": 续航 60天), over all products."""
+    answers: dict[str, list[str]] = {}
+    for faq in faqs:
+        if faq.sku:
+            answers.setdefault(faq.sku, []).append(faq.answer.lower())
+    gloss: dict[str, set[str]] = {}
+    for p in products:
+        texts = [p.description.lower(), *answers.get(p.sku, [])]
+        for key, value in p.specs:
+            for quantity in _QUANTITY.findall(value.lower()):
+                for t in texts:
+                    at = t.find(quantity)
+                    # Not the end of another number ("1-3天" holds no 3天), and only the clause it ends.
+                    if at > 0 and t[at - 1] not in _RANGE:
+                        gloss.setdefault(key, set()).update(char_pairs(_CLAUSE.split(t[max(0, at - GLOSS_CHARS) : at])[-1]))
+    return gloss
+
+
 def _details(product: Product) -> str:
     """A product's description and specs (lower case)."""
     return f"{product.description} {' '.join(f'{k}{v}' for k, v in product.specs)}".lower()
@@ -311,6 +341,7 @@ class KnowledgeBase:
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
         self._spec_keys: frozenset[str] = frozenset()  # every spec key of the shop's products
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
+        self._key_gloss: dict[str, set[str]] = {}  # spec key -> the words the shop writes before its values
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
         self._faq_products: dict[str, frozenset[str]] = {}  # FAQ id -> the products it is about
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
@@ -367,6 +398,7 @@ class KnowledgeBase:
             self._variant_values = variant_values
             self._spec_keys = frozenset(key for p in products for key, _ in p.specs)
             self._spec_cache = {}
+            self._key_gloss = _key_glosses(products, faqs)
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
             self._entries = entries
             self._faq_products = _faq_products(faqs, terms)
@@ -604,12 +636,16 @@ class KnowledgeBase:
         bonus = self.thresholds.spec_key_bonus
         lowered = text.lower()
         stating = _stating(product, text)
+        pairs = char_pairs(lowered)
         ranked = [
             (
                 # A line whose whole value the question states is what the shopper knows, not what they
                 # ask: "5斤大概几个" asks 数量, not 净重 5斤.
                 not (len(value) >= 2 and value.lower() in lowered),
                 key in stating,  # "一箱几根": a line stating a count in 根
+                # The shop's own words before the line's values: "充一次电能用多久" is the T7's "充一次电可用
+                # 60天" (续航), whatever the embedding makes of 充电 (Type-C约3小时).
+                len(pairs & self._key_gloss.get(key, set())) >= GLOSS_PAIRS,
                 float(score) + (bonus if set(key) & set(text) else 0.0),
                 key,
             )

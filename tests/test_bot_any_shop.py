@@ -990,3 +990,24 @@ async def test_what_about_that_one_after_an_order_is_that_product_order(
     reply = await d(said(openid, question, 2))
     assert reply.text is not None and order_id in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "key"),
+    [
+        # The T7's description says "充一次电可用60天": 续航, not 充电 (Type-C约3小时), which the
+        # embedding and the characters 充 and 电 point at.
+        ("appliances", "APP-033", "充一次电能用多久", "续航"),
+        ("appliances", "APP-034", "充一次电用多久", "续航"),  # the K3's own text says nothing: the shop's words
+        ("appliances", "APP-015", "充电要多久", "充电时间"),  # no words of the shop's before 续航's values
+        ("fresh", "FRU-012", "放冰箱能存多久", "储存"),  # its FAQ: "硬果放冰箱冷藏能存30天"
+    ],
+)
+def test_the_shop_words_before_a_value_tell_which_line_is_asked(
+    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    hit = kb.about_product(sku, question)
+    assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
+    runner.close()

@@ -1011,3 +1011,23 @@ def test_the_shop_words_before_a_value_tell_which_line_is_asked(
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "question", "answer"),
+    [
+        ("appliances", "HM-E6滤芯多久换", "3个月"),
+        ("cosmetics", "A醇晚霜孕妇能用吗", "不建议"),
+        ("baby", "X1推车怎么收车", "一键收车"),
+        ("fresh", "牛油果收到是硬的吗", "常温"),
+    ],
+)
+async def test_a_product_question_taken_for_an_order_question_gets_its_faq_not_its_card(
+    tmp_path: Path, real_encoder: Encoder, name: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "order_status", 0.5))
+    reply = await d(said("oNoOrders", question, 1))  # a shopper without orders
+    assert reply.text is not None and answer in reply.text and "现价" not in reply.text, reply.text
+    runner.close()

@@ -7,7 +7,7 @@ import re
 
 from bot import texts
 from bot.dispatch import Reply
-from bot.handlers.context import ORDER_ID, TurnContext
+from bot.handlers.context import ASKS, ORDER_ID, TurnContext
 from bot.handlers.presale import answer_ask_shipping
 from bot.orders import OrderSourceError
 from bot.router import Router
@@ -65,6 +65,16 @@ async def answer_order(ctx: TurnContext) -> Reply:
         # or what the knowledge base says.
         product_named = ctx.named_product() if not ORDER_TALK.search(ctx.text) else None
         if product_named:
+            # "HM-E6滤芯多久换", "X1推车怎么收车": the FAQ entry that answers it (of that product or the
+            # whole shop), before the product's price and stock.
+            result = await ctx.search_message()
+            product = ctx.kb.products.get(product_named) if ctx.kb else None
+            if result and result.decision == ANSWER and result.top and result.top.kind == "faq" and product is not None:
+                if not ctx.faq_about_other(result, product):
+                    return await ctx.answer_hit(result, intent=intent)
+            own = await ctx.about_product(product, faq_only=True) if product is not None and ASKS.search(ctx.text) else None
+            if own is not None:
+                return own
             return await ctx.answer_entry("product", product_named, intent=intent)
         if intent == "order_status" and not ORDER_TALK.search(ctx.text) and ctx.conv.context.get("sku"):
             # "几号发货" with no order placed, right after a product: when that product ships.

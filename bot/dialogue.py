@@ -56,6 +56,8 @@ NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_order", "cancel_order"}
 # "刷头那个呢", "开强力档呢": a follow-up that leaves out what it asks, the same as the message before.
 ELLIPSIS = re.compile(r"呢\s*[？?]?\s*$")
+# Greeting words, punctuation and spaces: what is left of a greeting that asks something else.
+NOT_GREETING = re.compile(r"你好|您好|在吗|在不在|在么|有人在吗|有人吗|hello|hi|哈喽|嗨|亲|[\W_]", re.IGNORECASE)
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 
@@ -306,6 +308,9 @@ class Dialogue:
             return await self._misunderstood(ctx)
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
+            return await self._misunderstood(ctx)
+        if parse.intent == "greet" and ASKS.search(ctx.text) and len(NOT_GREETING.sub("", ctx.text)) >= 2:
+            # "周末有人吗", "好剥吗": a question beyond the greeting words ("你好 在吗" is a greeting).
             return await self._misunderstood(ctx)
         runner_up = parse.ranking[1] if len(parse.ranking) > 1 else None
         if (

@@ -1031,3 +1031,18 @@ async def test_a_product_question_taken_for_an_order_question_gets_its_faq_not_i
     reply = await d(said("oNoOrders", question, 1))  # a shopper without orders
     assert reply.text is not None and answer in reply.text and "现价" not in reply.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "question", "answer"), [("fresh", "周末有人吗", "8:30"), ("cosmetics", "亲 客服晚上几点下班", "22:00")]
+)
+async def test_a_greeting_that_asks_something_else_is_a_question(
+    tmp_path: Path, real_encoder: Encoder, name: str, question: str, answer: str
+) -> None:
+    runner, kb = shop(tmp_path, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "greet", 0.9), Parse("", "greet", 0.99))
+    reply = await d(said("oHi", question, 1))  # the agents' hours, not a hello
+    assert reply.text is not None and answer in reply.text and reply.text != texts.GREET, reply.text
+    assert (await d(said("oHi", "你好 在吗", 2))).text == texts.GREET  # greeting words only
+    runner.close()

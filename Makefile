@@ -101,6 +101,10 @@ browser:
 test: setup browser
 	$(PY) -m pytest -q
 
+# The quick selection while working: no Rasa server, no Chromium, on both cores (pytest-xdist).
+test-fast: serve-models
+	$(PY) -m pytest -q -n 2 -m "not rasa and not browser"
+
 # The suite's tests that keep their data through the new_db fixture, on a throwaway PostgreSQL server
 # (tests/pg_cluster.py: Debian's postgresql, installed if missing, on a free loopback port, stopped after).
 test-postgres: setup browser

@@ -23,7 +23,7 @@ from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import SURE_COMPLAINT
 from bot.handlers.context import ASKS, ORDER_ID, DialogueConfig, Services, TurnContext
-from bot.handlers.orders import ORDER_TALK, ORDER_WORDS
+from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
 from bot.orders import OrderSource
@@ -54,6 +54,10 @@ PRODUCT_QUESTION = re.compile(
 NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
 PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_order", "cancel_order"}
+# "刷头那个呢", "开强力档呢": a follow-up that leaves out what it asks, the same as the message before.
+ELLIPSIS = re.compile(r"呢\s*[？?]?\s*$")
+# Greeting words, punctuation and spaces: what is left of a greeting that asks something else.
+NOT_GREETING = re.compile(r"你好|您好|在吗|在不在|在么|有人在吗|有人吗|hello|hi|哈喽|嗨|亲|[\W_]", re.IGNORECASE)
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 
@@ -101,6 +105,7 @@ class ConversationMiddleware:
             if ctx.inbound.kind == "text" and ctx.text.strip():
                 # The question a follow-up ("多久能到账", "怎么申请") leans on.
                 conv.context["prev"] = ctx.text[:PREV_CHARS]
+            conv.context["prev_intent"] = reply.intent  # what the bot took the message before for
             if conv.state == conv_store.QUEUED:
                 events.append("queue")
         now = self.clock()
@@ -266,7 +271,19 @@ class Dialogue:
         if ctx.parse is None:
             return await self._without_nlu(ctx)
         parse = ctx.parse
+        if UNPAID.search(ctx.text) and UNWANTED.search(ctx.text) and not ORDER_ID.search(ctx.text):
+            # "我不想要了，还没付款": the shopper's unpaid order (of the product named, if several).
+            unpaid = await ctx.order_about_product(("pending_payment",))
+            if unpaid is not None:
+                reply = await ctx.order_action("cancel_order", unpaid)
+                return dataclasses.replace(reply, confidence=parse.confidence)
         unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
+        if parse.intent in ("cancel_order", "return_refund") and KEEPS_ORDER.search(ctx.text) and ASKS.search(ctx.text):
+            # "那不取消了 橙子有点酸咋办": the order stays; what the shopper asks next is a question.
+            return await self._misunderstood(ctx)
+        if parse.intent == "change_order" and parse.confidence < self.config.doubtful and not CHANGES.search(ctx.text):
+            # "要是延迟发货有补偿吗" (change_order 0.44): nothing to change, a question the FAQ may answer.
+            return await self._misunderstood(ctx)
         if (unplaced or parse.intent in NO_BUSINESS) and ORDER_WORDS.search(ctx.text):
             # "破壁机那单签收了吧" (no intent), "砂糖橘那单发了没" (taken for a goodbye): the shopper's order of
             # the product named.
@@ -274,6 +291,10 @@ class Dialogue:
             if order is not None:
                 return await ctx.order_action("order_status", order)
         about_order = parse.intent in ORDER_INTENTS and (ORDER_TALK.search(ctx.text) or ORDER_ID.search(ctx.text))
+        if ELLIPSIS.search(ctx.text) and not about_order:
+            elided = await self._as_before(ctx)
+            if elided is not None:
+                return dataclasses.replace(elided, confidence=parse.confidence)
         if not about_order and PRODUCT_QUESTION.search(ctx.text):
             # "怎么吃", "礼盒里都有啥", "收到有点软正常吗" of the product in context, whatever the model took
             # it for: its own FAQ entry or spec line, when one answers it.
@@ -287,6 +308,9 @@ class Dialogue:
             return await self._misunderstood(ctx)
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
+            return await self._misunderstood(ctx)
+        if parse.intent == "greet" and ASKS.search(ctx.text) and len(NOT_GREETING.sub("", ctx.text)) >= 2:
+            # "周末有人吗", "好剥吗": a question beyond the greeting words ("你好 在吗" is a greeting).
             return await self._misunderstood(ctx)
         runner_up = parse.ranking[1] if len(parse.ranking) > 1 else None
         if (
@@ -318,6 +342,24 @@ class Dialogue:
         if reply.intent is None:
             reply = Reply(reply.text, intent=parse.intent, confidence=parse.confidence)
         return reply
+
+    async def _as_before(self, ctx: TurnContext) -> Reply | None:
+        """A follow-up that asks what the message before it asked, of something else: "刷头那个呢" right
+        after where an order is (the shopper's order of the 刷头), "开强力档呢" right after the vacuum's
+        续航 (the line whose value gives the 强力档)."""
+        context = ctx.conv.context
+        if context.get("prev_intent") == "order_status":
+            order = await ctx.order_about_product(named_only=True)
+            if order is not None and order.order_id != context.get("order_id"):
+                return await ctx.order_action("order_status", order)
+        sku = context.get("sku")
+        if ctx.kb is None or not sku or ctx.named_product() is not None:
+            return None
+        key = ctx.kb.value_named(sku, ctx.text)
+        product = await ctx.product() if key else None
+        if key is None or product is None or product.sku != sku:
+            return None
+        return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]), intent="kb_match")
 
     async def _without_nlu(self, ctx: TurnContext) -> Reply:
         """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""

@@ -16,7 +16,7 @@ from kb import rerank, store
 from kb.encoder import Encoder
 from kb.rerank import CANDIDATES, LATIN, Reranker, char_pairs, decision_values
 from kb.store import Faq, Product
-from kb.units import DURATIONS, asked_units, states_unit
+from kb.units import DURATIONS, asked_units, asks_per_piece, stated_units, states_unit
 from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,8 @@ class SearchResult:
 
 
 _LATIN = re.compile(r"[A-Za-z0-9]+")
+# A product named right after 和 / 跟 / 与 / 配 is what goes with the one asked about.
+_WITH = re.compile(r"(?:和|跟|与|同|配|搭配|混)\s*$")
 _NUMBER = re.compile(r"[0-9.]+")
 _OPTION_SEP = re.compile(r"[/、|，,]")
 
@@ -150,9 +152,18 @@ def _options(value: str) -> list[str]:
     return [o.strip() for o in _OPTION_SEP.split(value) if o.strip()]
 
 
+# "甜吗", "甜不甜", "硬不硬": a yes-or-no question about a quality names the key of its degree (甜度).
+_QUALITY = re.compile(r"([\u4e00-\u9fff])(?:吗|嘛|么|不\1)")
+
+
 def named_spec(product: Product, text: str) -> tuple[str, str] | None:
-    """The product's spec line whose key the text names (the longest key wins), else None."""
-    return next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in text), None)
+    """The product's spec line whose key the text names (the longest key wins), else the line of the
+    degree of the quality the text asks about ("甜吗": 甜度), else None."""
+    found = next((kv for kv in sorted(product.specs, key=lambda kv: -len(kv[0])) if kv[0] in text), None)
+    if found is None:
+        qualities = {m.group(1) for m in _QUALITY.finditer(text)}
+        found = next((kv for kv in product.specs if len(kv[0]) == 2 and kv[0][1] == "度" and kv[0][0] in qualities), None)
+    return found
 
 
 # A name word found in more than this share of the shop's other texts (FAQ entries, other products'
@@ -163,6 +174,10 @@ GENERIC_SHARE = 0.12
 # product's own lines (kb.units): a count or measure ("一箱几根": "10根"), or less, since a product has
 # several, a duration ("能放多久": "冷藏7-10天", but "敷多久" is the FAQ's 15-20 minutes, not 保质期 3年).
 UNIT_BONUS = 0.05
+# Two products of one category whose names share at least this share of their character pairs (of the
+# shorter name) are variants of one another: 30ml and 50ml 大瓶装 of one essence 0.85, 贝乐滋 2段 and 3段
+# 0.67, 脐橙 5斤 and 10斤 0.53, against 0.07 or less for other products of a category in the dev shops.
+SIBLING_NAME = 0.5
 DURATION_BONUS = 0.03
 
 
@@ -207,14 +222,54 @@ def _faq_products(faqs: list[Faq], terms: list[tuple[str, str]]) -> dict[str, fr
     return {f.id: frozenset([f.sku] if f.sku else _named_by_terms(f.question, terms)) for f in faqs}
 
 
+def _units_of(text: str) -> tuple[frozenset[str], float]:
+    """The units a line's value should state to answer the question, and the bonus of such a line: the
+    units asked for, else those of a quantity the question states ("宝宝7公斤穿啥码": the line giving
+    sizes by weight, 适用体重 S 4-8kg/M 6-11kg)."""
+    units = asked_units(text) or stated_units(text)
+    return units, DURATION_BONUS if DURATIONS <= units else UNIT_BONUS
+
+
 def _stating(product: Product, text: str) -> dict[str, float]:
     """The product's spec keys whose values state a quantity in the unit the question asks for, each
-    with its bonus."""
-    units = asked_units(text)
+    with its bonus; of one piece ("一个多大", "多大个"), the lines of one (单果重, not 净重) when it has some."""
+    units, bonus = _units_of(text)
     if not units:
         return {}
-    bonus = DURATION_BONUS if DURATIONS <= units else UNIT_BONUS
-    return {key: bonus for key, value in product.specs if states_unit(value, units)}
+    stating = [key for key, value in product.specs if states_unit(value, units)]
+    if asks_per_piece(text):
+        stating = [key for key in stating if key.startswith("单")] or stating
+    return dict.fromkeys(stating, bonus)
+
+
+# A number with its unit in a spec value ("60天", "45分钟", "300ml"), to find in the shop's own texts.
+_QUANTITY = re.compile(r"\d[\d.]*\s*(?:[a-z]+|[\u4e00-\u9fff]{1,2})")
+# How many characters before a value the shop's texts are read for the words that introduce it, and how
+# many character pairs of a question those words must share to tell the line asked for.
+GLOSS_CHARS = 8
+GLOSS_PAIRS = 2
+_CLAUSE = re.compile(r"[，。；;,、！!？?：:]")
+_RANGE = frozenset("0123456789.-~～到至/")
+
+
+def _key_glosses(products: list[Product], faqs: list[Faq]) -> dict[str, set[str]]:
+    """Per spec key, the character pairs of what the shop writes right before that key's quantities in a
+    product's description and its own FAQ answers ("充一次电可用60天": 续航 60天), over all products."""
+    answers: dict[str, list[str]] = {}
+    for faq in faqs:
+        if faq.sku:
+            answers.setdefault(faq.sku, []).append(faq.answer.lower())
+    gloss: dict[str, set[str]] = {}
+    for p in products:
+        texts = [p.description.lower(), *answers.get(p.sku, [])]
+        for key, value in p.specs:
+            for quantity in _QUANTITY.findall(value.lower()):
+                for t in texts:
+                    at = t.find(quantity)
+                    # Not the end of another number ("1-3天" holds no 3天), and only the clause it ends.
+                    if at > 0 and t[at - 1] not in _RANGE:
+                        gloss.setdefault(key, set()).update(char_pairs(_CLAUSE.split(t[max(0, at - GLOSS_CHARS) : at])[-1]))
+    return gloss
 
 
 def _details(product: Product) -> str:
@@ -284,7 +339,9 @@ class KnowledgeBase:
         self._terms: list[tuple[str, str]] = []  # (term, sku), longest first
         self._word_skus: dict[str, set[str]] = {}
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
+        self._spec_keys: frozenset[str] = frozenset()  # every spec key of the shop's products
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
+        self._key_gloss: dict[str, set[str]] = {}  # spec key -> the words the shop writes before its values
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
         self._faq_products: dict[str, frozenset[str]] = {}  # FAQ id -> the products it is about
         self.generation = -1  # the catalogue generation the index was built from (kb.store.generation)
@@ -339,7 +396,9 @@ class KnowledgeBase:
             self._terms = terms
             self._word_skus = word_skus
             self._variant_values = variant_values
+            self._spec_keys = frozenset(key for p in products for key, _ in p.specs)
             self._spec_cache = {}
+            self._key_gloss = _key_glosses(products, faqs)
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
             self._entries = entries
             self._faq_products = _faq_products(faqs, terms)
@@ -379,6 +438,14 @@ class KnowledgeBase:
                 counts[sku] += 1
         return [sku for sku, _ in counts.most_common(2)], False
 
+    def names_only_companions(self, text: str) -> bool:
+        """Does the text name products by name only as what goes with another one ("能和维C水一起用吗",
+        "跟小白瓶比呢": the product talked about is still the one asked about)?"""
+        lowered = text.lower()
+        best = next((len(term) for term, _ in self._terms if term in lowered), 0)
+        terms = {term for term, _ in self._terms if len(term) == best and term in lowered}
+        return bool(terms) and all(_WITH.search(lowered[: lowered.index(term)]) for term in terms)
+
     def names_a_spec_of(self, sku: str, text: str) -> bool:
         """Is every product name or alias the text gives part of one of this product's spec keys?
         ("带防晒吗" names the sunscreen by its alias 防晒, which is also the foundation's 防晒指数.)"""
@@ -392,6 +459,39 @@ class KnowledgeBase:
     def faq_products(self, faq_id: str) -> frozenset[str]:
         """The products an FAQ entry is about: its ``sku``, or those its question names (empty: shop-wide)."""
         return self._faq_products.get(faq_id, frozenset())
+
+    def sibling_named(self, sku: str, text: str) -> str | None:
+        """A variant of the product talked about that the text names by a part of its name or aliases
+        which that product does not have in its own words: "有没有大瓶一点的" after the 30ml essence is
+        its 50ml 大瓶装, "那二段的有吗" after 贝乐滋三段 is 贝乐滋二段. A variant is a product of the same
+        category whose name is mostly the same (SIBLING_NAME). None unless one leads."""
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        own = f"{_product_text(product)} {' '.join(_terms(product))}"
+        name_pairs = char_pairs(product.name.lower())
+        lowered = text.lower()
+        # Two characters of the message, both Chinese or Latin with a letter ("3j"), that the product lacks.
+        grams = {
+            g
+            for g in (lowered[i : i + 2] for i in range(len(lowered) - 1))
+            if (all("\u4e00" <= c <= "\u9fff" for c in g) or (g.isascii() and g.isalnum() and not g.isdigit())) and g not in own
+        }
+        if not grams:
+            return None
+        scores: Counter[str] = Counter()
+        for other in self.products.values():
+            if other.sku == sku or other.category != product.category:
+                continue
+            other_pairs = char_pairs(other.name.lower())
+            if len(name_pairs & other_pairs) < SIBLING_NAME * min(len(name_pairs), len(other_pairs)):
+                continue
+            names = " ".join(_terms(other))
+            scores[other.sku] = sum(1 for g in grams if g in names)
+        ranked = scores.most_common(2)
+        if not ranked or ranked[0][1] == 0 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+            return None
+        return ranked[0][0]
 
     def named_among(self, text: str, skus: list[str]) -> list[str]:
         """The one product of ``skus`` whose name or aliases share the most words with the text, if
@@ -435,29 +535,87 @@ class KnowledgeBase:
             return None
         prefix = f"{sku}{store.SPEC_SEP}"
         named = named_spec(product, text)
-        if named:  # the question names one of the product's own spec keys
-            return Hit("spec", prefix + named[0], 1.0)
-        query = self.encoder.encode([text])[0]
+        units, unit_bonus = _units_of(text)
+        fallback = Hit("spec", prefix + named[0], 1.0) if named else None
+        if named and not (DURATIONS <= units and not states_unit(named[1], units)):
+            return fallback  # the question names one of the product's own spec keys
         own = {faq_id for faq_id, about in self._faq_products.items() if sku in about}
+        # The topic the question names when no line of the product gives what it asks: "滤芯多久换" of a
+        # 滤芯 line that gives no time, "座椅保修多久" of a seat without a 保修 line in a shop whose other
+        # products have one and whose FAQ tells (KnowledgeBase._keys_it_lacks). Then only its FAQ entries
+        # on that topic giving what is asked answer it ("滤芯建议3个月更换一次"; else the line named, or
+        # the shop-wide FAQ).
+        lacking = self._keys_it_lacks(product, text)
+        topic = [named[0]] if named else lacking
+        if topic:
+            own = {
+                f
+                for f in own
+                if any(key in f"{self.faqs[f].question} {self.faqs[f].answer}" for key in topic)
+                and (not units or states_unit(self.faqs[f].answer, units))
+            }
+            if not own:
+                return fallback
+        query = self.encoder.encode([text])[0]
         stating = _stating(product, text)
         best: Hit | None = None
         with self._lock:
             for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):
-                if (kind == "faq" and ref in own) or (kind == "spec" and ref.startswith(prefix)):
+                if (kind == "faq" and ref in own) or (not topic and kind == "spec" and ref.startswith(prefix)):
                     score = float(self._matrix[i] @ query)
                     if kind == "spec" and set(ref[len(prefix) :]) & set(text):
                         score += self.thresholds.spec_key_bonus  # "多重" shares 重 with the key 车重
                     if kind == "spec":
                         score += stating.get(ref[len(prefix) :], 0.0)
+                    elif unit_bonus == UNIT_BONUS and states_unit(self.faqs[ref].answer, units):
+                        # As a spec line stating the count or measure asked for. Not a duration: the
+                        # FAQ's "常温放3-7天" is how long it takes to ripen, not how long it keeps.
+                        score += unit_bonus
                     if best is None or score > best.score:
                         best = Hit(kind, ref, round(score, 4))
         if best is None or best.score < (self.thresholds.product_answer if at_least is None else at_least):
-            return None
+            return fallback
         if best.kind == "spec":
             # Which line: the lines embedded with the product's name all look alike; the key alone and
             # "key：value" without the name tell 车重 from 承重 and 容量 from 功率.
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
+
+    def states_measure_asked(self, sku: str, text: str) -> bool:
+        """Does one of the product's spec lines give the count or measure the question asks for (no
+        duration: "几天能到" asks none of its lines)?"""
+        product = self.products.get(sku)
+        units = asked_units(text)
+        if product is None or not units or DURATIONS <= units:
+            return False
+        return any(states_unit(value, units) for _, value in product.specs)
+
+    def value_named(self, sku: str, text: str) -> str | None:
+        """The one spec line of the product whose value holds a part of the text that its key and name
+        do not ("开强力档呢" after the vacuum's 续航: 45分钟(标准档)/12分钟(强力档)), else None."""
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        lowered = text.lower()
+        grams = {g for g in (lowered[i : i + 2] for i in range(len(lowered) - 1)) if all("\u4e00" <= c <= "\u9fff" for c in g)}
+        grams -= set(char_pairs(product.name.lower()))
+        keys = [key for key, value in product.specs if any(g in value.lower() and g not in key.lower() for g in grams)]
+        return keys[0] if len(keys) == 1 else None
+
+    def _keys_it_lacks(self, product: Product, text: str) -> list[str]:
+        """The shop's spec keys the question names that no key of this product shares a character with,
+        and that an FAQ question of the shop's is about ("保修多久" of a seat whose lines are 适用年龄,
+        重量, 颜色 …, in a shop whose FAQ asks "电器和推车保修多久？"). Without such an entry one of the
+        product's own lines may still answer it (a fruit's 储存 "冷藏可放30天" for "保质期多久")."""
+        keys = [key for key, _ in product.specs]
+        return [
+            key
+            for key in self._spec_keys
+            if len(key) >= 2
+            and key in text
+            and not any(set(key) & set(k) for k in keys)
+            and any(key in faq.question for faq in self.faqs.values())
+        ]
 
     def _spec_line(self, product: Product, text: str, query: np.ndarray) -> str:
         """The product's spec key that fits the question best (blocking): the mean cosine of the key
@@ -478,12 +636,16 @@ class KnowledgeBase:
         bonus = self.thresholds.spec_key_bonus
         lowered = text.lower()
         stating = _stating(product, text)
+        pairs = char_pairs(lowered)
         ranked = [
             (
                 # A line whose whole value the question states is what the shopper knows, not what they
                 # ask: "5斤大概几个" asks 数量, not 净重 5斤.
                 not (len(value) >= 2 and value.lower() in lowered),
                 key in stating,  # "一箱几根": a line stating a count in 根
+                # The shop's own words before the line's values: "充一次电能用多久" is the T7's "充一次电可用
+                # 60天" (续航), whatever the embedding makes of 充电 (Type-C约3小时).
+                len(pairs & self._key_gloss.get(key, set())) >= GLOSS_PAIRS,
                 float(score) + (bonus if set(key) & set(text) else 0.0),
                 key,
             )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import re
 import shutil
@@ -24,11 +26,12 @@ from console.auth import add_user
 from intents.training import default_cache, default_rasa_venv, model_path
 from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
+from kb.onnx_export import read_stamp
 from kb.search import KnowledgeBase
 from storage.db import DbRunner, open_db
 from tests import browser
 from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
-from tests.helpers import free_port
+from tests.helpers import StoredVectors, free_port
 from tests.pushes import AES_KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,9 +236,17 @@ async def console_server(
 
 
 @pytest.fixture(scope="session")
-def real_encoder() -> Encoder:
-    """The real embedding model, loaded once per test session."""
-    return open_encoder(os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL), os.environ.get("KEFU_EMBED_VARIANT", DEFAULT_VARIANT))
+def real_encoder() -> Iterator[Encoder]:
+    """The real embedding model, loaded once per test session; its vectors of the texts the suite
+    embeds every run are kept in the cache folder, under the model's export stamp."""
+    model = os.environ.get("KEFU_EMBED_MODEL", DEFAULT_MODEL)
+    encoder = open_encoder(model, os.environ.get("KEFU_EMBED_VARIANT", DEFAULT_VARIANT))
+    stamp = read_stamp(Path(model).expanduser()) or {}
+    made = json.dumps([encoder.name, stamp.get("source"), stamp.get("seconds")], sort_keys=True)
+    key = hashlib.sha256(made.encode()).hexdigest()[:16]
+    stored = StoredVectors(encoder, Path(os.environ.get("KEFU_CACHE") or default_cache()) / "test-vectors" / f"{key}.npz")
+    yield stored
+    stored.save()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb.units import DURATIONS, asked_units, states_unit
+from kb.units import DURATIONS, LENGTHS, VOLUMES, WEIGHTS, asked_units, asks_per_piece, stated_units, states_unit
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,37 @@ def test_a_value_states_a_number_in_the_unit() -> None:
     assert not states_unit("约250g", asked_units("一箱几根"))
     assert not states_unit("3lb", asked_units("几升"))  # l of lb is no litre
     assert not states_unit("10根", frozenset())
+
+
+@pytest.mark.parametrize(
+    ("question", "measures"),
+    [("那它多重啊", WEIGHTS), ("机身多高，能钻床底吗", LENGTHS), ("多厚", LENGTHS), ("一个多大", WEIGHTS | LENGTHS)],
+)
+def test_how_heavy_or_how_big_asks_for_a_measure(question: str, measures: frozenset[str]) -> None:
+    assert measures <= asked_units(question)
+
+
+@pytest.mark.parametrize("question", ["适合多大孩子", "多大房间够用", "多少钱"])
+def test_how_big_before_the_thing_measured_asks_no_unit(question: str) -> None:
+    # The noun after 多大 says what is measured: the spec's key tells, not a unit.
+    assert asked_units(question) == frozenset()
+
+
+def test_the_units_of_a_quantity_the_question_states() -> None:
+    assert {"kg", "公斤"} <= stated_units("宝宝7公斤穿啥码")
+    assert "㎡" in stated_units("我家120平够用吗")
+    assert {"cm", "厘米"} <= stated_units("我家门槛大概1.5厘米")
+    assert stated_units("M码一包几片") == frozenset()
+    assert states_unit("NB 5kg以下/S 4-8kg/M 6-11kg", stated_units("宝宝7公斤穿啥码"))
+    assert states_unit("80-150㎡", stated_units("我家120平够用吗"))
+
+
+@pytest.mark.parametrize(("question", "per_piece"), [("一个多大", True), ("多大个", True), ("每颗多重", True), ("多重", False)])
+def test_the_measure_of_one_piece(question: str, per_piece: bool) -> None:
+    assert asks_per_piece(question) is per_piece
+
+
+@pytest.mark.parametrize("question", ["能装多少水", "一个有多少水", "能盛几升"])
+def test_how_much_it_holds_asks_a_volume(question: str) -> None:
+    assert VOLUMES <= asked_units(question)
+    assert "水" not in asked_units(question)  # water is what is measured, not a unit

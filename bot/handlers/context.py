@@ -36,6 +36,8 @@ from storage.db import DbRunner
 MAX_UNDERSTOOD = 256
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
+# A follow-up's candidate this close to its top entry (cosine) is as likely; the question before it decides.
+FOLLOW_UP_GAP = 0.02
 # A message that asks something: no thank-you or goodbye, whatever the intent model says.
 ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
@@ -133,6 +135,11 @@ class TurnContext:
         # The reranker is sure of most questions; the question with the one before it wins when it is surer.
         if result.decision != ANSWER or (joined.confidence or 0.0) > (result.confidence or 0.0):
             return joined
+        # Or when it picks one of the follow-up's own close candidates: "多久能到账" after a refund question
+        # is as close to "退款多久到账" as to "发货后几天能收到"; the question before it tells which.
+        assert result.top is not None
+        if any(hit.label == joined.top.label and result.top.score - hit.score <= FOLLOW_UP_GAP for hit in result.hits[1:3]):
+            return joined
         return result
 
     async def about_product(self, product: Product, *, faq_only: bool = False, at_least: float | None = None) -> Reply | None:
@@ -178,9 +185,15 @@ class TurnContext:
             candidates, by_name = self.kb.named_products(self.text, context_sku)
             if by_name and context_sku and context_sku not in candidates and self.kb.names_a_spec_of(context_sku, self.text):
                 candidates = []  # "带防晒吗" after the foundation asks for its 防晒指数, not for the sunscreen
+            if by_name and context_sku and context_sku not in candidates and self.kb.names_only_companions(self.text):
+                candidates = []  # "能和维C水一起用吗" right after the niacinamide essence asks about the essence
             entity = self.parse.entity("product") if self.parse else None
             if entity and not by_name:
                 candidates = self.kb.mentioned_products(entity, context_sku) or candidates
+        if context_sku and not candidates and self.kb:
+            # "有没有大瓶一点的", "那二段的有吗": no name, but a variant of the product talked about.
+            sibling = self.kb.sibling_named(context_sku, self.text)
+            candidates = [sibling] if sibling else []
         if context_sku and (not candidates or context_sku in candidates):
             # "座椅本身多重" names both seats; the one being talked about is meant.
             candidates = [context_sku]

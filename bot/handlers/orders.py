@@ -7,7 +7,7 @@ import re
 
 from bot import texts
 from bot.dispatch import Reply
-from bot.handlers.context import ORDER_ID, TurnContext
+from bot.handlers.context import ASKS, ORDER_ID, TurnContext
 from bot.handlers.presale import answer_ask_shipping
 from bot.orders import OrderSourceError
 from bot.router import Router
@@ -21,6 +21,14 @@ router: Router[TurnContext] = Router(name=__name__)
 # Words that point at an order already placed (not 下单, placing one).
 ORDER_WORDS = re.compile(r"订单|单子|单号|物流|[那这哪的]单")
 ORDER_TALK = re.compile(ORDER_WORDS.pattern + r"|我(?:之前|上次|刚|刚刚|后来|昨天|前天|上周)?(?:买|订|预定|预订|拍)的")
+# "我不想要了，还没付款": an unpaid order the shopper no longer wants, said as a statement as often as
+# asked ("怎么取消"): whatever the intent model takes it for, it is a cancellation of that order.
+UNPAID = re.compile(r"(?:没|未|忘)(?:有|了)?(?:付|支付)|忘(?:了)?付")
+UNWANTED = re.compile(r"不(?:想|打算)?要了|不想要|不(?:想|打算)?买了|不想买|(?<!不)取消")
+# "那不取消了", "先不退了": the shopper keeps the order after all.
+KEEPS_ORDER = re.compile(r"(?:不|不用|先不|暂时不|还是不)(?:取消|退)")
+# What a change of an order names: changing something (改, 换, 修改), not a question about delays.
+CHANGES = re.compile(r"改|换|更正|变更")
 
 
 @router.intent("order_status", "change_order", "cancel_order")
@@ -57,6 +65,16 @@ async def answer_order(ctx: TurnContext) -> Reply:
         # or what the knowledge base says.
         product_named = ctx.named_product() if not ORDER_TALK.search(ctx.text) else None
         if product_named:
+            # "HM-E6滤芯多久换", "X1推车怎么收车": the FAQ entry that answers it (of that product or the
+            # whole shop), before the product's price and stock.
+            result = await ctx.search_message()
+            product = ctx.kb.products.get(product_named) if ctx.kb else None
+            if result and result.decision == ANSWER and result.top and result.top.kind == "faq" and product is not None:
+                if not ctx.faq_about_other(result, product):
+                    return await ctx.answer_hit(result, intent=intent)
+            own = await ctx.about_product(product, faq_only=True) if product is not None and ASKS.search(ctx.text) else None
+            if own is not None:
+                return own
             return await ctx.answer_entry("product", product_named, intent=intent)
         if intent == "order_status" and not ORDER_TALK.search(ctx.text) and ctx.conv.context.get("sku"):
             # "几号发货" with no order placed, right after a product: when that product ships.

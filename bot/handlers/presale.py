@@ -99,7 +99,10 @@ async def answer_ask_shipping(ctx: TurnContext) -> Reply:
     keeps ("能放几天") from its own lines."""
     # The product named, or the one being talked about: "现在买什么时候发" means its own shipping note.
     product = await ctx.product()
-    if product is not None and KEEPS.search(ctx.text):
+    if product is not None and (
+        KEEPS.search(ctx.text) or (ctx.kb is not None and ctx.kb.states_measure_asked(product.sku, ctx.text))
+    ):
+        # "那它多重啊 我一个人带娃要经常拎上楼" (taken for shipping: 上楼) asks a weight its 车重 line gives.
         own = await ctx.about_product(product)
         if own is not None:
             return own

@@ -73,8 +73,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def on_postgres_too(item: pytest.Item) -> bool:
-    """Whether a test keeps its data through new_db (or the demo shop's copy), so that it runs on
-    PostgreSQL as well: not when it is marked sqlite (it tests SQLite itself)."""
+    """Whether a test runs on PostgreSQL: it is marked postgres (PostgreSQL only), or it keeps its data
+    through new_db (or the demo shop's copy) and is not marked sqlite (it tests SQLite itself)."""
+    if item.get_closest_marker("postgres") is not None:
+        return True
     fixtures = getattr(item, "fixturenames", ())
     return ("new_db" in fixtures or "demo_db_path" in fixtures) and item.get_closest_marker("sqlite") is None
 

@@ -701,9 +701,9 @@ async def test_how_to_use_it_taken_for_an_order_question_is_about_the_product(
     ],
 )
 def test_how_big_or_heavy_is_the_line_stating_a_measure(
-    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
     runner.close()
@@ -713,8 +713,8 @@ def test_how_big_or_heavy_is_the_line_stating_a_measure(
     ("name", "sku", "question", "key"),
     [("fresh", "FRU-007", "甜吗", "甜度"), ("baby", "BAB-031", "厚吗", "厚度"), ("fresh", "FRU-029", "甜不甜", "甜度")],
 )
-def test_is_it_sweet_asks_the_line_of_its_degree(tmp_path: Path, name: str, sku: str, question: str, key: str) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+def test_is_it_sweet_asks_the_line_of_its_degree(new_db: NewDb, name: str, sku: str, question: str, key: str) -> None:
+    runner, kb = shop(new_db, name, FakeEncoder())
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
     runner.close()
@@ -729,9 +729,9 @@ def test_is_it_sweet_asks_the_line_of_its_degree(tmp_path: Path, name: str, sku:
     ],
 )
 def test_a_quantity_the_shopper_states_finds_the_text_in_its_unit(
-    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
+    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
     runner.close()
@@ -743,16 +743,16 @@ def test_a_quantity_the_shopper_states_finds_the_text_in_its_unit(
     [("baby", "BAB-021", "座椅保修多久"), ("baby", "BAB-019", "推车车架保修多久"), ("appliances", "APP-012", "保修多久")],
 )
 def test_a_topic_the_product_has_no_line_for_is_left_to_the_shop_faq(
-    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str
+    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     product = kb.products[sku]
     assert not any("保" in key or "修" in key for key, _ in product.specs)
     assert any("保修" in faq.question for faq in kb.faqs.values())  # the shop's FAQ tells
     assert kb.about_product(sku, question) is None  # no 适用年龄 line for a warranty question
     runner.close()
     # The same kind of question where the FAQ asks nothing of it: the product's own line still answers.
-    runner, fresh = shop(tmp_path, "fresh", real_encoder)
+    runner, fresh = shop(new_db, "fresh", real_encoder)
     assert not any("保质期" in faq.question for faq in fresh.faqs.values())
     hit = fresh.about_product("FRU-012", "保质期多久")  # the kiwi has no 保质期 line: 储存 "冷藏可放30天"
     assert hit is not None and hit.ref == "FRU-012\t储存", hit
@@ -760,8 +760,8 @@ def test_a_topic_the_product_has_no_line_for_is_left_to_the_shop_faq(
 
 
 @pytest.mark.model
-def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "appliances", real_encoder)
+def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "appliances", real_encoder)
     assert dict(kb.products["APP-026"].specs)["滤芯"] == "银离子抗菌滤芯"
     hit = kb.about_product("APP-026", "滤芯多久换")  # the FAQ: "滤芯建议3个月更换一次"
     assert hit is not None and hit.kind == "faq" and "3个月" in kb.faqs[hit.ref].answer
@@ -779,9 +779,9 @@ def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(tmp_path: Pa
     ],
 )
 async def test_an_unpaid_order_not_wanted_said_as_a_statement_is_cancelled(
-    tmp_path: Path, name: str, openid: str, order_id: str, intent: str
+    new_db: NewDb, name: str, openid: str, order_id: str, intent: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", intent, 0.6))
     reply = await d(said(openid, "我不想要了，还没付款", 1))
     assert reply.text is not None and order_id in reply.text and "自动取消" in reply.text, reply.text
@@ -789,8 +789,8 @@ async def test_an_unpaid_order_not_wanted_said_as_a_statement_is_cancelled(
     runner.close()
 
 
-async def test_not_wanting_an_order_already_paid_is_no_unpaid_cancellation(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "appliances", FakeEncoder())
+async def test_not_wanting_an_order_already_paid_is_no_unpaid_cancellation(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
     # oApp002 has one order, shipped: "还没付款" finds no unpaid order, the intent's handler answers.
     d = dialogue(runner, kb, Parse("", "cancel_order", 0.9))
     reply = await d(said("oApp002", "我不想要了，还没付款", 1))
@@ -808,9 +808,9 @@ async def test_not_wanting_an_order_already_paid_is_no_unpaid_cancellation(tmp_p
     ],
 )
 def test_a_variant_of_the_product_talked_about_is_named_by_what_sets_it_apart(
-    tmp_path: Path, name: str, sku: str, question: str, variant: str
+    new_db: NewDb, name: str, sku: str, question: str, variant: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     assert kb.mentioned_products(question, sku) == []  # no name or alias of the shop's in it
     assert kb.sibling_named(sku, question) == variant
     runner.close()
@@ -824,14 +824,14 @@ def test_a_variant_of_the_product_talked_about_is_named_by_what_sets_it_apart(
         ("cosmetics", "COS-001", "多少钱"),
     ],
 )
-def test_a_word_of_another_product_names_no_variant(tmp_path: Path, name: str, sku: str, question: str) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+def test_a_word_of_another_product_names_no_variant(new_db: NewDb, name: str, sku: str, question: str) -> None:
+    runner, kb = shop(new_db, name, FakeEncoder())
     assert kb.sibling_named(sku, question) is None
     runner.close()
 
 
-async def test_a_variant_asked_for_gets_its_own_price_and_stock(tmp_path: Path) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", FakeEncoder())
+async def test_a_variant_asked_for_gets_its_own_price_and_stock(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_stock", 0.8), Parse("", "ask_stock", 0.9))
     assert "189" in ((await d(said("oVar", "玻尿酸精华小瓶的多少钱", 1))).text or "")
     reply = await d(said("oVar", "有没有大瓶一点的", 2))
@@ -850,16 +850,16 @@ async def test_a_variant_asked_for_gets_its_own_price_and_stock(tmp_path: Path) 
         ("appliances", "T7电动牙刷多少钱", False),
     ],
 )
-def test_a_product_named_after_with_goes_with_the_one_asked_about(tmp_path: Path, name: str, question: str, named: bool) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+def test_a_product_named_after_with_goes_with_the_one_asked_about(new_db: NewDb, name: str, question: str, named: bool) -> None:
+    runner, kb = shop(new_db, name, FakeEncoder())
     assert kb.mentioned_products(question)  # the message names a product
     assert kb.names_only_companions(question) is named
     runner.close()
 
 
 @pytest.mark.model
-async def test_can_it_be_used_with_another_product_asks_about_the_one_talked_about(tmp_path: Path, real_encoder: Encoder) -> None:
-    runner, kb = shop(tmp_path, "cosmetics", real_encoder)
+async def test_can_it_be_used_with_another_product_asks_about_the_one_talked_about(new_db: NewDb, real_encoder: Encoder) -> None:
+    runner, kb = shop(new_db, "cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.92))
     await d(said("oWith", "小白瓶多少钱", 1))
     reply = await d(said("oWith", "能和维C水一起用吗", 2))
@@ -874,9 +874,9 @@ async def test_can_it_be_used_with_another_product_asks_about_the_one_talked_abo
     [("baby", "oBaby006", "羊奶粉退款到哪一步了"), ("cosmetics", "oCos003", "粉底液退款到哪一步了")],
 )
 async def test_how_soon_it_arrives_after_a_refund_question_is_the_refund(
-    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, refund_question: str
+    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, refund_question: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "return_refund", 0.9), Parse("", "ask_payment", 0.48))
     await d(said(openid, refund_question, 1))
     reply = await d(said(openid, "多久能到账", 2))  # as close to 发货后几天能收到 as to 退款多久到账
@@ -893,9 +893,9 @@ async def test_how_soon_it_arrives_after_a_refund_question_is_the_refund(
     ],
 )
 async def test_keeping_the_order_after_all_leaves_the_question_asked(
-    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "cancel_order", 0.8))
     reply = await d(said(openid, message, 1))
     assert reply.text is not None and answer in reply.text and "取消" not in reply.text, reply.text
@@ -909,9 +909,9 @@ async def test_keeping_the_order_after_all_leaves_the_question_asked(
     [("appliances", "oApp007", "要是延迟发货有补偿吗", "延迟"), ("fresh", "oFru001", "能晚几天再发吗", "备注")],
 )
 async def test_a_doubtful_order_change_that_changes_nothing_is_a_question(
-    tmp_path: Path, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "change_order", 0.44))
     reply = await d(said(openid, message, 1))  # each shopper has a paid order that could be changed
     assert reply.text is not None and answer in reply.text and "修改需求" not in reply.text, reply.text
@@ -925,9 +925,9 @@ async def test_a_doubtful_order_change_that_changes_nothing_is_a_question(
     [("baby", "BAB-014", "能装多少水", "容量"), ("fresh", "FRU-036", "一个有多少水", "椰汁")],
 )
 def test_how_much_it_holds_is_the_line_giving_a_volume(
-    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
     runner.close()
@@ -942,9 +942,9 @@ def test_how_much_it_holds_is_the_line_giving_a_volume(
     ],
 )
 async def test_a_measure_taken_for_a_shipping_question_is_the_product_line(
-    tmp_path: Path, real_encoder: Encoder, name: str, product_question: str, question: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, product_question: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_shipping", 0.6))
     await d(said("oUp", product_question, 1))
     reply = await d(said("oUp", question, 2))
@@ -956,8 +956,8 @@ async def test_a_measure_taken_for_a_shipping_question_is_the_product_line(
     ("name", "sku", "question", "key"),
     [("appliances", "APP-015", "开强力档呢", "续航"), ("fresh", "FRU-036", "冷藏呢", "保质期")],
 )
-def test_a_follow_up_naming_part_of_a_value_is_that_line(tmp_path: Path, name: str, sku: str, question: str, key: str) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+def test_a_follow_up_naming_part_of_a_value_is_that_line(new_db: NewDb, name: str, sku: str, question: str, key: str) -> None:
+    runner, kb = shop(new_db, name, FakeEncoder())
     assert kb.value_named(sku, question) == key
     assert kb.value_named(sku, "多少钱呢") is None
     runner.close()
@@ -968,9 +968,9 @@ def test_a_follow_up_naming_part_of_a_value_is_that_line(tmp_path: Path, name: s
     [("appliances", "V8吸尘器续航多长时间", "开强力档呢", "12分钟(强力档)"), ("fresh", "椰青能放多久", "冷藏呢", "冷藏15天")],
 )
 async def test_an_elliptical_follow_up_gets_the_line_it_names_part_of(
-    tmp_path: Path, name: str, product_question: str, question: str, answer: str
+    new_db: NewDb, name: str, product_question: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_invoice", 0.54))
     await d(said("oElide", product_question, 1))
     reply = await d(said("oElide", question, 2))  # whatever the model takes it for
@@ -986,9 +986,9 @@ async def test_an_elliptical_follow_up_gets_the_line_it_names_part_of(
     ],
 )
 async def test_what_about_that_one_after_an_order_is_that_product_order(
-    tmp_path: Path, name: str, openid: str, first: str, question: str, order_id: str
+    new_db: NewDb, name: str, openid: str, first: str, question: str, order_id: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, FakeEncoder())
+    runner, kb = shop(new_db, name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "ask_product_info", 0.55))
     await d(said(openid, first, 1))
     reply = await d(said(openid, question, 2))
@@ -1009,9 +1009,9 @@ async def test_what_about_that_one_after_an_order_is_that_product_order(
     ],
 )
 def test_the_shop_words_before_a_value_tell_which_line_is_asked(
-    tmp_path: Path, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
     runner.close()
@@ -1028,9 +1028,9 @@ def test_the_shop_words_before_a_value_tell_which_line_is_asked(
     ],
 )
 async def test_a_product_question_taken_for_an_order_question_gets_its_faq_not_its_card(
-    tmp_path: Path, real_encoder: Encoder, name: str, question: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "order_status", 0.5))
     reply = await d(said("oNoOrders", question, 1))  # a shopper without orders
     assert reply.text is not None and answer in reply.text and "现价" not in reply.text, reply.text
@@ -1042,9 +1042,9 @@ async def test_a_product_question_taken_for_an_order_question_gets_its_faq_not_i
     ("name", "question", "answer"), [("fresh", "周末有人吗", "8:30"), ("cosmetics", "亲 客服晚上几点下班", "22:00")]
 )
 async def test_a_greeting_that_asks_something_else_is_a_question(
-    tmp_path: Path, real_encoder: Encoder, name: str, question: str, answer: str
+    new_db: NewDb, real_encoder: Encoder, name: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(tmp_path, name, real_encoder)
+    runner, kb = shop(new_db, name, real_encoder)
     d = dialogue(runner, kb, Parse("", "greet", 0.9), Parse("", "greet", 0.99))
     reply = await d(said("oHi", question, 1))  # the agents' hours, not a hello
     assert reply.text is not None and answer in reply.text and reply.text != texts.GREET, reply.text

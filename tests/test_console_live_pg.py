@@ -14,7 +14,10 @@ import pytest
 from console.live import NOTIFY_BYTES, LiveHub, PgBus
 
 URL = os.environ.get("KEFU_TEST_DB", "")
-pytestmark = pytest.mark.skipif(not URL.startswith("postgresql://"), reason="PostgreSQL only: make test-postgres")
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not URL.startswith("postgresql://"), reason="PostgreSQL only: make test-postgres"),
+]
 
 
 class Page:

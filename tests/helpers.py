@@ -26,7 +26,8 @@ def free_port() -> int:
 class StoredVectors:
     """The real encoder with its vectors kept on disk between test runs (the suite embeds the same
     shops and questions every time). The file is named after the encoder and its export's stamp, so
-    a new model, export or variant starts an empty one; a text not in it is embedded by the model."""
+    a new model, export or variant starts an empty one; a text not in it is embedded by the model,
+    alone, so its vector does not depend on which tests ran before."""
 
     def __init__(self, inner: Encoder, path: Path) -> None:
         self.inner = inner
@@ -49,7 +50,9 @@ class StoredVectors:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
-            fresh = self.inner.encode(missing)
+            # One text per run: the int8 model quantises each run's activations with one scale, so a
+            # text's vector moves a little with the texts beside it; alone it is the same in every run.
+            fresh = np.vstack([self.inner.encode([text]) for text in missing])
             with self._lock:
                 self._vectors.update(zip(missing, fresh, strict=True))
                 self._added += len(missing)

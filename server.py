@@ -27,6 +27,7 @@ from console import cli as console_cli
 from console import store as console_store
 from console.app import add_console_routes
 from console.jobs import install_jobs
+from console.live import PgBus
 from console.nlu_views import add_inbox_routes
 from console.report_views import add_report_routes
 from console.review_views import add_review_routes
@@ -42,7 +43,7 @@ from reviews import cli as reviews_cli
 from reviews import store as review_store
 from settings import Settings, SettingsError, load_settings, settings_table
 from storage import outbox as storage_outbox
-from storage.db import DbRunner, open_db
+from storage.db import DbRunner, is_postgres_url, open_db
 
 if TYPE_CHECKING:
     from storage.pg import PgDatabase
@@ -117,9 +118,15 @@ def make_app(
         jobs = await install_jobs(
             app, settings, runner=app[RUNNER], session=app[SESSION], kb=app[KB], nlu=app[NLU], responder=responder, clock=clock
         )
+        # Replicas on one PostgreSQL share console events through LISTEN/NOTIFY; one process keeps them in memory.
+        bus = PgBus(settings.db, jobs.hub) if is_postgres_url(settings.db) else None
+        if bus is not None:
+            await bus.start()
         jobs.start()
         yield
         await jobs.stop()
+        if bus is not None:
+            await bus.close()
 
     app.cleanup_ctx.extend([database, http_session, knowledge_base, intent_models, background_jobs])
     add_routes(app)

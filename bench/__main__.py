@@ -25,6 +25,7 @@ from bench import (
     profile_bench,
     report_bench,
     reviews_bench,
+    scale_bench,
 )
 from bench.common import BenchContext
 
@@ -62,8 +63,9 @@ async def main(sections: list[str], misses: bool = False) -> None:
             "reviews-import": reviews_bench.run_import,
             "reviews-retrain": reviews_bench.run_retrain,
             "reviews-ceiling": reviews_bench.run_ceiling,
+            "scale": scale_bench.run,
         }
-        on_request = ("reviews-retrain", "reviews-ceiling", "text-cap", "encoder")
+        on_request = ("reviews-retrain", "reviews-ceiling", "text-cap", "encoder", "scale")
         for name, run in runs.items():
             # These retrain on tens of thousands of embedded texts (minutes; encoder: torch beside ONNX, ~45 min): by name only.
             if (sections and name not in sections) or (not sections and name in on_request):

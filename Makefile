@@ -21,7 +21,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test test-postgres lint bench browser venvs serve-models models onnx-model rasa-model sentiment-model clean
+.PHONY: setup run test test-fast test-postgres lint bench browser venvs serve-models models onnx-model rasa-model sentiment-model clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "Python 3.11 is needed"; exit 1; }

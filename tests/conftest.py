@@ -74,11 +74,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def on_postgres_too(item: pytest.Item) -> bool:
     """Whether a test runs on PostgreSQL: it is marked postgres (PostgreSQL only), or it keeps its data
-    through new_db (or the demo shop's copy) and is not marked sqlite (it tests SQLite itself)."""
+    through new_db or module_db (or the demo shop's copy) and is not marked sqlite (it tests SQLite itself)."""
     if item.get_closest_marker("postgres") is not None:
         return True
     fixtures = getattr(item, "fixturenames", ())
-    return ("new_db" in fixtures or "demo_db_path" in fixtures) and item.get_closest_marker("sqlite") is None
+    kept = {"new_db", "module_db", "demo_db_path"} & set(fixtures)
+    return bool(kept) and item.get_closest_marker("sqlite") is None
 
 
 def pg_database(name: str) -> str:
@@ -90,11 +91,9 @@ def pg_database(name: str) -> str:
     return f"{TEST_PG.rsplit('/', 1)[0]}/{name}"
 
 
-@pytest.fixture
-def new_db(tmp_path: Path) -> Callable[[str], str]:
-    """Where this test keeps a database called ``name`` (``open_db`` takes it; the same name again is
-    the same database): a SQLite file in tmp_path, or under `make test-postgres` a schema of its own on
-    the run's PostgreSQL server (a URL whose search_path is that schema)."""
+def db_target(folder: Path) -> Callable[[str], str]:
+    """Databases by name: SQLite files in ``folder``, or under `make test-postgres` a schema each on the
+    run's PostgreSQL server (a URL whose search_path is that schema)."""
     made: dict[str, str] = {}
 
     def target(name: str) -> str:
@@ -107,10 +106,23 @@ def new_db(tmp_path: Path) -> Callable[[str], str]:
                     admin.execute(f'CREATE SCHEMA "{schema}"')
                 made[name] = f"{TEST_PG}?options=-csearch_path%3D{schema}"
             else:
-                made[name] = str(tmp_path / name)
+                made[name] = str(folder / name)
         return made[name]
 
     return target
+
+
+@pytest.fixture
+def new_db(tmp_path: Path) -> Callable[[str], str]:
+    """Where this test keeps a database called ``name`` (``open_db`` takes it; the same name again is
+    the same database): a SQLite file in tmp_path, or under `make test-postgres` a schema of its own."""
+    return db_target(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_db(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """new_db for a module's shared fixtures (one app served for a whole module)."""
+    return db_target(tmp_path_factory.mktemp("module-db"))
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,15 +33,15 @@ ALLOWED = {200, 400, 403, 404, 405, 413}
 class ServedApp:
     """The kefu app on a loopback port, in its own thread and event loop (Hypothesis tests are sync)."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: str, folder: Path) -> None:
         # A small sentiment model on the test encoder, so that fuzzed reviews are judged and stored too.
-        model = db.with_name("sentiment.npz")
+        model = folder / "sentiment.npz"
         SentimentModel.train(
             FakeEncoder(), ["很好用，物流快", "质量太差了，退货", "包装好，喜欢", "坏了，客服不理人"] * 5, [1, 0, 1, 0] * 5
         ).save(model)
         self.settings = server.Settings(
             sentiment_model=str(model),
-            db=str(db),
+            db=db,
             wechat_token=TOKEN,
             wechat_appid=APPID,
             wechat_secret=SECRET,
@@ -93,8 +93,8 @@ class ServedApp:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    with ServedApp(tmp_path_factory.mktemp("fuzz") / "kefu.db") as served:
+def app(tmp_path_factory: pytest.TempPathFactory, module_db: Callable[[str], str]) -> Iterator[ServedApp]:
+    with ServedApp(module_db("kefu.db"), tmp_path_factory.mktemp("fuzz")) as served:
         yield served
 
 

@@ -20,15 +20,15 @@ import itertools
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import xmltodict
@@ -145,7 +145,7 @@ async def nginx(a: int, b: int) -> AsyncIterator[str]:
     try:
         for _ in range(100):
             try:
-                with socket_to(port):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
             except OSError:
                 await asyncio.sleep(0.1)
@@ -154,12 +154,6 @@ async def nginx(a: int, b: int) -> AsyncIterator[str]:
         proc.terminate()
         proc.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def socket_to(port: int) -> Any:
-    import socket
-
-    return socket.create_connection(("127.0.0.1", port), timeout=0.5)
 
 
 async def wait_healthy(http: aiohttp.ClientSession, url: str, timeout: float = 180.0) -> None:
@@ -275,8 +269,7 @@ async def run(ctx: BenchContext) -> list[str]:
     cache = Path(os.environ.get("KEFU_CACHE", default_cache()))
     second = RasaService(Path(os.environ.get("KEFU_RASA_VENV") or default_rasa_venv(cache)), model_path(cache))
     folder = Path(tempfile.mkdtemp(prefix="kefu-scale-"))
-    with ExitStack() as stack:
-        url = stack.enter_context(cluster())
+    with cluster() as url:
         code = {**os.environ, "PYTHONPATH": str(ROOT)}
         subprocess.run(
             [sys.executable, "-m", "server", "--db", url, "kb", "import", str(ROOT / "kb" / "demo")],

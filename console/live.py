@@ -38,6 +38,8 @@ class LiveHub:
 
     def publish(self, event: dict[str, Any]) -> None:
         """Send an event to every open page of every replica (fire and forget)."""
+        if self.bus is None and not self.sockets:
+            return  # one process, no page open: nothing to encode
         text = json.dumps(event, ensure_ascii=False)
         if self.bus is not None:
             if len(text.encode()) > NOTIFY_BYTES:  # a long review's text: the page reloads it by its id

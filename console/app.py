@@ -170,9 +170,9 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return _locked_page(request, locked - now)
     if console.hashing_queue >= console.max_hashing_queue:
         return render(request, "login.html", status=503, error="登录请求过多，请稍后再试")
-    stored = await console.runner.read(auth.password_hash, username)
-    console.hashing_queue += 1
+    console.hashing_queue += 1  # taken before the first await, so a burst cannot all pass the check above
     try:
+        stored = await console.runner.read(auth.password_hash, username)
         new_hash = await asyncio.get_running_loop().run_in_executor(console.hashing, auth.check_password, stored, password)
     except auth.AuthError as exc:
         return await _login_failed(request, console, username, address, str(exc))

@@ -50,6 +50,12 @@ class NotStored(Exception):
     """The message could not be stored: WeChat must get an error so that it retries."""
 
 
+# WeChat drops a passive reply after 5 s: whatever the deadline, an in-band reply is stored by 4.5 s,
+# and half a second after the deadline when that is sooner.
+INBAND_CAP = 4.5
+STORE_MARGIN = 0.5
+
+
 class Dispatcher:
     """Stores each message once, runs the responder, and answers within WeChat's deadline."""
 
@@ -63,7 +69,7 @@ class Dispatcher:
         sender: MessageSender | None = None,
         wake_outbox: Callable[[], None] = lambda: None,
         inband_deadline: float = 4.0,
-        inband_limit: float = 4.5,
+        inband_limit: float | None = None,
         lease_seconds: float = 60.0,
     ) -> None:
         self.runner = runner
@@ -73,7 +79,8 @@ class Dispatcher:
         self.sender = sender
         self.wake_outbox = wake_outbox
         self.inband_deadline = inband_deadline  # the reply must be ready this long after the push arrived
-        self.inband_limit = inband_limit  # ... and stored by then, or it goes through the outbox
+        # ... and stored by then, or it goes through the outbox
+        self.inband_limit = min(inband_deadline + STORE_MARGIN, INBAND_CAP) if inband_limit is None else inband_limit
         self.lease_seconds = lease_seconds
         self._background: set[asyncio.Future[Any]] = set()
 

@@ -17,8 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import server
 from bot import store
-from bot.dispatch import Reply
+from bot.dispatch import Dispatcher, Reply
+from bot.metrics import Metrics
 from bot.wechat import Inbound
+from storage.db import open_db
 from tests.fakes import FakeEncoder, FakeWeChatAPI
 from tests.pushes import fixture, signed_query
 
@@ -42,11 +44,20 @@ async def live_client(
     return await aiohttp_client(app), fake
 
 
-class WeChatLikeClient:
-    """Pushes like WeChat's servers: give up after 5 s, then retry the same message, three tries in all."""
+# WeChat's clock scaled down for the lock tests: WeChat gives up after 5 s and kefu answers in band by
+# 4.0 s (stored by 4.5 s); here the client gives up after 1.5 s and kefu's deadline is 0.8 s (stored by
+# 1.3 s), so a lock held 2-2.5 s outlasts a try as a 6-7 s one outlasts WeChat's.
+GIVE_UP = 1.5
+DEADLINE = 0.8
 
-    def __init__(self, client: TestClient) -> None:
+
+class WeChatLikeClient:
+    """Pushes like WeChat's servers: give up after ``give_up`` s (WeChat: 5), then retry the same
+    message, three tries in all."""
+
+    def __init__(self, client: TestClient, give_up: float = 5.0) -> None:
         self.client = client
+        self.give_up = give_up
         self.inband: list[str] = []  # reply bodies that arrived in time
         self.attempts = 0
 
@@ -58,7 +69,7 @@ class WeChatLikeClient:
                     "/wechat",
                     params=signed_query(int(time.time()), nonce=f"n{self.attempts}-{id(body)}"),
                     data=body.encode(),
-                    timeout=aiohttp.ClientTimeout(total=5),
+                    timeout=aiohttp.ClientTimeout(total=self.give_up),
                 )
                 text = await resp.text()
             except TimeoutError:
@@ -78,23 +89,23 @@ def openid_of(xml: str) -> str:
 async def test_slow_database_every_shopper_gets_exactly_one_reply(
     aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, tmp_path: Path
 ) -> None:
-    client, fake = await live_client(aiohttp_client, aiohttp_server, make_settings)
+    client, fake = await live_client(aiohttp_client, aiohttp_server, make_settings, inband_deadline=DEADLINE)
     db_path = tmp_path / "kefu.db"
     held = threading.Event()
 
     def hold_lock() -> None:
-        # Another process's long write transaction (a backup, a big import) holds the lock for 7 s.
+        # Another process's long write transaction (a backup, a big import) holds the lock past a try.
         conn = sqlite3.connect(db_path, timeout=30)
         conn.execute("BEGIN IMMEDIATE")
         held.set()
-        time.sleep(7)
+        time.sleep(2.5)
         conn.rollback()
         conn.close()
 
     locker = threading.Thread(target=hold_lock)
     locker.start()
     held.wait()
-    wechat = WeChatLikeClient(client)
+    wechat = WeChatLikeClient(client, GIVE_UP)
     openids = [f"oSlow{i}" for i in range(6)]
     bodies = [
         fixture("text.xml", FromUserName=openid, MsgId=str(9000 + i), Content=f"问题{i}") for i, openid in enumerate(openids)
@@ -125,7 +136,7 @@ async def test_reply_ready_but_stored_too_late_goes_through_the_outbox(
         conn.execute("BEGIN IMMEDIATE")
         held.set()
         release.wait()
-        time.sleep(6)
+        time.sleep(2)
         conn.rollback()
         conn.close()
 
@@ -137,8 +148,10 @@ async def test_reply_ready_but_stored_too_late_goes_through_the_outbox(
         release.set()
         return await quick(inbound)
 
-    client, fake = await live_client(aiohttp_client, aiohttp_server, make_settings, responder=lock_then_answer)
-    wechat = WeChatLikeClient(client)
+    client, fake = await live_client(
+        aiohttp_client, aiohttp_server, make_settings, responder=lock_then_answer, inband_deadline=DEADLINE
+    )
+    wechat = WeChatLikeClient(client, GIVE_UP)
     await wechat.push(fixture("text.xml", FromUserName="oLate", MsgId="9100", Content="在吗"))
     await asyncio.to_thread(locker.join)
     for _ in range(100):
@@ -183,3 +196,11 @@ async def test_plain_signature_cannot_carry_another_body(wechat_client: Any, clo
     resp = await client.post("/wechat", params=query, data=forged.encode())
     assert resp.status == 403
     assert "nonce" in await resp.text()
+
+
+@pytest.mark.parametrize(("deadline", "stored_by"), [(4.0, 4.5), (DEADLINE, DEADLINE + 0.5), (4.8, 4.5)])
+def test_an_in_band_reply_is_stored_by_half_a_second_after_the_deadline_and_never_past_4_5_s(
+    deadline: float, stored_by: float, make_runner: Callable[..., Any], tmp_path: Path
+) -> None:
+    runner = make_runner(open_db(tmp_path / "kefu.db", server.MIGRATIONS))
+    assert Dispatcher(runner, quick, Metrics(), time.time, inband_deadline=deadline).inband_limit == pytest.approx(stored_by)

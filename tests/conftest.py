@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 from aiohttp.test_utils import TestClient, TestServer
 
 import server
@@ -35,10 +34,10 @@ from kb.encoder import DEFAULT_MODEL, DEFAULT_VARIANT, Encoder, open_encoder
 from kb.importer import import_dir
 from kb.onnx_export import read_stamp
 from kb.search import KnowledgeBase
-from storage.db import DbRunner, open_db
+from storage.db import DbRunner, Store, open_db
 from tests import browser
 from tests.fakes import APPID, SECRET, FakeEncoder, FakeWeChatAPI
-from tests.helpers import StoredVectors, free_port
+from tests.helpers import OpenShop, StoredVectors, free_port
 from tests.pushes import AES_KEY, TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,11 +156,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_runner() -> Iterator[Callable[[sqlite_utils.Database], DbRunner]]:
+def make_runner() -> Iterator[Callable[[Store], DbRunner]]:
     """Puts a database behind a DbRunner; every runner made is closed, with its connections, after the test."""
     made: list[DbRunner] = []
 
-    def make(db: sqlite_utils.Database) -> DbRunner:
+    def make(db: Store) -> DbRunner:
         runner = DbRunner(db)
         made.append(runner)
         return runner
@@ -169,6 +168,35 @@ def make_runner() -> Iterator[Callable[[sqlite_utils.Database], DbRunner]]:
     yield make
     for runner in made:
         runner.close()
+
+
+SHOPS = ROOT / "bench" / "data" / "shops"
+# Each shop's stored embeddings per encoder, kept from its first load in this run: the real model embeds
+# a shop's ~700 texts once, not in every test (the index built from stored vectors is the same).
+_EMBEDDED: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+
+def load_shop(db: Store, folder: Path, encoder: Encoder) -> KnowledgeBase:
+    """Import a shop's CSV files into ``db`` and load its knowledge base (each shop embedded once a run)."""
+    import_dir(db, folder)
+    if (folder.name, encoder.name) in _EMBEDDED:
+        db.table("kb_embeddings").insert_all(_EMBEDDED[folder.name, encoder.name])
+    kb = KnowledgeBase(encoder)
+    kb.load(db)
+    _EMBEDDED.setdefault((folder.name, encoder.name), list(db.table("kb_embeddings").rows))
+    return kb
+
+
+@pytest.fixture
+def open_shop(new_db: Callable[[str], str], make_runner: Callable[[Store], DbRunner]) -> OpenShop:
+    """A dev shop's database (its CSV files imported) and knowledge base; runners closed after the test."""
+
+    def open_shop(name: str, encoder: Encoder) -> tuple[DbRunner, KnowledgeBase]:
+        db = open_db(new_db(f"{name}.db"), server.MIGRATIONS)
+        kb = load_shop(db, SHOPS / name, encoder)
+        return make_runner(db), kb
+
+    return open_shop
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from kb.encoder import Encoder
-from storage.db import dialect, open_db
+from kb.search import KnowledgeBase
+from storage.db import DbRunner, dialect, open_db
 
 
 def free_port() -> int:
@@ -75,6 +76,8 @@ class StoredVectors:
 
 # The new_db fixture (tests/conftest.py): a database name in, what open_db takes out.
 NewDb = Callable[[str], str]
+# open_shop(name, encoder): a dev shop imported from bench/data/shops, its runner and knowledge base.
+OpenShop = Callable[[str, Encoder], tuple[DbRunner, KnowledgeBase]]
 
 
 def on_postgres(db: object) -> bool:

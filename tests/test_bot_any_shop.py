@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-import server
 from bot import conversations as conv_store
 from bot import texts
 from bot.dialogue import Dialogue
@@ -16,30 +15,12 @@ from bot.wechat import Inbound
 from intents.client import Parse
 from kb.encoder import Encoder
 from kb.hours import BusinessHours
-from kb.importer import import_dir
 from kb.search import KnowledgeBase
-from storage.db import DbRunner, open_db
+from storage.db import DbRunner
 from tests.fakes import FakeEncoder, FakeNlu, stored_turns
-from tests.helpers import NewDb
+from tests.helpers import OpenShop
 
-SHOPS = Path(__file__).resolve().parent.parent / "bench" / "data" / "shops"
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
-
-
-# Each shop's stored embeddings per encoder, kept from its first load in this run: the real model embeds
-# a shop's ~700 texts once, not in every test (the index built from stored vectors is the same).
-_EMBEDDED: dict[tuple[str, str], list[dict[str, Any]]] = {}
-
-
-def shop(new_db: NewDb, name: str, encoder: Encoder) -> tuple[DbRunner, KnowledgeBase]:
-    db = open_db(new_db(f"{name}.db"), server.MIGRATIONS)
-    import_dir(db, SHOPS / name)
-    if (name, encoder.name) in _EMBEDDED:
-        db.table("kb_embeddings").insert_all(_EMBEDDED[name, encoder.name])
-    kb = KnowledgeBase(encoder)
-    kb.load(db)
-    _EMBEDDED.setdefault((name, encoder.name), list(db.table("kb_embeddings").rows))
-    return DbRunner(db), kb
 
 
 def said(openid: str, text: str, n: int) -> Inbound:
@@ -56,20 +37,18 @@ def dialogue(runner: DbRunner, kb: KnowledgeBase, *parses: Parse) -> Any:
     return stored_turns(d, runner, lambda: T0)
 
 
-def test_variants_come_from_the_shop_specs(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "baby", FakeEncoder())
+def test_variants_come_from_the_shop_specs(open_shop: OpenShop) -> None:
+    _runner, kb = open_shop("baby", FakeEncoder())
     assert kb.variant("BAB-018", "雾霾蓝的有吗") == ("颜色", "雾霾蓝", ["月光灰", "雾霾蓝", "奶茶色"], True)
     # 曜石黑 is another stroller's colour in this shop: asked for, and not offered by this one.
     assert kb.variant("BAB-018", "有曜石黑吗") == ("颜色", "曜石黑", ["月光灰", "雾霾蓝", "奶茶色"], False)
     assert kb.variant("BAB-018", "多少钱") is None
-    runner.close()
-    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
+    _, kb = open_shop("cosmetics", FakeEncoder())
     key, wanted, _, available = kb.variant("COS-025", "绿色的还有吗") or ("", "", [], False)
     assert (key, wanted, available) == ("颜色", "绿色", True)
     # The lipstick's choices are under 色号: "有什么颜色" finds them by the shared character.
     assert kb.choice_spec("COS-013", "有什么颜色") == ("色号", "#01正红/#05豆沙/#08枫叶/#12奶茶")
     assert kb.choice_spec("COS-013", "多少钱") is None
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -77,24 +56,22 @@ def test_variants_come_from_the_shop_specs(new_db: NewDb) -> None:
     [("baby", "BAB-034", "噪音大吗", ("噪音", "≤45dB")), ("cosmetics", "COS-025", "防晒指数多少", ("防晒指数", "SPF35 PA+++"))],
 )
 def test_a_spec_question_answers_the_line_by_the_product_keys(
-    new_db: NewDb, name: str, sku: str, question: str, line: tuple[str, str]
+    open_shop: OpenShop, name: str, sku: str, question: str, line: tuple[str, str]
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    _, kb = open_shop(name, FakeEncoder())
     hit = kb.about_product(sku, question)
     assert hit is not None and hit.kind == "spec" and hit.ref.endswith("\t" + line[0])
-    runner.close()
 
 
-async def test_stock_question_naming_a_spec_key_lists_its_values(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
+async def test_stock_question_naming_a_spec_key_lists_its_values(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("cosmetics", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_stock", 0.9))
     reply = await d(said("oAnyC1", "素颜隔离有哪些颜色", 1))
     assert reply.text is not None and "紫色/绿色" in reply.text
-    runner.close()
 
 
-async def test_an_order_question_picks_the_order_of_the_named_product(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
+async def test_an_order_question_picks_the_order_of_the_named_product(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("cosmetics", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "return_refund", 0.9))
     where = await d(said("oCos013", "隔离霜到哪了", 1))
     assert where.text is not None and "YT7509226610934" in where.text
@@ -106,20 +83,18 @@ async def test_an_order_question_picks_the_order_of_the_named_product(new_db: Ne
     d = dialogue(runner, kb, Parse("", "return_refund", 0.9))
     other = await d(said("oCos013", "隔离霜也想退", 4))  # another product: not that refund's status
     assert other.text != texts.REFUND_STATUS.format(order_id="CS2026110800266")
-    runner.close()
 
 
 @pytest.mark.model
-async def test_no_orders_lets_the_knowledge_base_answer(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "baby", real_encoder)
+async def test_no_orders_lets_the_knowledge_base_answer(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("baby", real_encoder)
     d = dialogue(runner, kb, Parse("", "order_status", 0.9))
     reply = await d(said("oNobody", "行乐X1推车现在卖多少钱", 1))
     assert reply.text is not None and "899" in reply.text
-    runner.close()
 
 
-async def test_after_a_handoff_nobody_asked_for_questions_still_get_answers(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "baby", FakeEncoder())
+async def test_after_a_handoff_nobody_asked_for_questions_still_get_answers(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("baby", FakeEncoder())
     d = dialogue(
         runner,
         kb,
@@ -135,95 +110,85 @@ async def test_after_a_handoff_nobody_asked_for_questions_still_get_answers(new_
     again = await d(said("oWait", "怎么还没人理我", 3))
     assert again.intent == "queued"  # one handoff text only
     await d(said("oWait", "转人工", 4))
-    runner.close()
 
 
-async def test_once_a_person_was_asked_for_the_bot_only_says_where_the_shopper_stands(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "baby", FakeEncoder())
+async def test_once_a_person_was_asked_for_the_bot_only_says_where_the_shopper_stands(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("baby", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.95), Parse("", "ask_price", 0.9))
     await d(said("oAsk", "转人工", 1))
     reply = await d(said("oAsk", "行乐X1推车多少钱", 2))
     assert reply.intent == "queued"
-    runner.close()
 
 
 @pytest.mark.model
-async def test_a_question_about_the_agents_is_answered_from_the_faq(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "cosmetics", real_encoder)
+async def test_a_question_about_the_agents_is_answered_from_the_faq(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "human_agent", 0.9))
     reply = await d(said("oHours", "人工客服几点上班", 1))
     assert reply.text is not None and "9:00-22:00" in reply.text and texts.HUMAN_ON_REQUEST in reply.text
-    runner.close()
 
 
 @pytest.mark.model
-async def test_is_this_normal_about_a_product_gets_its_faq_not_a_handoff(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "baby", real_encoder)
+async def test_is_this_normal_about_a_product_gets_its_faq_not_a_handoff(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("baby", real_encoder)
     # A doubtful complaint about a product whose own FAQ answers it.
     d = dialogue(runner, kb, Parse("", "complaint", 0.5))
     reply = await d(said("oNormal", "羊小乐羊奶粉冲出来有膻味 正常吗", 1))
     assert reply.text is not None and "正常" in reply.text and texts.HUMAN_ON_REQUEST in reply.text
     assert not reply.understood or not reply.understood.handed_off
     assert await states(runner) == [conv_store.BOT]
-    runner.close()
 
 
 @pytest.mark.model
-async def test_a_sure_complaint_goes_to_a_person_with_what_the_faq_says(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "cosmetics", real_encoder)
+async def test_a_sure_complaint_goes_to_a_person_with_what_the_faq_says(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "complaint", 0.95))
     reply = await d(said("oRash", "用了你们的东西过敏了 脸上起疹子", 1))
     assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
     assert "停用" in reply.text  # F023: stop, rinse, keep the product
     assert reply.understood is not None and reply.understood.handed_off
-    runner.close()
 
 
 @pytest.mark.model
-async def test_a_follow_up_is_searched_with_the_question_before_it(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "cosmetics", real_encoder)
+async def test_a_follow_up_is_searched_with_the_question_before_it(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "return_refund", 0.9), Parse("", "return_refund", 0.9))
     await d(said("oAfter", "退款申请通过了", 1))
     reply = await d(said("oAfter", "多久能到账", 2))
     faq = {f.id: f for f in kb.faqs.values() if "到账" in f.question}
     assert faq and reply.text in {f.answer for f in faq.values()}
-    runner.close()
 
 
-def test_an_everyday_word_of_the_shop_names_no_product(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "baby", FakeEncoder())
+def test_an_everyday_word_of_the_shop_names_no_product(open_shop: OpenShop) -> None:
+    _runner, kb = open_shop("baby", FakeEncoder())
     # 宝宝 is in the down jacket's name, and in a sixth of the shop's other texts.
     assert kb.mentioned_products("声音大不大 晚上吸怕吵醒宝宝") == []
     assert kb.mentioned_products("吸奶器声音大不大") == ["BAB-034"]
-    runner.close()
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+    _, kb = open_shop("appliances", FakeEncoder())
     # 内胆 names the rice cooker; asked after the kettle, whose specs have a 304不锈钢内胆, it is the kettle's.
     assert kb.mentioned_products("内胆是什么材质") == ["APP-010"]
     assert kb.mentioned_products("内胆是什么材质", context_sku="APP-011") == []
-    runner.close()
 
 
 @pytest.mark.model
-async def test_of_two_products_named_the_one_talked_about_is_meant(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "baby", real_encoder)
+async def test_of_two_products_named_the_one_talked_about_is_meant(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("baby", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_product_info", 0.9))
     await d(said("oSeat", "星护安全座椅适合多大孩子", 1))
     reply = await d(said("oSeat", "座椅本身多重", 2))  # 座椅 names both seats
     assert reply.text is not None and "9.8kg" in reply.text and "星护" in reply.text
-    runner.close()
 
 
 @pytest.mark.model
-async def test_the_spec_line_asked_for_not_the_name_words(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "appliances", real_encoder)
+async def test_the_spec_line_asked_for_not_the_name_words(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("appliances", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9))
     reply = await d(said("oDryer", "高速吹风机多重", 1))  # 高速 of the name is no hint of 转速
     assert reply.text is not None and "350g" in reply.text, reply.text
-    runner.close()
 
 
-async def test_the_order_of_the_product_named_beats_the_one_talked_about(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+async def test_the_order_of_the_product_named_beats_the_one_talked_about(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "order_status", 0.9), Parse("", "ask_price", 0.9))
     first = await d(said("oApp009", "儿童牙刷那个到哪了", 1))
     assert first.text is not None and "AP2026111818826" in first.text
@@ -232,54 +197,49 @@ async def test_the_order_of_the_product_named_beats_the_one_talked_about(new_db:
     # Taken for a price question, but it is about the order of that product.
     reply = await d(said("oApp009", "刷头那单发了吗", 3))
     assert reply.text is not None and "AP2026112020415" in reply.text and "¥" not in reply.text
-    runner.close()
 
 
-async def test_cancelling_an_unpaid_order_needs_no_person(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "baby", FakeEncoder())
+async def test_cancelling_an_unpaid_order_needs_no_person(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("baby", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "cancel_order", 0.9))
     reply = await d(said("oBaby004", "吸奶器那个单子我还没付款 不想要了", 1))
     assert reply.text is not None and "BB2026111700068" in reply.text and "自动取消" in reply.text
     assert reply.understood is not None and not reply.understood.handed_off
     assert await states(runner) == [conv_store.BOT]
-    runner.close()
 
 
-async def test_a_product_name_with_robot_in_it_is_no_wish_for_a_person(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+async def test_a_product_name_with_robot_in_it_is_no_wish_for_a_person(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.8), Parse("", "human_agent", 0.8))
     reply = await d(said("oRobot", "R5扫地机器人", 1))
     assert reply.text is not None and "1599" in reply.text
     assert await states(runner) == [conv_store.BOT]
     reply = await d(said("oRobot", "扫地机器人有人工吗", 2))  # asks for a person: queued
     assert await states(runner) == [conv_store.QUEUED]
-    runner.close()
 
 
-async def test_a_price_question_taken_for_an_order_question_by_a_shopper_without_orders(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+async def test_a_price_question_taken_for_an_order_question_by_a_shopper_without_orders(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.8), Parse("", "order_status", 0.8))
     reply = await d(said("oNoOrders", "无雾加湿器HM-E6多少钱", 1))
     assert reply.text is not None and "529" in reply.text
     reply = await d(said("oNoOrders", "我的订单到哪了", 2))
     assert reply.text == texts.NO_ORDERS
-    runner.close()
 
 
 @pytest.mark.model
-async def test_a_question_is_no_thank_you(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "appliances", real_encoder)
+async def test_a_question_is_no_thank_you(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("appliances", real_encoder)
     d = dialogue(runner, kb, Parse("", "thanks", 0.9))
     reply = await d(said("oHow", "收到的货坏了要我怎么弄", 1))
     assert reply.text != texts.THANKS
-    runner.close()
 
 
 @pytest.mark.model
 async def test_a_follow_up_the_model_cannot_place_is_asked_of_the_product_in_context(
-    new_db: NewDb, real_encoder: Encoder
+    open_shop: OpenShop, real_encoder: Encoder
 ) -> None:
-    runner, kb = shop(new_db, "appliances", real_encoder)
+    runner, kb = open_shop("appliances", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "out_of_scope", 0.8), Parse("", "out_of_scope", 0.8))
     first = await d(said("oVac", "V8 Lite吸尘器多少钱", 1))
     assert first.text is not None and "899" in first.text
@@ -288,12 +248,11 @@ async def test_a_follow_up_the_model_cannot_place_is_asked_of_the_product_in_con
     # Nothing the product's lines answer: still the polite no.
     reply = await d(said("oVac", "今天天气怎么样", 3))
     assert reply.text == texts.OUT_OF_SCOPE
-    runner.close()
 
 
 @pytest.mark.sqlite  # counts SQLite's BEGIN statements through its trace callback
-async def test_a_message_costs_two_write_transactions(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+async def test_a_message_costs_two_write_transactions(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_price", 0.9))
     begun: list[str] = []
 
@@ -310,12 +269,11 @@ async def test_a_message_costs_two_write_transactions(new_db: NewDb) -> None:
     assert len(begun) == 4
     await runner.run(lambda db: db.conn.set_trace_callback(None))
     assert await states(runner) == [conv_store.BOT]
-    runner.close()
 
 
 @pytest.mark.sqlite  # counts SQLite's BEGIN statements through its trace callback
-async def test_a_handoff_is_written_with_its_reply(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+async def test_a_handoff_is_written_with_its_reply(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.95))
     begun: list[str] = []
 
@@ -329,19 +287,17 @@ async def test_a_handoff_is_written_with_its_reply(new_db: NewDb) -> None:
     assert reply.text == texts.HANDOFF_NEXT
     assert len(begun) == 2  # store the message; store the answer with the new conversation and its handoff
     assert await states(runner) == [conv_store.QUEUED]
-    runner.close()
 
 
 @pytest.mark.model
-async def test_a_spec_the_question_states_is_not_the_one_asked(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "fresh", real_encoder)
+async def test_a_spec_the_question_states_is_not_the_one_asked(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    _, kb = open_shop("fresh", real_encoder)
     hit = kb.about_product("FRU-034", "5斤大概几个", at_least=0.0)  # 净重 is 5斤: the shopper asks 数量
     assert hit is not None and hit.ref == "FRU-034\t数量"
-    runner.close()
 
 
-async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "human_agent", 0.95))
     await d(said("oWait", "转人工", 1))
     reply = await d(said("oWait", "人工客服工作时间是几点？", 2))
@@ -349,19 +305,16 @@ async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(n
     reply = await d(said("oWait", "快点", 3))  # no question: only the place in line
     assert reply.text is not None and "9:00-22:00" not in reply.text and "队列" in reply.text
     assert await states(runner) == [conv_store.QUEUED]
-    runner.close()
 
 
-def test_an_faq_without_a_sku_is_about_the_products_its_question_names(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
+def test_an_faq_without_a_sku_is_about_the_products_its_question_names(open_shop: OpenShop) -> None:
+    _runner, kb = open_shop("cosmetics", FakeEncoder())
     assert kb.faqs["F064"].sku is None and kb.faq_products("F064") == {"COS-027"}  # 沐森护发素可以涂头皮吗？
     assert kb.faq_products("F055") == {"COS-031"}  # its sku column
     assert kb.faq_products("F023") == frozenset()  # 用了过敏怎么办？ is shop-wide
-    runner.close()
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+    _, kb = open_shop("appliances", FakeEncoder())
     # 润境加湿器多久清洗一次？ names the brand of four humidifiers: it is about each of them.
     assert kb.faq_products("F057") == {"APP-025", "APP-026", "APP-027", "APP-028"}
-    runner.close()
 
 
 @pytest.mark.model
@@ -375,13 +328,12 @@ def test_an_faq_without_a_sku_is_about_the_products_its_question_names(new_db: N
     ],
 )
 def test_a_product_question_finds_the_faq_whose_question_names_the_product(
-    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    _, kb = open_shop(name, real_encoder)
     assert kb.faqs[faq_id].sku is None  # the shop left the sku column empty
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
-    runner.close()
 
 
 @pytest.mark.model
@@ -396,20 +348,18 @@ def test_a_product_question_finds_the_faq_whose_question_names_the_product(
     ],
 )
 def test_the_spec_line_stating_the_quantity_asked_for(
-    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    _, kb = open_shop(name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
-    runner.close()
 
 
 @pytest.mark.model
-def test_a_duration_the_faq_gives_beats_a_spec_stating_another(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "cosmetics", real_encoder)
+def test_a_duration_the_faq_gives_beats_a_spec_stating_another(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    _, kb = open_shop("cosmetics", real_encoder)
     hit = kb.about_product("COS-032", "敷多久")  # the mask's FAQ (15-20 minutes), not 保质期 3年
     assert hit is not None and hit.kind == "faq" and "15-20分钟" in kb.faqs[hit.ref].answer
-    runner.close()
 
 
 @pytest.mark.model
@@ -422,9 +372,9 @@ def test_a_duration_the_faq_gives_beats_a_spec_stating_another(new_db: NewDb, re
     ],
 )
 async def test_how_long_a_product_keeps_is_no_shipping_question(
-    new_db: NewDb, real_encoder: Encoder, name: str, product_question: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, product_question: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     # The intent model takes "能放几天" for a shipping question ("几天能到").
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_shipping", 0.56), Parse("", "ask_shipping", 0.9))
     await d(said("oKeep", product_question, 1))
@@ -432,7 +382,6 @@ async def test_how_long_a_product_keeps_is_no_shipping_question(
     assert reply.text is not None and answer in reply.text, reply.text
     reply = await d(said("oKeep", "几天能到", 3))  # how long delivery takes: the shipping answer
     assert reply.text is not None and answer not in reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -444,26 +393,24 @@ async def test_how_long_a_product_keeps_is_no_shipping_question(
     ],
 )
 async def test_a_doubtful_complaint_asking_about_the_product_gets_its_line(
-    new_db: NewDb, real_encoder: Encoder, name: str, first: str, question: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, first: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "complaint", 0.44))
     await d(said("oDoubt", first, 1))
     reply = await d(said("oDoubt", question, 2))
     assert reply.text is not None and answer in reply.text and texts.HUMAN_ON_REQUEST in reply.text, reply.text
     assert reply.understood is not None and not reply.understood.handed_off
     assert await states(runner) == [conv_store.BOT]
-    runner.close()
 
 
 @pytest.mark.model
-async def test_an_angry_question_about_a_product_is_still_a_complaint(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "baby", real_encoder)
+async def test_an_angry_question_about_a_product_is_still_a_complaint(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("baby", real_encoder)
     d = dialogue(runner, kb, Parse("", "complaint", 0.63))
     reply = await d(said("oAngry", "床铃才用两天就没声音了 什么质量", 1))
     assert reply.text is not None and reply.text.startswith(texts.COMPLAINT)
     assert await states(runner) == [conv_store.QUEUED]
-    runner.close()
 
 
 @pytest.mark.model
@@ -475,18 +422,17 @@ async def test_an_angry_question_about_a_product_is_still_a_complaint(new_db: Ne
     ],
 )
 async def test_a_question_the_model_only_guesses_at_gets_the_product_line_that_answers_it(
-    new_db: NewDb, real_encoder: Encoder, name: str, first: str, question: str, guess: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, first: str, question: str, guess: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", guess, 0.45))
     await d(said("oGuess", first, 1))
     reply = await d(said("oGuess", question, 2))
     assert reply.text is not None and answer in reply.text, reply.text
-    runner.close()
 
 
-async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_that_spec(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "baby", FakeEncoder())
+async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_that_spec(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("baby", FakeEncoder())
     # 奶嘴 is the teat's alias and the bottle's own spec 奶嘴：液态硅胶M号.
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.9), Parse("", "ask_price", 0.9))
     await d(said("oTeat", "宽口径PPSU奶瓶多少钱", 1))
@@ -494,17 +440,15 @@ async def test_a_name_that_is_part_of_a_spec_key_of_the_product_in_context_asks_
     assert reply.text is not None and "液态硅胶M号" in reply.text, reply.text
     reply = await d(said("oTeat", "喂乐奶嘴多少钱", 3))  # the teat named by more than that word: the teat
     assert reply.text is not None and kb.products["BAB-013"].name in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
-async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "cosmetics", real_encoder)
+async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_product_info", 0.95))
     await d(said("oSpf", "粉底液有几个色", 1))
     reply = await d(said("oSpf", "带防晒吗", 2))  # 防晒 is the sunscreen's alias and the foundation's 防晒指数
     assert reply.text is not None and "SPF25" in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -512,28 +456,26 @@ async def test_a_spec_of_the_foundation_is_no_wish_for_the_sunscreen(new_db: New
     [("cosmetics", "睫毛膏啥时候有货", "有棕色的吗", "棕色"), ("baby", "产后收腹带多少钱", "有L码吗", "L")],
 )
 async def test_a_variant_of_a_sold_out_product_is_offered_and_out_of_stock(
-    new_db: NewDb, name: str, product_question: str, question: str, variant: str
+    open_shop: OpenShop, name: str, product_question: str, question: str, variant: str
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_stock", 0.9), Parse("", "ask_stock", 0.9))
     await d(said("oSoldOut", product_question, 1))
     reply = await d(said("oSoldOut", question, 2))
     assert reply.text is not None and f"有{variant}" in reply.text and "缺货" in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
     ("name", "product_question", "ships"), [("fresh", "丹东草莓多少钱", "12月10日"), ("appliances", "洗地机W10多少钱", "12月5日")]
 )
 async def test_when_does_it_ship_without_an_order_is_the_product_in_context(
-    new_db: NewDb, name: str, product_question: str, ships: str
+    open_shop: OpenShop, name: str, product_question: str, ships: str
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "order_status", 0.77))
     await d(said("oNoOrder", product_question, 1))
     reply = await d(said("oNoOrder", "几号发货", 2))  # the model takes it for an order question; no order placed
     assert reply.text is not None and ships in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -544,13 +486,12 @@ async def test_when_does_it_ship_without_an_order_is_the_product_in_context(
     ],
 )
 async def test_that_order_of_a_product_is_about_the_order_whatever_the_model_guessed(
-    new_db: NewDb, name: str, openid: str, message: str, parse: Parse, order_id: str
+    open_shop: OpenShop, name: str, openid: str, message: str, parse: Parse, order_id: str
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, parse)
     reply = await d(said(openid, message, 1))
     assert reply.text is not None and order_id in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -558,13 +499,12 @@ async def test_that_order_of_a_product_is_about_the_order_whatever_the_model_gue
     ("name", "message", "answer"), [("fresh", "耙耙柑上了没", "12月20日"), ("cosmetics", "圣诞礼盒上了没", "12月10日")]
 )
 async def test_has_it_come_yet_is_a_question_not_a_goodbye(
-    new_db: NewDb, real_encoder: Encoder, name: str, message: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, message: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "goodbye", 0.49))
     reply = await d(said("oYet", message, 1))
     assert reply.text is not None and answer in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -575,16 +515,15 @@ async def test_has_it_come_yet_is_a_question_not_a_goodbye(
     ],
 )
 async def test_a_doubtful_goodbye_that_reads_as_a_complaint_goes_to_a_person(
-    new_db: NewDb, name: str, message: str, parse: Parse
+    open_shop: OpenShop, name: str, message: str, parse: Parse
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, parse, Parse("", "thanks", 0.95, ranking=(("thanks", 0.95), ("complaint", 0.03))))
     reply = await d(said("oAgain", message, 1))
     assert reply.text is not None and reply.text.startswith(texts.COMPLAINT), reply.text
     assert await states(runner) == [conv_store.QUEUED]
     reply = await d(said("oAgain", "好的谢谢", 2))  # a thank-you the model is sure of stays one
     assert reply.text == texts.THANKS
-    runner.close()
 
 
 @pytest.mark.model
@@ -592,14 +531,13 @@ async def test_a_doubtful_goodbye_that_reads_as_a_complaint_goes_to_a_person(
     ("name", "openid", "order_id"), [("fresh", "oFru009", "FR2026111900247"), ("cosmetics", "oCos013", "CS2026110800266")]
 )
 async def test_how_long_a_refund_takes_gives_the_shops_rule_after_where_it_stands(
-    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, order_id: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, openid: str, order_id: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "return_refund", 0.97))
     reply = await d(said(openid, "退款一般几天到账", 1))
     status = texts.REFUND_STATUS.format(order_id=order_id)
     assert reply.text is not None and reply.text.startswith(status) and kb.faqs["F009"].answer in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -612,25 +550,25 @@ async def test_how_long_a_refund_takes_gives_the_shops_rule_after_where_it_stand
     ],
 )
 async def test_how_to_use_it_and_what_is_in_it_are_asked_of_the_product(
-    new_db: NewDb, real_encoder: Encoder, name: str, first: str, question: str, guess: Parse, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, first: str, question: str, guess: Parse, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), guess)
     await d(said("oHowTo", first, 1))
     reply = await d(said("oHowTo", question, 2))
     assert reply.text is not None and answer in reply.text and "¥" not in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
     ("name", "question", "back"), [("baby", "白鸭绒羽绒服多少钱", "11月28日"), ("fresh", "佳沛金果多少钱", "明年5月")]
 )
-async def test_the_price_of_a_sold_out_product_says_when_it_is_back(new_db: NewDb, name: str, question: str, back: str) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+async def test_the_price_of_a_sold_out_product_says_when_it_is_back(
+    open_shop: OpenShop, name: str, question: str, back: str
+) -> None:
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9))
     reply = await d(said("oBack", question, 1))
     assert reply.text is not None and "缺货" in reply.text and back in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -654,7 +592,7 @@ async def test_the_price_of_a_sold_out_product_says_when_it_is_back(new_db: NewD
     ],
 )
 async def test_the_product_of_the_order_talked_about_is_the_product_talked_about(
-    new_db: NewDb,
+    open_shop: OpenShop,
     tmp_path: Path,
     real_encoder: Encoder,
     name: str,
@@ -663,12 +601,11 @@ async def test_the_product_of_the_order_talked_about_is_the_product_talked_about
     question: tuple[Parse, str],
     answer: str,
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, about_order[0], question[0])
     await d(said(openid, about_order[1], 1))
     reply = await d(said(openid, question[1], 2))
     assert reply.text is not None and answer in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -680,14 +617,13 @@ async def test_the_product_of_the_order_talked_about_is_the_product_talked_about
     ],
 )
 async def test_how_to_use_it_taken_for_an_order_question_is_about_the_product(
-    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, first: str, question: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, openid: str, first: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "order_status", 0.35))
     await d(said(openid, first, 1))
     reply = await d(said(openid, question, 2))  # no order named or talked of: how to use what arrived
     assert reply.text is not None and answer in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -701,23 +637,21 @@ async def test_how_to_use_it_taken_for_an_order_question_is_about_the_product(
     ],
 )
 def test_how_big_or_heavy_is_the_line_stating_a_measure(
-    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    _, kb = open_shop(name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
-    runner.close()
 
 
 @pytest.mark.parametrize(
     ("name", "sku", "question", "key"),
     [("fresh", "FRU-007", "甜吗", "甜度"), ("baby", "BAB-031", "厚吗", "厚度"), ("fresh", "FRU-029", "甜不甜", "甜度")],
 )
-def test_is_it_sweet_asks_the_line_of_its_degree(new_db: NewDb, name: str, sku: str, question: str, key: str) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+def test_is_it_sweet_asks_the_line_of_its_degree(open_shop: OpenShop, name: str, sku: str, question: str, key: str) -> None:
+    _, kb = open_shop(name, FakeEncoder())
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
-    runner.close()
 
 
 @pytest.mark.model
@@ -729,12 +663,11 @@ def test_is_it_sweet_asks_the_line_of_its_degree(new_db: NewDb, name: str, sku: 
     ],
 )
 def test_a_quantity_the_shopper_states_finds_the_text_in_its_unit(
-    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str, faq_id: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    _, kb = open_shop(name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
-    runner.close()
 
 
 @pytest.mark.model
@@ -743,31 +676,28 @@ def test_a_quantity_the_shopper_states_finds_the_text_in_its_unit(
     [("baby", "BAB-021", "座椅保修多久"), ("baby", "BAB-019", "推车车架保修多久"), ("appliances", "APP-012", "保修多久")],
 )
 def test_a_topic_the_product_has_no_line_for_is_left_to_the_shop_faq(
-    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    _runner, kb = open_shop(name, real_encoder)
     product = kb.products[sku]
     assert not any("保" in key or "修" in key for key, _ in product.specs)
     assert any("保修" in faq.question for faq in kb.faqs.values())  # the shop's FAQ tells
     assert kb.about_product(sku, question) is None  # no 适用年龄 line for a warranty question
-    runner.close()
     # The same kind of question where the FAQ asks nothing of it: the product's own line still answers.
-    runner, fresh = shop(new_db, "fresh", real_encoder)
+    _, fresh = open_shop("fresh", real_encoder)
     assert not any("保质期" in faq.question for faq in fresh.faqs.values())
     hit = fresh.about_product("FRU-012", "保质期多久")  # the kiwi has no 保质期 line: 储存 "冷藏可放30天"
     assert hit is not None and hit.ref == "FRU-012\t储存", hit
-    runner.close()
 
 
 @pytest.mark.model
-def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "appliances", real_encoder)
+def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    _, kb = open_shop("appliances", real_encoder)
     assert dict(kb.products["APP-026"].specs)["滤芯"] == "银离子抗菌滤芯"
     hit = kb.about_product("APP-026", "滤芯多久换")  # the FAQ: "滤芯建议3个月更换一次"
     assert hit is not None and hit.kind == "faq" and "3个月" in kb.faqs[hit.ref].answer
     hit = kb.about_product("APP-026", "滤芯是什么的")  # asks no time: the line named
     assert hit is not None and hit.ref == "APP-026\t滤芯"
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -779,24 +709,22 @@ def test_a_named_line_that_gives_no_time_leaves_how_long_to_the_faq(new_db: NewD
     ],
 )
 async def test_an_unpaid_order_not_wanted_said_as_a_statement_is_cancelled(
-    new_db: NewDb, name: str, openid: str, order_id: str, intent: str
+    open_shop: OpenShop, name: str, openid: str, order_id: str, intent: str
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", intent, 0.6))
     reply = await d(said(openid, "我不想要了，还没付款", 1))
     assert reply.text is not None and order_id in reply.text and "自动取消" in reply.text, reply.text
     assert await states(runner) == [conv_store.BOT]  # nothing to refund: nobody needed
-    runner.close()
 
 
-async def test_not_wanting_an_order_already_paid_is_no_unpaid_cancellation(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "appliances", FakeEncoder())
+async def test_not_wanting_an_order_already_paid_is_no_unpaid_cancellation(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())
     # oApp002 has one order, shipped: "还没付款" finds no unpaid order, the intent's handler answers.
     d = dialogue(runner, kb, Parse("", "cancel_order", 0.9))
     reply = await d(said("oApp002", "我不想要了，还没付款", 1))
     assert reply.text is not None and "还没付款，不用申请取消" not in reply.text, reply.text
     assert "已经发货" in reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -808,12 +736,11 @@ async def test_not_wanting_an_order_already_paid_is_no_unpaid_cancellation(new_d
     ],
 )
 def test_a_variant_of_the_product_talked_about_is_named_by_what_sets_it_apart(
-    new_db: NewDb, name: str, sku: str, question: str, variant: str
+    open_shop: OpenShop, name: str, sku: str, question: str, variant: str
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    _, kb = open_shop(name, FakeEncoder())
     assert kb.mentioned_products(question, sku) == []  # no name or alias of the shop's in it
     assert kb.sibling_named(sku, question) == variant
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -824,21 +751,19 @@ def test_a_variant_of_the_product_talked_about_is_named_by_what_sets_it_apart(
         ("cosmetics", "COS-001", "多少钱"),
     ],
 )
-def test_a_word_of_another_product_names_no_variant(new_db: NewDb, name: str, sku: str, question: str) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+def test_a_word_of_another_product_names_no_variant(open_shop: OpenShop, name: str, sku: str, question: str) -> None:
+    _, kb = open_shop(name, FakeEncoder())
     assert kb.sibling_named(sku, question) is None
-    runner.close()
 
 
-async def test_a_variant_asked_for_gets_its_own_price_and_stock(new_db: NewDb) -> None:
-    runner, kb = shop(new_db, "cosmetics", FakeEncoder())
+async def test_a_variant_asked_for_gets_its_own_price_and_stock(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("cosmetics", FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_stock", 0.8), Parse("", "ask_stock", 0.9))
     assert "189" in ((await d(said("oVar", "玻尿酸精华小瓶的多少钱", 1))).text or "")
     reply = await d(said("oVar", "有没有大瓶一点的", 2))
     assert reply.text is not None and "269" in reply.text and "50ml" in reply.text, reply.text
     reply = await d(said("oVar", "大瓶的还有货吗", 3))  # the variant is now the product talked about
     assert reply.text is not None and "50ml" in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -850,22 +775,24 @@ async def test_a_variant_asked_for_gets_its_own_price_and_stock(new_db: NewDb) -
         ("appliances", "T7电动牙刷多少钱", False),
     ],
 )
-def test_a_product_named_after_with_goes_with_the_one_asked_about(new_db: NewDb, name: str, question: str, named: bool) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+def test_a_product_named_after_with_goes_with_the_one_asked_about(
+    open_shop: OpenShop, name: str, question: str, named: bool
+) -> None:
+    _, kb = open_shop(name, FakeEncoder())
     assert kb.mentioned_products(question)  # the message names a product
     assert kb.names_only_companions(question) is named
-    runner.close()
 
 
 @pytest.mark.model
-async def test_can_it_be_used_with_another_product_asks_about_the_one_talked_about(new_db: NewDb, real_encoder: Encoder) -> None:
-    runner, kb = shop(new_db, "cosmetics", real_encoder)
+async def test_can_it_be_used_with_another_product_asks_about_the_one_talked_about(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("cosmetics", real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.92))
     await d(said("oWith", "小白瓶多少钱", 1))
     reply = await d(said("oWith", "能和维C水一起用吗", 2))
     # The niacinamide essence's FAQ (早上用维C爽肤水、晚上用烟酰胺精华), not the toner's skin types.
     assert reply.text is not None and "早晚分开" in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -874,14 +801,13 @@ async def test_can_it_be_used_with_another_product_asks_about_the_one_talked_abo
     [("baby", "oBaby006", "羊奶粉退款到哪一步了"), ("cosmetics", "oCos003", "粉底液退款到哪一步了")],
 )
 async def test_how_soon_it_arrives_after_a_refund_question_is_the_refund(
-    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, refund_question: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, openid: str, refund_question: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "return_refund", 0.9), Parse("", "ask_payment", 0.48))
     await d(said(openid, refund_question, 1))
     reply = await d(said(openid, "多久能到账", 2))  # as close to 发货后几天能收到 as to 退款多久到账
     assert reply.text is not None and "工作日" in reply.text and "送达" not in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -893,14 +819,13 @@ async def test_how_soon_it_arrives_after_a_refund_question_is_the_refund(
     ],
 )
 async def test_keeping_the_order_after_all_leaves_the_question_asked(
-    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "cancel_order", 0.8))
     reply = await d(said(openid, message, 1))
     assert reply.text is not None and answer in reply.text and "取消" not in reply.text, reply.text
     assert await states(runner) == [conv_store.BOT]
-    runner.close()
 
 
 @pytest.mark.model
@@ -909,14 +834,13 @@ async def test_keeping_the_order_after_all_leaves_the_question_asked(
     [("appliances", "oApp007", "要是延迟发货有补偿吗", "延迟"), ("fresh", "oFru001", "能晚几天再发吗", "备注")],
 )
 async def test_a_doubtful_order_change_that_changes_nothing_is_a_question(
-    new_db: NewDb, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, openid: str, message: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "change_order", 0.44))
     reply = await d(said(openid, message, 1))  # each shopper has a paid order that could be changed
     assert reply.text is not None and answer in reply.text and "修改需求" not in reply.text, reply.text
     assert await states(runner) == [conv_store.BOT]  # no change task for an agent
-    runner.close()
 
 
 @pytest.mark.model
@@ -925,12 +849,11 @@ async def test_a_doubtful_order_change_that_changes_nothing_is_a_question(
     [("baby", "BAB-014", "能装多少水", "容量"), ("fresh", "FRU-036", "一个有多少水", "椰汁")],
 )
 def test_how_much_it_holds_is_the_line_giving_a_volume(
-    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    _, kb = open_shop(name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
-    runner.close()
 
 
 @pytest.mark.model
@@ -942,25 +865,25 @@ def test_how_much_it_holds_is_the_line_giving_a_volume(
     ],
 )
 async def test_a_measure_taken_for_a_shipping_question_is_the_product_line(
-    new_db: NewDb, real_encoder: Encoder, name: str, product_question: str, question: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, product_question: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_shipping", 0.6))
     await d(said("oUp", product_question, 1))
     reply = await d(said("oUp", question, 2))
     assert reply.text is not None and answer in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
     ("name", "sku", "question", "key"),
     [("appliances", "APP-015", "开强力档呢", "续航"), ("fresh", "FRU-036", "冷藏呢", "保质期")],
 )
-def test_a_follow_up_naming_part_of_a_value_is_that_line(new_db: NewDb, name: str, sku: str, question: str, key: str) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+def test_a_follow_up_naming_part_of_a_value_is_that_line(
+    open_shop: OpenShop, name: str, sku: str, question: str, key: str
+) -> None:
+    _, kb = open_shop(name, FakeEncoder())
     assert kb.value_named(sku, question) == key
     assert kb.value_named(sku, "多少钱呢") is None
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -968,14 +891,13 @@ def test_a_follow_up_naming_part_of_a_value_is_that_line(new_db: NewDb, name: st
     [("appliances", "V8吸尘器续航多长时间", "开强力档呢", "12分钟(强力档)"), ("fresh", "椰青能放多久", "冷藏呢", "冷藏15天")],
 )
 async def test_an_elliptical_follow_up_gets_the_line_it_names_part_of(
-    new_db: NewDb, name: str, product_question: str, question: str, answer: str
+    open_shop: OpenShop, name: str, product_question: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_invoice", 0.54))
     await d(said("oElide", product_question, 1))
     reply = await d(said("oElide", question, 2))  # whatever the model takes it for
     assert reply.text is not None and answer in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.parametrize(
@@ -986,14 +908,13 @@ async def test_an_elliptical_follow_up_gets_the_line_it_names_part_of(
     ],
 )
 async def test_what_about_that_one_after_an_order_is_that_product_order(
-    new_db: NewDb, name: str, openid: str, first: str, question: str, order_id: str
+    open_shop: OpenShop, name: str, openid: str, first: str, question: str, order_id: str
 ) -> None:
-    runner, kb = shop(new_db, name, FakeEncoder())
+    runner, kb = open_shop(name, FakeEncoder())
     d = dialogue(runner, kb, Parse("", "order_status", 0.9), Parse("", "ask_product_info", 0.55))
     await d(said(openid, first, 1))
     reply = await d(said(openid, question, 2))
     assert reply.text is not None and order_id in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -1009,12 +930,11 @@ async def test_what_about_that_one_after_an_order_is_that_product_order(
     ],
 )
 def test_the_shop_words_before_a_value_tell_which_line_is_asked(
-    new_db: NewDb, real_encoder: Encoder, name: str, sku: str, question: str, key: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str, key: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    _, kb = open_shop(name, real_encoder)
     hit = kb.about_product(sku, question)
     assert hit is not None and (hit.kind, hit.ref) == ("spec", f"{sku}\t{key}")
-    runner.close()
 
 
 @pytest.mark.model
@@ -1028,13 +948,12 @@ def test_the_shop_words_before_a_value_tell_which_line_is_asked(
     ],
 )
 async def test_a_product_question_taken_for_an_order_question_gets_its_faq_not_its_card(
-    new_db: NewDb, real_encoder: Encoder, name: str, question: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "order_status", 0.5))
     reply = await d(said("oNoOrders", question, 1))  # a shopper without orders
     assert reply.text is not None and answer in reply.text and "现价" not in reply.text, reply.text
-    runner.close()
 
 
 @pytest.mark.model
@@ -1042,11 +961,10 @@ async def test_a_product_question_taken_for_an_order_question_gets_its_faq_not_i
     ("name", "question", "answer"), [("fresh", "周末有人吗", "8:30"), ("cosmetics", "亲 客服晚上几点下班", "22:00")]
 )
 async def test_a_greeting_that_asks_something_else_is_a_question(
-    new_db: NewDb, real_encoder: Encoder, name: str, question: str, answer: str
+    open_shop: OpenShop, real_encoder: Encoder, name: str, question: str, answer: str
 ) -> None:
-    runner, kb = shop(new_db, name, real_encoder)
+    runner, kb = open_shop(name, real_encoder)
     d = dialogue(runner, kb, Parse("", "greet", 0.9), Parse("", "greet", 0.99))
     reply = await d(said("oHi", question, 1))  # the agents' hours, not a hello
     assert reply.text is not None and answer in reply.text and reply.text != texts.GREET, reply.text
     assert (await d(said("oHi", "你好 在吗", 2))).text == texts.GREET  # greeting words only
-    runner.close()

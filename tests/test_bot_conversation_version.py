@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -19,13 +18,10 @@ from bot.orders import SqliteOrders
 from bot.wechat import Inbound
 from intents.client import Parse
 from kb.hours import BusinessHours
-from kb.importer import import_dir
-from kb.search import KnowledgeBase
 from storage.db import DbRunner, open_db
 from tests.fakes import FakeEncoder, FakeNlu
-from tests.helpers import NewDb
+from tests.helpers import NewDb, OpenShop
 
-SHOPS = Path(__file__).resolve().parent.parent / "bench" / "data" / "shops"
 T0 = 1_764_036_000.0  # Tuesday 2025-11-25 10:00 China time
 HOURS = BusinessHours.parse("mon-sun 09:00-22:00")
 
@@ -49,14 +45,6 @@ class HeldNlu:
 
 def said(openid: str, text: str, n: int) -> Inbound:
     return Inbound(f"msg:{openid}:{n}", openid, "gh", "text", text, int(T0))
-
-
-def appliances(new_db: NewDb) -> tuple[DbRunner, KnowledgeBase]:
-    db = open_db(new_db("shop.db"), server.MIGRATIONS)  # a real SQLite file in WAL mode, or PostgreSQL
-    import_dir(db, SHOPS / "appliances")
-    kb = KnowledgeBase(FakeEncoder())
-    kb.load(db)
-    return DbRunner(db), kb
 
 
 def conversations(runner: DbRunner) -> list[dict[str, object]]:
@@ -102,8 +90,8 @@ def test_a_save_on_a_version_another_turn_saved_is_refused(new_db: NewDb) -> Non
 
 
 @pytest.mark.parametrize("known", [False, True], ids=["new shopper", "known shopper"])
-async def test_two_messages_at_once_both_change_the_conversation(new_db: NewDb, known: bool) -> None:
-    runner, kb = appliances(new_db)
+async def test_two_messages_at_once_both_change_the_conversation(open_shop: OpenShop, known: bool) -> None:
+    runner, kb = open_shop("appliances", FakeEncoder())  # a real SQLite file in WAL mode, or PostgreSQL
     metrics = Metrics()
     price, order = "R5扫地机器人多少钱", "AP2026111509002到哪了"
     nlu = HeldNlu({price: Parse(price, "ask_price", 0.9), order: Parse(order, "order_status", 0.9)})
@@ -126,7 +114,6 @@ async def test_two_messages_at_once_both_change_the_conversation(new_db: NewDb, 
     assert conv["version"] == (3 if known else 2)
     assert [state for state, _ in answers(runner, "oApp001")] == ["answered"] * (3 if known else 2)
     assert all(count == 1 for _, count in answers(runner, "oApp001"))  # one reply each
-    runner.close()
 
 
 async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(

@@ -53,7 +53,6 @@ async def test_two_misunderstandings_in_a_row_hand_off(runner: DbRunner) -> None
     assert second.text is not None and "人工客服" in second.text
     conv = await runner.run(conv_store.conversation, 1)
     assert conv is not None and conv["state"] == "queued" and conv["handoff_reason"] == "misunderstood"
-    runner.close()
 
 
 async def test_outside_hours_the_shopper_is_told_when_agents_are_back(runner: DbRunner) -> None:
@@ -61,7 +60,6 @@ async def test_outside_hours_the_shopper_is_told_when_agents_are_back(runner: Db
     d = dialogue(runner, FakeNlu(Parse("人工", "human_agent", 0.99)), late)
     reply = await d(said("人工", 1))
     assert reply.text == texts.HANDOFF_CLOSED_HOURS.format(hours="每天 09:00-22:00", back="明天 09:00")
-    runner.close()
 
 
 async def test_queue_position_and_wait(runner: DbRunner) -> None:
@@ -71,7 +69,6 @@ async def test_queue_position_and_wait(runner: DbRunner) -> None:
         reply = await d(Inbound(f"m{i}", openid, "gh", "text", "人工", int(T0)))
         now[0] += 1
     assert reply.text == texts.HANDOFF_QUEUED.format(ahead=2, minutes=6)
-    runner.close()
 
 
 async def test_unclaimed_handoff_is_escalated_once(runner: DbRunner) -> None:
@@ -89,7 +86,6 @@ async def test_unclaimed_handoff_is_escalated_once(runner: DbRunner) -> None:
     apologies = list(runner.db.query("SELECT text FROM outbound WHERE openid = 'oPolicy' AND state = 'pending'"))
     assert [r["text"] for r in apologies] == [texts.ESCALATION_APOLOGY]
     assert [r["source"] for r in runner.db.table("notifications").rows] == ["handoff:1"]
-    runner.close()
 
 
 def test_business_hours_with_holidays() -> None:

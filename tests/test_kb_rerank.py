@@ -14,12 +14,11 @@ import server
 from kb import rerank
 from kb.encoder import Encoder
 from kb.evaluate import evaluate, read_questions
-from kb.importer import import_dir
 from kb.search import KnowledgeBase
 from storage.db import open_db
+from tests.conftest import SHOPS, load_shop
 from tests.fakes import FakeEncoder
-from tests.helpers import NewDb
-from tests.test_bot_any_shop import _EMBEDDED, SHOPS, shop
+from tests.helpers import OpenShop
 
 HELD_OUT = SHOPS.parent / "heldout"
 
@@ -38,13 +37,12 @@ def test_the_shipped_weights_round_trip_and_name_their_features(tmp_path: Path) 
         rerank.load(path)
 
 
-def test_another_embedding_model_gets_plain_ranking(new_db: NewDb, caplog: pytest.LogCaptureFixture) -> None:
+def test_another_embedding_model_gets_plain_ranking(open_shop: OpenShop, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="kb.search")
-    runner, kb = shop(new_db, "baby", FakeEncoder())
+    _, kb = open_shop("baby", FakeEncoder())
     assert kb.reranker is None
     assert "another embedding model" in caplog.text
     assert kb.search("贝乐滋一段多少钱").confidence is None  # plain cosine decision
-    runner.close()
 
 
 @pytest.mark.model
@@ -59,12 +57,7 @@ def _shop(tmp_path: Path, name: str, encoder: Encoder) -> tuple[KnowledgeBase, K
     """The shop's reranked and plain knowledge bases over the same index, and its questions."""
     folder = SHOPS / name if (SHOPS / name).exists() else HELD_OUT / name
     db = open_db(tmp_path / f"{name}.db", server.MIGRATIONS)
-    import_dir(db, folder)
-    if (name, encoder.name) in _EMBEDDED:  # embedded once per test run (tests.test_bot_any_shop.shop)
-        db.table("kb_embeddings").insert_all(_EMBEDDED[name, encoder.name])
-    kb = KnowledgeBase(encoder)
-    kb.load(db)
-    _EMBEDDED.setdefault((name, encoder.name), list(db.table("kb_embeddings").rows))
+    kb = load_shop(db, folder, encoder)
     plain = KnowledgeBase(encoder, reranked=False)
     plain.load(db)  # embeddings stored by the first load: nothing is embedded twice
     return kb, plain, read_questions(folder / "questions.csv")

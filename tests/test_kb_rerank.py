@@ -63,6 +63,11 @@ def _shop(tmp_path: Path, name: str, encoder: Encoder) -> tuple[KnowledgeBase, K
     return kb, plain, read_questions(folder / "questions.csv")
 
 
+def at_least(got: float, wanted: float) -> None:
+    """Compare figures only: a failure shows two numbers, never the held-out shop's questions."""
+    assert got >= wanted, f"top-1 {got:.3f} < {wanted:.3f}"
+
+
 # baby is a dev shop the shipped weights were fitted on; pets was written apart and never tuned on.
 TWO_SHOPS = pytest.mark.parametrize("name", ["baby", "pets"])
 
@@ -72,7 +77,7 @@ TWO_SHOPS = pytest.mark.parametrize("name", ["baby", "pets"])
 def test_reranked_search_beats_plain_cosine(tmp_path: Path, real_encoder: Encoder, name: str) -> None:
     kb, plain, rows = _shop(tmp_path, name, real_encoder)
     assert kb.reranker is not None and plain.reranker is None
-    assert evaluate(kb, rows).top1 >= evaluate(plain, rows).top1 + 0.05
+    at_least(evaluate(kb, rows).top1, evaluate(plain, rows).top1 + 0.05)
 
 
 @pytest.mark.model
@@ -85,8 +90,8 @@ def test_a_products_own_faq_wins_when_it_answers_and_the_product_when_its_card_d
     with_faq = {f.sku for f in kb.faqs.values() if f.sku}
     about_card = [(q, e) for q, e in rows if e.startswith("sku:") and e[4:] in with_faq]  # its price, stock, a spec
     assert len(about_faq) >= 20 and len(about_card) >= 20
-    assert evaluate(kb, about_faq).top1 >= max(0.85, evaluate(plain, about_faq).top1 + 0.05)
-    assert evaluate(kb, about_card).top1 >= max(0.9, evaluate(plain, about_card).top1)
+    at_least(evaluate(kb, about_faq).top1, max(0.85, evaluate(plain, about_faq).top1 + 0.05))
+    at_least(evaluate(kb, about_card).top1, max(0.9, evaluate(plain, about_card).top1))
 
 
 @pytest.mark.model
@@ -97,4 +102,4 @@ def test_fewer_questions_about_what_the_shop_does_not_sell_get_an_answer(
     kb, plain, rows = _shop(tmp_path, name, real_encoder)
     nones = [(q, e) for q, e in rows if e == "none"]
     assert len(nones) >= 10
-    assert evaluate(kb, nones).top1 >= max(0.6, evaluate(plain, nones).top1 + 0.05)
+    at_least(evaluate(kb, nones).top1, max(0.6, evaluate(plain, nones).top1 + 0.05))

@@ -36,18 +36,19 @@ class SlaPolicy:
 def open_case(db: Store, review_id: str, now: float, policy: SlaPolicy) -> int | None:
     """Open a case with its four timers; None if the review already has one."""
     with db.atomic():
-        if db.execute("SELECT 1 FROM cases WHERE review_id = ?", [review_id]).fetchone():
-            return None
         response_due = policy.due(now, policy.first_response)
         resolution_due = policy.due(now, policy.resolution)
-        # The product is copied onto the case so reports filter cases without a join.
-        case_id = int(
-            db.execute(
-                "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due, sku) "
-                "VALUES (?, 'open', ?, ?, ?, (SELECT sku FROM reviews WHERE review_id = ?)) RETURNING id",
-                [review_id, now, response_due, resolution_due, review_id],
-            ).fetchone()[0]
-        )
+        # The product is copied onto the case so reports filter cases without a join. One statement decides
+        # (the unique review_id), so two workers opening the same review's case cannot both get one.
+        row = db.execute(
+            "INSERT INTO cases (review_id, state, opened_at, response_due, resolution_due, sku) "
+            "VALUES (?, 'open', ?, ?, ?, (SELECT sku FROM reviews WHERE review_id = ?)) "
+            "ON CONFLICT (review_id) DO NOTHING RETURNING id",
+            [review_id, now, response_due, resolution_due, review_id],
+        ).fetchone()
+        if row is None:
+            return None
+        case_id = int(row[0])
         timers = [
             ("remind_response", response_due - policy.remind_response_before),
             ("breach_response", response_due),

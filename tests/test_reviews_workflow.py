@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.queues import Queue
@@ -17,7 +18,7 @@ from kb.hours import BusinessHours
 from reviews import store
 from reviews.ingest import prepare, rows_from_csv, store_reviews
 from reviews.sentiment import judge
-from reviews.workflow import CaseError, SlaPolicy, close_case, fire_due_timers, record_response, resolve_case
+from reviews.workflow import CaseError, SlaPolicy, close_case, fire_due_timers, open_case, record_response, resolve_case
 from storage.db import open_db
 from tests.helpers import NewDb
 
@@ -185,6 +186,36 @@ def test_bad_rows_are_reported_and_good_rows_kept(db: sqlite_utils.Database) -> 
         "row 5: rating '一' is not a whole number from 1 to 5",
         "row 7: review_id R5 already on row 6",
     ]
+
+
+def test_two_workers_opening_one_reviews_case_get_one_case(db: sqlite_utils.Database, new_db: NewDb) -> None:
+    ingest(db, "R1,,TEA-001,oA,5,很好,2025-11-25T09:50:00+08:00\n")  # a good review: no case yet
+    other = open_db(new_db("reviews.db"), server.MIGRATIONS)  # a second worker's connection
+    opened, release = threading.Event(), threading.Event()
+    got: dict[str, int | None] = {}
+
+    def first() -> None:
+        with db.atomic():  # its transaction still open when the second worker tries
+            got["first"] = open_case(db, "R1", T0, SlaPolicy())
+            opened.set()
+            release.wait(10)
+
+    def second() -> None:
+        opened.wait(10)
+        got["second"] = open_case(other, "R1", T0, SlaPolicy())
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for worker in workers:
+        worker.start()
+    opened.wait(10)
+    time.sleep(0.3)  # the second is waiting on the first's transaction
+    release.set()
+    for worker in workers:
+        worker.join(20)
+    other.close()
+    assert got["first"] is not None and got == {"first": got["first"], "second": None}
+    assert db.table("cases").count == 1 and db.table("case_timers").count == 4
+    assert open_case(db, "R1", T0 + 60, SlaPolicy()) is None  # and again, later
 
 
 def test_reimport_is_idempotent(db: sqlite_utils.Database) -> None:

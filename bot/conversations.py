@@ -214,15 +214,16 @@ def transcript(db: Store, conversation_id: int) -> list[dict[str, Any]]:
 
 
 def search_history(db: Store, query: str, limit: int = 100) -> list[dict[str, Any]]:
-    """Messages and replies containing ``query``, newest first."""
-    # % and _ are LIKE's wildcards: a shopper's "100%" is searched for literally.
-    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    """Messages and replies containing ``query``, newest first; Latin letters in either case."""
+    # % and _ are LIKE's wildcards: a shopper's "100%" is searched for literally. Both sides are lowered:
+    # SQLite's LIKE ignores ASCII case and PostgreSQL's does not.
+    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = f"%{escaped}%"
     return list(
         db.query(
             "SELECT * FROM (SELECT m.conversation_id, m.openid, m.received_at AS at, 'in' AS direction, m.text "
-            "FROM messages m WHERE m.text LIKE ? ESCAPE '\\' UNION ALL SELECT NULL, o.openid, o.created_at, 'out', o.text "
-            "FROM outbound o WHERE o.text LIKE ? ESCAPE '\\') AS found ORDER BY at DESC LIMIT ?",
+            "FROM messages m WHERE LOWER(m.text) LIKE ? ESCAPE '\\' UNION ALL SELECT NULL, o.openid, o.created_at, 'out', o.text "
+            "FROM outbound o WHERE LOWER(o.text) LIKE ? ESCAPE '\\') AS found ORDER BY at DESC LIMIT ?",
             [like, like, limit],
         )
     )

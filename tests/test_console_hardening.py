@@ -132,7 +132,7 @@ async def test_metrics_only_for_loopback_or_the_token(wechat_client: Any) -> Non
 
 
 async def test_history_search_takes_percent_and_underscore_literally(console_client: TestClient, clock: Clock) -> None:
-    for i, text in enumerate(["满100%减20吗", "满100元减20吗", "订单号a_b", "订单号axb"]):
+    for i, text in enumerate(["满100%减20吗", "满100元减20吗", "订单号a_b", "订单号axb", "单号KF2026A的发票"]):
         body = fixture("text.xml", FromUserName=f"oH{i}", MsgId=str(7100 + i), Content=text)
         await console_client.post("/wechat", params=signed_query(int(clock()), nonce=f"h{i}"), data=body.encode())
     await signed_in(console_client)
@@ -140,6 +140,8 @@ async def test_history_search_takes_percent_and_underscore_literally(console_cli
     assert "满100%减20吗" in page and "满100元减20吗" not in page
     page = await (await console_client.get("/console/history", params={"q": "a_b"})).text()
     assert "订单号a_b" in page and "订单号axb" not in page
+    page = await (await console_client.get("/console/history", params={"q": "kf2026a"})).text()
+    assert "单号KF2026A的发票" in page  # either case, on SQLite and PostgreSQL alike
 
 
 async def test_faq_editor_takes_only_ids_the_importer_takes(new_db: NewDb, console_client: TestClient, tmp_path: Path) -> None:

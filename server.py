@@ -87,7 +87,8 @@ def make_app(
     app[TRUST_PROXY] = settings.trust_proxy
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        with closing(DbRunner(open_database(settings.db))) as app[RUNNER]:
+        runner = DbRunner(open_database(settings.db), readers=settings.db_readers, writers=settings.db_writers)
+        with closing(runner) as app[RUNNER]:
             yield
 
     async def http_session(app: web.Application) -> AsyncIterator[None]:

@@ -41,6 +41,12 @@ class Settings:
     db: str = _setting(
         "KEFU_DB", "var/kefu.db", "SQLite database file, or a postgresql:// URL (user:password@host:port/database)"
     )
+    db_readers: int = _setting(
+        "KEFU_DB_READERS", 3, "Read connections for reports, exports and search loads, beside the writer (1-64)"
+    )
+    db_writers: int = _setting(
+        "KEFU_DB_WRITERS", 4, "Writer connections per process on PostgreSQL (1-64; SQLite always has one writer)"
+    )
     host: str = _setting("KEFU_HOST", "127.0.0.1", "Address kefu serve listens on")
     port: int = _setting("KEFU_PORT", 8080, "Port kefu serve listens on")
     inband_deadline: float = _setting(
@@ -109,6 +115,9 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        for env, count in (("KEFU_DB_READERS", self.db_readers), ("KEFU_DB_WRITERS", self.db_writers)):
+            if not 1 <= count <= 64:
+                raise SettingsError(f"{env} must be from 1 to 64, not {count}")
         if self.wechat_mode not in MODES:
             raise SettingsError(f"KEFU_WECHAT_MODE must be one of {', '.join(MODES)}")
         if self.embed_variant not in ("int8", "fp32", "torch"):

@@ -140,6 +140,8 @@ class DbRunner:
             self._read_pool = (
                 ThreadPoolExecutor(max_workers=readers, thread_name_prefix="kefu-db-read") if self._path and readers > 0 else None
             )
+        self.writers = writers if self._pg else 1  # threads that write
+        self.readers = readers if self._read_pool else 0  # threads that read on their own connections
         self._local = threading.local()
         self._readers: list[sqlite_utils.Database] = []
         self._readers_lock = threading.Lock()

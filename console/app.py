@@ -72,6 +72,11 @@ class Console:
     hashing_queue: int = 0  # checks waiting or running
     max_hashing_queue: int = 8
 
+    def __post_init__(self) -> None:
+        # The unknown-user hash is made before the first login, on the hashing thread, so that login is
+        # no slower than any other.
+        self.hashing.submit(auth.prepare)
+
 
 CONSOLE = web.AppKey("console", Console)
 USER = web.RequestKey("user", auth.User)

@@ -7,6 +7,7 @@ the session's CSRF token.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -20,8 +21,18 @@ from storage.db import Store
 ROLES = ("agent", "manager")
 SESSION_SECONDS = 12 * 3600
 _hasher = PasswordHasher()  # Argon2id, 64 MiB, 3 passes: the library's RFC 9106 low-memory profile
-# A fixed hash to verify against when the user does not exist, so timing does not reveal names.
-_DUMMY = _hasher.hash("kefu-no-such-user")
+
+
+@functools.cache
+def _dummy() -> str:
+    """A fixed hash to verify against when the user does not exist, so timing does not reveal names
+    (made on first use: an Argon2 hash costs every kefu command a quarter of a second at import)."""
+    return _hasher.hash("kefu-no-such-user")
+
+
+def prepare() -> None:
+    """Make the unknown-user hash now (a console does at start-up), not during someone's login."""
+    _dummy()
 
 
 class AuthError(Exception):
@@ -73,7 +84,7 @@ def check_password(stored: str | None, password: str) -> str:
     raises AuthError on a wrong password or an unknown user, taking as long either way.
     """
     try:
-        _hasher.verify(stored or _DUMMY, password)
+        _hasher.verify(stored or _dummy(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise AuthError("用户名或密码错误") from None
     if stored is None:

@@ -22,6 +22,7 @@ from bot.metrics import Metrics
 from bot.wechat import Inbound
 from storage.db import open_db
 from tests.fakes import FakeEncoder, FakeWeChatAPI
+from tests.helpers import NewDb
 from tests.pushes import fixture, signed_query
 
 
@@ -85,22 +86,44 @@ def openid_of(xml: str) -> str:
     return xml.split("<ToUserName><![CDATA[", 1)[1].split("]]>", 1)[0]
 
 
-@pytest.mark.sqlite  # holds SQLite's one write lock from another connection
+class WriteLock:
+    """Another client's transaction that keeps kefu from writing messages and replies: SQLite's one
+    write lock, or on PostgreSQL the two tables locked EXCLUSIVE (reads go on)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __enter__(self) -> WriteLock:
+        if dialect_of(self.target) == "postgresql":
+            import psycopg
+
+            self.conn: Any = psycopg.connect(self.target)
+            self.conn.execute("LOCK TABLE messages, outbound IN EXCLUSIVE MODE")
+        else:
+            self.conn = sqlite3.connect(self.target, timeout=30)
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def dialect_of(target: str) -> str:
+    return "postgresql" if target.startswith("postgresql://") else "sqlite"
+
+
 async def test_slow_database_every_shopper_gets_exactly_one_reply(
-    aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, tmp_path: Path
+    aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, new_db: NewDb
 ) -> None:
     client, fake = await live_client(aiohttp_client, aiohttp_server, make_settings, inband_deadline=DEADLINE)
-    db_path = tmp_path / "kefu.db"
     held = threading.Event()
 
     def hold_lock() -> None:
         # Another process's long write transaction (a backup, a big import) holds the lock past a try.
-        conn = sqlite3.connect(db_path, timeout=30)
-        conn.execute("BEGIN IMMEDIATE")
-        held.set()
-        time.sleep(2.5)
-        conn.rollback()
-        conn.close()
+        with WriteLock(new_db("kefu.db")):
+            held.set()
+            time.sleep(2.5)
 
     locker = threading.Thread(target=hold_lock)
     locker.start()
@@ -122,23 +145,18 @@ async def test_slow_database_every_shopper_gets_exactly_one_reply(
     assert wechat.attempts > len(openids)  # WeChat really gave up and retried while the lock was held
 
 
-@pytest.mark.sqlite  # holds SQLite's one write lock from another connection
 async def test_reply_ready_but_stored_too_late_goes_through_the_outbox(
-    aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, tmp_path: Path
+    aiohttp_client: Any, aiohttp_server: Any, make_settings: Any, new_db: NewDb
 ) -> None:
     """The reply is quick, but the lock is taken just before it is stored: it must not count as in band."""
     held = threading.Event()
     release = threading.Event()
-    db_path = tmp_path / "kefu.db"
 
     def hold_lock() -> None:
-        conn = sqlite3.connect(db_path, timeout=30)
-        conn.execute("BEGIN IMMEDIATE")
-        held.set()
-        release.wait()
-        time.sleep(2)
-        conn.rollback()
-        conn.close()
+        with WriteLock(new_db("kefu.db")):
+            held.set()
+            release.wait()
+            time.sleep(2)
 
     locker = threading.Thread(target=hold_lock)
 

@@ -50,6 +50,9 @@ PRODUCT_QUESTION = re.compile(
     r"(?:怎么|咋|如何)(?:用|使用|吃|食用|煮|冲|泡|开|洗|清洗|敷|涂|抹|穿|戴|装|折叠|保存)"
     r"|里面?都?有(?:啥|什么|哪些)|都有(?:啥|什么|哪些)|包含(?:啥|什么|哪些)|正常吗|正常不"
 )
+# "有啥可以替代的", "有什么能代替的": what else would do instead of the product talked about (not "能代替面霜吗",
+# which asks whether the product itself replaces another).
+SUBSTITUTE = re.compile(r"(?:有|什么|啥|哪些|哪个|推荐).{0,4}(?:替代|代替)|(?:替代|代替)(?:品|的)")
 # Intents about no business of the shop's: small talk and off-topic messages.
 NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
@@ -304,6 +307,10 @@ class Dialogue:
                 if parse.intent == "complaint":
                     about = dataclasses.replace(about, text=f"{about.text}\n{texts.HUMAN_ON_REQUEST}")
                 return dataclasses.replace(about, intent="product_question", confidence=parse.confidence)
+        if not about_order and SUBSTITUTE.search(ctx.text):
+            substitutes = await self._substitutes(ctx)
+            if substitutes is not None:
+                return dataclasses.replace(substitutes, confidence=parse.confidence)
         if unplaced:
             return await self._misunderstood(ctx)
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
@@ -360,6 +367,12 @@ class Dialogue:
         if key is None or product is None or product.sku != sku:
             return None
         return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]), intent="kb_match")
+
+    async def _substitutes(self, ctx: TurnContext) -> Reply | None:
+        """What else the shop has in stock of the category of the product talked about, if anything."""
+        product = await ctx.product()
+        others = await ctx.alternatives(product, texts.SUBSTITUTES) if product is not None else ""
+        return Reply(others, intent="substitutes") if others else None
 
     async def _without_nlu(self, ctx: TurnContext) -> Reply:
         """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""

@@ -10,10 +10,11 @@ import pytest
 import server
 from bot import conversations as conv_store
 from bot import texts
-from bot.dialogue import Dialogue
+from bot.dialogue import SUBSTITUTE, Dialogue
 from bot.orders import SqliteOrders
 from bot.wechat import Inbound
 from intents.client import Parse
+from kb import store as kb_store
 from kb.encoder import Encoder
 from kb.hours import BusinessHours
 from kb.importer import import_dir
@@ -1049,4 +1050,24 @@ async def test_a_greeting_that_asks_something_else_is_a_question(
     reply = await d(said("oHi", question, 1))  # the agents' hours, not a hello
     assert reply.text is not None and answer in reply.text and reply.text != texts.GREET, reply.text
     assert (await d(said("oHi", "你好 在吗", 2))).text == texts.GREET  # greeting words only
+    runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "sku", "first", "question"),
+    [("cosmetics", "COS-008", "A醇晚霜多少钱", "那有啥可以替代的"), ("baby", "BAB-018", "X1推车多少钱", "有什么能代替的吗")],
+)
+async def test_what_could_replace_the_product_lists_its_category_in_stock(
+    new_db: NewDb, name: str, sku: str, first: str, question: str
+) -> None:
+    runner, kb = shop(new_db, name, FakeEncoder())
+    product = kb.products[sku]
+    others = await runner.run(kb_store.in_stock_alternatives, product.category, sku)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.95), Parse("", "ask_stock", 0.84), Parse("", "ask_product_info", 0.9))
+    await d(said("oSubstitute", first, 1))
+    reply = await d(said("oSubstitute", question, 2))  # not the product's own price line again
+    assert others and reply.text is not None and "现价" not in reply.text, reply.text
+    assert all(other.name in reply.text for other in others) and product.name in reply.text
+    # Whether the product itself replaces another is a question about it, not a request for others.
+    assert not SUBSTITUTE.search("这个能代替面霜吗") and SUBSTITUTE.search("有别的可以替代的吗")
     runner.close()

@@ -288,13 +288,13 @@ class TurnContext:
             text += await self.alternatives(product)
         return text
 
-    async def alternatives(self, product: Product) -> str:
-        """Products of the same category in stock ("" if none)."""
+    async def alternatives(self, product: Product, template: str = texts.ALTERNATIVES) -> str:
+        """Products of the same category in stock ("" if none), listed in ``template``."""
         others = await self.services.runner.run(kb_store.in_stock_alternatives, product.category, product.sku)
         if not others:
             return ""
         items = "、".join(f"【{p.name}】¥{p.price}" for p in others)
-        return texts.ALTERNATIVES.format(items=items)
+        return template.format(name=product.name, items=items)
 
     async def product_card(self) -> Reply:
         """A product card the shopper sent: the product's price and stock."""

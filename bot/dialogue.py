@@ -22,7 +22,7 @@ from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import SURE_COMPLAINT
-from bot.handlers.context import ASKS, ORDER_ID, DialogueConfig, Services, TurnContext
+from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, DialogueConfig, Services, TurnContext
 from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
@@ -53,6 +53,10 @@ PRODUCT_QUESTION = re.compile(
 # "有啥可以替代的", "有什么能代替的": what else would do instead of the product talked about (not "能代替面霜吗",
 # which asks whether the product itself replaces another).
 SUBSTITUTE = re.compile(r"(?:有|什么|啥|哪些|哪个|推荐).{0,4}(?:替代|代替)|(?:替代|代替)(?:品|的)")
+# "怎么处理", "能补发吗", "能给我换个新的吗": after a complaint, how it will be put right.
+REMEDY = re.compile(r"怎么处理|怎么解决|怎么办|处理好|处理一下|补发|补寄|重发|换(?:个|一个)?新")
+# Intents of a shopper adding to a complaint ("电池都是新换的", taken for an exchange).
+AFTER_SALE = frozenset({"complaint", "exchange", "return_refund"})
 # Intents about no business of the shop's: small talk and off-topic messages.
 NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
@@ -274,13 +278,17 @@ class Dialogue:
         if ctx.parse is None:
             return await self._without_nlu(ctx)
         parse = ctx.parse
+        unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
+        if ctx.conv.state == conv_store.QUEUED and ctx.conv.handoff_reason == "complaint":
+            pending = await self._complaint_pending(ctx, unplaced)
+            if pending is not None:
+                return dataclasses.replace(pending, confidence=parse.confidence)
         if UNPAID.search(ctx.text) and UNWANTED.search(ctx.text) and not ORDER_ID.search(ctx.text):
             # "我不想要了，还没付款": the shopper's unpaid order (of the product named, if several).
             unpaid = await ctx.order_about_product(("pending_payment",))
             if unpaid is not None:
                 reply = await ctx.order_action("cancel_order", unpaid)
                 return dataclasses.replace(reply, confidence=parse.confidence)
-        unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
         if parse.intent in ("cancel_order", "return_refund") and KEEPS_ORDER.search(ctx.text) and ASKS.search(ctx.text):
             # "那不取消了 橙子有点酸咋办": the order stays; what the shopper asks next is a question.
             return await self._misunderstood(ctx)
@@ -367,6 +375,27 @@ class Dialogue:
         if key is None or product is None or product.sku != sku:
             return None
         return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]), intent="kb_match")
+
+    async def _complaint_pending(self, ctx: TurnContext, unplaced: bool) -> Reply | None:
+        """While the shopper waits for a person with a complaint: "怎么处理" or "能补发吗" gets the FAQ's
+        rule for what went wrong again, and more detail for the agent ("电池都是新换的") that asks
+        nothing the FAQ answers gets the place in line. Other questions are answered as ever."""
+        if ORDER_TALK.search(ctx.text) or ORDER_ID.search(ctx.text):
+            return None
+        if REMEDY.search(ctx.text):
+            faq_id = str(ctx.conv.context.get(COMPLAINT_FAQ, ""))
+            known = ctx.kb is not None and faq_id in ctx.kb.faqs  # not an entry the shop has removed since
+            rule = await ctx.answer_entry("faq", faq_id, intent="complaint") if known else None
+        elif not ASKS.search(ctx.text) and (unplaced or ctx.intent in AFTER_SALE):
+            # The message alone: with the complaint before it, anything about the product looks answered.
+            result = await ctx.search(ctx.text, ctx.conv.context.get("sku"))
+            if result is not None and result.decision == ANSWER:
+                return None
+            rule = None
+        else:
+            return None
+        still = await self._still_waiting(ctx)
+        return dataclasses.replace(still, text=f"{rule.text}\n{still.text}") if rule and rule.text else still
 
     async def _substitutes(self, ctx: TurnContext) -> Reply | None:
         """What else the shop has in stock of the category of the product talked about, if anything."""

@@ -1071,3 +1071,84 @@ async def test_what_could_replace_the_product_lists_its_category_in_stock(
     # Whether the product itself replaces another is a question about it, not a request for others.
     assert not SUBSTITUTE.search("这个能代替面霜吗") and SUBSTITUTE.search("有别的可以替代的吗")
     runner.close()
+
+
+def _rule(kb: KnowledgeBase, words: str) -> str:
+    """The answer of the shop-wide FAQ entry whose question holds these words (its rule for it)."""
+    found = [f.answer for f in kb.faqs.values() if words in f.question and not kb.faq_products(f.id)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "topic"),
+    [("appliances", "香薰机收到外壳就裂了 太气人了", "破损"), ("cosmetics", "气垫收到盒子是碎的!! 粉都洒了", "破损")],
+)
+async def test_a_sure_complaint_about_a_product_gets_the_shops_rule_not_its_how_to(
+    new_db: NewDb, real_encoder: Encoder, name: str, complaint: str, topic: str
+) -> None:
+    runner, kb = shop(new_db, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.98))
+    reply = await d(said("oBroken", complaint, 1))  # names the product, whose own FAQ says how to use it
+    assert reply.text is not None and reply.text.startswith(texts.COMPLAINT) and _rule(kb, topic) in reply.text, reply.text
+    assert await states(runner) == [conv_store.QUEUED]
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "confidence", "question", "topic"),
+    [
+        ("appliances", "买了三个水壶只收到两个！", 0.88, "怎么处理", "少了东西"),
+        ("cosmetics", "气垫收到盒子是碎的!! 粉都洒了", 0.98, "能补发吗", "破损"),
+    ],
+)
+async def test_how_a_complaint_is_put_right_gets_its_rule_again_while_waiting(
+    new_db: NewDb, real_encoder: Encoder, name: str, complaint: str, confidence: float, question: str, topic: str
+) -> None:
+    runner, kb = shop(new_db, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", confidence), Parse("", "nlu_fallback", 0.18))
+    await d(said("oRemedy", complaint, 1))
+    reply = await d(said("oRemedy", question, 2))  # the model cannot place it; a product line is no answer
+    assert reply.text is not None and reply.text.startswith(_rule(kb, topic)), reply.text
+    assert reply.text.endswith(texts.HANDOFF_STILL_WAITING.format(ahead=0))
+    assert await states(runner) == [conv_store.QUEUED]
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "detail", "question", "price"),
+    [
+        ("baby", "床铃才用两天就没声音了 什么质量", "电池都是新换的", "行乐X1推车多少钱", "899"),
+        ("appliances", "除螨仪用了两次就不转了，什么破东西", "插座也换过了", "扫地机多少钱", "1599"),
+    ],
+)
+async def test_more_detail_of_a_complaint_gets_the_place_in_line_and_questions_their_answer(
+    new_db: NewDb, real_encoder: Encoder, name: str, complaint: str, detail: str, question: str, price: str
+) -> None:
+    runner, kb = shop(new_db, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.9), Parse("", "exchange", 0.71), Parse("", "ask_price", 0.95))
+    await d(said("oDetail", complaint, 1))
+    reply = await d(said("oDetail", detail, 2))  # taken for an exchange; the product's own line is no answer
+    assert reply.text == texts.HANDOFF_STILL_WAITING.format(ahead=0)
+    answered = await d(said("oDetail", question, 3))
+    assert answered.text is not None and price in answered.text
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "topic"),
+    [("cosmetics", "我买的去屑洗发水用完头皮红痒", "过敏"), ("fresh", "香梨收到少了两个", "少发")],
+)
+async def test_a_doubtful_complaint_nothing_else_answers_gets_the_shops_rule_for_it(
+    new_db: NewDb, real_encoder: Encoder, name: str, complaint: str, topic: str
+) -> None:
+    runner, kb = shop(new_db, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.55))
+    reply = await d(said("oDoubtRule", complaint, 1))
+    assert reply.text == f"{_rule(kb, topic)}\n{texts.HUMAN_ON_REQUEST}", reply.text
+    assert await states(runner) == [conv_store.BOT]
+    runner.close()

@@ -38,6 +38,8 @@ ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
 # A follow-up's candidate this close to its top entry (cosine) is as likely; the question before it decides.
 FOLLOW_UP_GAP = 0.02
+# The conversation context's key for the FAQ entry that answers the shopper's complaint.
+COMPLAINT_FAQ = "complaint_faq"
 # A message that asks something: no thank-you or goodbye, whatever the intent model says.
 ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
@@ -154,6 +156,18 @@ class TurnContext:
             key = hit.ref.split(kb_store.SPEC_SEP, 1)[1]
             return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
         return await self.answer_entry("faq", hit.ref, intent=self.parse.intent if self.parse else "kb")
+
+    async def complaint_faq(self, product: Product | None, *, at_least: float | None = None) -> Reply | None:
+        """The FAQ entry for what the complaint says is wrong (KnowledgeBase.complaint_faq), if one is close."""
+        if self.kb is None:
+            return None
+        kb = self.kb
+        sku = product.sku if product else None
+        hit = await asyncio.get_running_loop().run_in_executor(None, kb.complaint_faq, sku, self.text, at_least)
+        if hit is None:
+            return None
+        self.conv.context[COMPLAINT_FAQ] = hit.ref  # what a follow-up asking how it is put right gets again
+        return await self.answer_entry("faq", hit.ref, intent="complaint")
 
     async def about_context(self, result: SearchResult | None) -> Reply | None:
         """For a message the intent model could not place: the product it names by name (its card,

@@ -21,7 +21,7 @@ from typing import Any
 from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
-from bot.handlers.complaints import SURE_COMPLAINT
+from bot.handlers.complaints import DOUBTFUL_COMPLAINT, SURE_COMPLAINT
 from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, DialogueConfig, Services, TurnContext
 from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
@@ -345,7 +345,9 @@ class Dialogue:
             if about is not None:
                 return dataclasses.replace(about, intent="kb_match", confidence=parse.confidence)
         talk = ORDER_WORDS if parse.intent == "ask_price" else ORDER_TALK  # "我上周买的精华降价了": price protection
-        if parse.intent in PRESALE and talk.search(ctx.text):
+        # "那我后来买的蒸汽炸锅发了没" (complaint 0.40): a question about an order, no complaint the model is sure of.
+        doubtful_complaint = parse.intent == "complaint" and parse.confidence < DOUBTFUL_COMPLAINT and ASKS.search(ctx.text)
+        if (parse.intent in PRESALE or doubtful_complaint) and talk.search(ctx.text):
             # "破壁机那单签收了吧", "我买的蒸汽炸锅发了没": about the shopper's order of that product.
             order = await ctx.order_about_product(named_only=True)
             if order is not None:

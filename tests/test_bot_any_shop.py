@@ -1152,3 +1152,24 @@ async def test_a_doubtful_complaint_nothing_else_answers_gets_the_shops_rule_for
     assert reply.text == f"{_rule(kb, topic)}\n{texts.HUMAN_ON_REQUEST}", reply.text
     assert await states(runner) == [conv_store.BOT]
     runner.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "openid", "question", "order_id"),
+    [
+        ("appliances", "oApp015", "那我后来买的蒸汽炸锅发了没", "AP2026112007312"),
+        ("cosmetics", "oCos004", "我买的A醇晚霜发了没", "CS2026110900089"),
+    ],
+)
+async def test_a_doubtful_complaint_asking_about_an_order_gets_where_it_is(
+    new_db: NewDb, name: str, openid: str, question: str, order_id: str
+) -> None:
+    runner, kb = shop(new_db, name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "complaint", 0.4), Parse("", "complaint", 0.9))
+    reply = await d(said(openid, question, 1))
+    assert reply.text is not None and order_id in reply.text, reply.text
+    assert await states(runner) == [conv_store.BOT]
+    # A complaint the model is sure of still goes to a person, order talk or not.
+    sure = await d(said(openid, question.replace("发了没", "用了两天就坏了 怎么回事"), 2))
+    assert sure.text is not None and sure.text.startswith(texts.COMPLAINT), sure.text
+    runner.close()

@@ -581,6 +581,11 @@ class KnowledgeBase:
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
 
+    def without_names(self, sku: str, text: str) -> str:
+        """The text (lower case) with the product's names and aliases blanked out: what it asks of it."""
+        product = self.products.get(sku)
+        return _without_names(product, text) if product else text.lower()
+
     def complaint_faq(self, sku: str | None, text: str, at_least: float | None = None) -> Hit | None:
         """The FAQ entry closest to a complaint, if at least ``at_least`` close (default
         ``product_answer``; blocking): the product's own entries and the shop-wide ones (about no

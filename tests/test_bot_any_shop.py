@@ -1173,3 +1173,21 @@ async def test_a_doubtful_complaint_asking_about_an_order_gets_where_it_is(
     sure = await d(said(openid, question.replace("发了没", "用了两天就坏了 怎么回事"), 2))
     assert sure.text is not None and sure.text.startswith(texts.COMPLAINT), sure.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "question", "topic"),
+    [
+        ("cosmetics", "眼影盘也想退 已经拆开用过了", "无理由"),  # not the palette's 飞粉 entry
+        ("baby", "爬行垫拆开了还能退吗", "无理由"),
+    ],
+)
+async def test_a_rule_asked_of_a_named_product_gets_the_shops_rule(
+    new_db: NewDb, real_encoder: Encoder, name: str, question: str, topic: str
+) -> None:
+    runner, kb = shop(new_db, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.8))
+    reply = await d(said("oRule", question, 1))
+    assert reply.text == _rule(kb, topic), reply.text
+    runner.close()

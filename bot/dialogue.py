@@ -22,7 +22,7 @@ from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import DOUBTFUL_COMPLAINT, SURE_COMPLAINT
-from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, DialogueConfig, Services, TurnContext
+from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext
 from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
@@ -113,6 +113,10 @@ class ConversationMiddleware:
                 # The question a follow-up ("多久能到账", "怎么申请") leans on.
                 conv.context["prev"] = ctx.text[:PREV_CHARS]
             conv.context["prev_intent"] = reply.intent  # what the bot took the message before for
+            if ctx.answered_faq is not None:
+                conv.context[PREV_FAQ] = ctx.answered_faq
+            else:
+                conv.context.pop(PREV_FAQ, None)
             if conv.state == conv_store.QUEUED:
                 events.append("queue")
         now = self.clock()

@@ -581,6 +581,18 @@ class KnowledgeBase:
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
 
+    def restates_asked(self, faq_id: str, sku: str, key: str, text: str) -> bool:
+        """Does the FAQ entry's answer give the measure the question asks for, in more of the question's
+        words than the product's spec line ``key`` does? ("那平时冲奶设多少度" right after the entry on the
+        warmer's boiling: its 45℃ for 冲奶, not the 温度范围 line.)"""
+        faq, product = self.faqs.get(faq_id), self.products.get(sku)
+        units = asked_units(text)
+        if faq is None or product is None or not units or not states_unit(faq.answer, units):
+            return False
+        line = f"{key}{dict(product.specs).get(key, '')}"
+        asked = {text[i : i + 2] for i in range(len(text) - 1) if all("\u4e00" <= c <= "\u9fff" for c in text[i : i + 2])}
+        return sum(g in faq.answer for g in asked) > sum(g in line for g in asked)
+
     def without_names(self, sku: str, text: str) -> str:
         """The text (lower case) with the product's names and aliases blanked out: what it asks of it."""
         product = self.products.get(sku)

@@ -1191,3 +1191,33 @@ async def test_a_rule_asked_of_a_named_product_gets_the_shops_rule(
     reply = await d(said("oRule", question, 1))
     assert reply.text == _rule(kb, topic), reply.text
     runner.close()
+
+
+def test_the_faq_entry_just_given_restates_a_measure_when_it_says_it_for_what_is_asked(new_db: NewDb) -> None:
+    runner, kb = shop(new_db, "baby", FakeEncoder())
+    # F044 (how to use the warmer) gives 45℃ or 50℃ for 冲奶; its 温度范围 line only the range.
+    assert kb.restates_asked("F044", "BAB-014", "温度范围", "那平时冲奶设多少度")
+    assert not kb.restates_asked("F044", "BAB-014", "容量", "能装多少毫升")  # it states no volume
+    runner.close()
+    runner, kb = shop(new_db, "appliances", FakeEncoder())
+    # F041 (scale in the kettle) says how often to clean it; the 保温 line says how long it keeps warm.
+    assert kb.restates_asked("F041", "APP-011", "保温", "多久清一次")
+    assert not kb.restates_asked("F041", "APP-011", "保温", "保温多久")
+    runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question"),
+    [("baby", "调奶器能直接烧开水吗", "那平时冲奶设多少度"), ("appliances", "恒温电水壶用久了有水垢怎么弄", "多久清一次")],
+)
+async def test_a_measure_asked_right_after_an_faq_answer_that_gives_it_gets_that_answer(
+    new_db: NewDb, real_encoder: Encoder, name: str, first: str, question: str
+) -> None:
+    runner, kb = shop(new_db, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_product_info", 0.8))
+    answer = await d(said("oAgain", first, 1))
+    assert answer.text in {f.answer for f in kb.faqs.values()}, answer.text
+    reply = await d(said("oAgain", question, 2))  # not the spec line whose key or range looks close
+    assert reply.text == answer.text, reply.text
+    runner.close()

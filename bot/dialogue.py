@@ -328,6 +328,9 @@ class Dialogue:
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
             return await self._misunderstood(ctx)
+        if parse.intent in ("thanks", "goodbye") and parse.confidence < self.config.doubtful and self._names_product(ctx):
+            # "猕猴桃收到了 硬邦邦的" (thanks 0.46): a doubtful thank-you that names a product says something of it.
+            return await self._misunderstood(ctx)
         if parse.intent == "greet" and ASKS.search(ctx.text) and len(NOT_GREETING.sub("", ctx.text)) >= 2:
             # "周末有人吗", "好剥吗": a question beyond the greeting words ("你好 在吗" is a greeting).
             return await self._misunderstood(ctx)
@@ -381,6 +384,10 @@ class Dialogue:
         if key is None or product is None or product.sku != sku:
             return None
         return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]), intent="kb_match")
+
+    def _names_product(self, ctx: TurnContext) -> bool:
+        """Does the message name one of the shop's products by a name or alias?"""
+        return ctx.kb is not None and ctx.kb.named_products(ctx.text, ctx.conv.context.get("sku"))[1]
 
     async def _complaint_pending(self, ctx: TurnContext, unplaced: bool) -> Reply | None:
         """While the shopper waits for a person with a complaint: "怎么处理" or "能补发吗" gets the FAQ's

@@ -1221,3 +1221,19 @@ async def test_a_measure_asked_right_after_an_faq_answer_that_gives_it_gets_that
     reply = await d(said("oAgain", question, 2))  # not the spec line whose key or range looks close
     assert reply.text == answer.text, reply.text
     runner.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "message", "answer"),
+    [("fresh", "猕猴桃收到了 硬邦邦的", "常温"), ("cosmetics", "维C爽肤水用了一个月 颜色变黄了", "氧化")],
+)
+async def test_a_doubtful_thank_you_naming_a_product_is_searched(
+    new_db: NewDb, real_encoder: Encoder, name: str, message: str, answer: str
+) -> None:
+    runner, kb = shop(new_db, name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "thanks", 0.46), Parse("", "thanks", 0.46))
+    reply = await d(said("oThanks", message, 1))
+    assert reply.text is not None and answer in reply.text and reply.text != texts.THANKS, reply.text
+    assert (await d(said("oThanks", "好的 收到了", 2))).text == texts.THANKS  # no product named: a thank-you
+    runner.close()

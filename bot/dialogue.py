@@ -21,8 +21,8 @@ from typing import Any
 from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
-from bot.handlers.complaints import SURE_COMPLAINT
-from bot.handlers.context import ASKS, ORDER_ID, DialogueConfig, Services, TurnContext
+from bot.handlers.complaints import DOUBTFUL_COMPLAINT, SURE_COMPLAINT
+from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext
 from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
@@ -50,6 +50,13 @@ PRODUCT_QUESTION = re.compile(
     r"(?:怎么|咋|如何)(?:用|使用|吃|食用|煮|冲|泡|开|洗|清洗|敷|涂|抹|穿|戴|装|折叠|保存)"
     r"|里面?都?有(?:啥|什么|哪些)|都有(?:啥|什么|哪些)|包含(?:啥|什么|哪些)|正常吗|正常不"
 )
+# "有啥可以替代的", "有什么能代替的": what else would do instead of the product talked about (not "能代替面霜吗",
+# which asks whether the product itself replaces another).
+SUBSTITUTE = re.compile(r"(?:有|什么|啥|哪些|哪个|推荐).{0,4}(?:替代|代替)|(?:替代|代替)(?:品|的)")
+# "怎么处理", "能补发吗", "能给我换个新的吗": after a complaint, how it will be put right.
+REMEDY = re.compile(r"怎么处理|怎么解决|怎么办|处理好|处理一下|补发|补寄|重发|换(?:个|一个)?新")
+# Intents of a shopper adding to a complaint ("电池都是新换的", taken for an exchange).
+AFTER_SALE = frozenset({"complaint", "exchange", "return_refund"})
 # Intents about no business of the shop's: small talk and off-topic messages.
 NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
@@ -106,6 +113,10 @@ class ConversationMiddleware:
                 # The question a follow-up ("多久能到账", "怎么申请") leans on.
                 conv.context["prev"] = ctx.text[:PREV_CHARS]
             conv.context["prev_intent"] = reply.intent  # what the bot took the message before for
+            if ctx.answered_faq is not None:
+                conv.context[PREV_FAQ] = ctx.answered_faq
+            else:
+                conv.context.pop(PREV_FAQ, None)
             if conv.state == conv_store.QUEUED:
                 events.append("queue")
         now = self.clock()
@@ -271,13 +282,17 @@ class Dialogue:
         if ctx.parse is None:
             return await self._without_nlu(ctx)
         parse = ctx.parse
+        unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
+        if ctx.conv.state == conv_store.QUEUED and ctx.conv.handoff_reason == "complaint":
+            pending = await self._complaint_pending(ctx, unplaced)
+            if pending is not None:
+                return dataclasses.replace(pending, confidence=parse.confidence)
         if UNPAID.search(ctx.text) and UNWANTED.search(ctx.text) and not ORDER_ID.search(ctx.text):
             # "我不想要了，还没付款": the shopper's unpaid order (of the product named, if several).
             unpaid = await ctx.order_about_product(("pending_payment",))
             if unpaid is not None:
                 reply = await ctx.order_action("cancel_order", unpaid)
                 return dataclasses.replace(reply, confidence=parse.confidence)
-        unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
         if parse.intent in ("cancel_order", "return_refund") and KEEPS_ORDER.search(ctx.text) and ASKS.search(ctx.text):
             # "那不取消了 橙子有点酸咋办": the order stays; what the shopper asks next is a question.
             return await self._misunderstood(ctx)
@@ -304,10 +319,17 @@ class Dialogue:
                 if parse.intent == "complaint":
                     about = dataclasses.replace(about, text=f"{about.text}\n{texts.HUMAN_ON_REQUEST}")
                 return dataclasses.replace(about, intent="product_question", confidence=parse.confidence)
+        if not about_order and SUBSTITUTE.search(ctx.text):
+            substitutes = await self._substitutes(ctx)
+            if substitutes is not None:
+                return dataclasses.replace(substitutes, confidence=parse.confidence)
         if unplaced:
             return await self._misunderstood(ctx)
         if parse.intent in ("thanks", "goodbye") and ASKS.search(ctx.text):
             # "要我怎么弄" is no thank-you: a question is searched like any the model could not place.
+            return await self._misunderstood(ctx)
+        if parse.intent in ("thanks", "goodbye") and parse.confidence < self.config.doubtful and self._names_product(ctx):
+            # "猕猴桃收到了 硬邦邦的" (thanks 0.46): a doubtful thank-you that names a product says something of it.
             return await self._misunderstood(ctx)
         if parse.intent == "greet" and ASKS.search(ctx.text) and len(NOT_GREETING.sub("", ctx.text)) >= 2:
             # "周末有人吗", "好剥吗": a question beyond the greeting words ("你好 在吗" is a greeting).
@@ -330,7 +352,9 @@ class Dialogue:
             if about is not None:
                 return dataclasses.replace(about, intent="kb_match", confidence=parse.confidence)
         talk = ORDER_WORDS if parse.intent == "ask_price" else ORDER_TALK  # "我上周买的精华降价了": price protection
-        if parse.intent in PRESALE and talk.search(ctx.text):
+        # "那我后来买的蒸汽炸锅发了没" (complaint 0.40): a question about an order, no complaint the model is sure of.
+        doubtful_complaint = parse.intent == "complaint" and parse.confidence < DOUBTFUL_COMPLAINT and ASKS.search(ctx.text)
+        if (parse.intent in PRESALE or doubtful_complaint) and talk.search(ctx.text):
             # "破壁机那单签收了吧", "我买的蒸汽炸锅发了没": about the shopper's order of that product.
             order = await ctx.order_about_product(named_only=True)
             if order is not None:
@@ -360,6 +384,37 @@ class Dialogue:
         if key is None or product is None or product.sku != sku:
             return None
         return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]), intent="kb_match")
+
+    def _names_product(self, ctx: TurnContext) -> bool:
+        """Does the message name one of the shop's products by a name or alias?"""
+        return ctx.kb is not None and ctx.kb.named_products(ctx.text, ctx.conv.context.get("sku"))[1]
+
+    async def _complaint_pending(self, ctx: TurnContext, unplaced: bool) -> Reply | None:
+        """While the shopper waits for a person with a complaint: "怎么处理" or "能补发吗" gets the FAQ's
+        rule for what went wrong again, and more detail for the agent ("电池都是新换的") that asks
+        nothing the FAQ answers gets the place in line. Other questions are answered as ever."""
+        if ORDER_TALK.search(ctx.text) or ORDER_ID.search(ctx.text):
+            return None
+        if REMEDY.search(ctx.text):
+            faq_id = str(ctx.conv.context.get(COMPLAINT_FAQ, ""))
+            known = ctx.kb is not None and faq_id in ctx.kb.faqs  # not an entry the shop has removed since
+            rule = await ctx.answer_entry("faq", faq_id, intent="complaint") if known else None
+        elif not ASKS.search(ctx.text) and (unplaced or ctx.intent in AFTER_SALE):
+            # The message alone: with the complaint before it, anything about the product looks answered.
+            result = await ctx.search(ctx.text, ctx.conv.context.get("sku"))
+            if result is not None and result.decision == ANSWER:
+                return None
+            rule = None
+        else:
+            return None
+        still = await self._still_waiting(ctx)
+        return dataclasses.replace(still, text=f"{rule.text}\n{still.text}") if rule and rule.text else still
+
+    async def _substitutes(self, ctx: TurnContext) -> Reply | None:
+        """What else the shop has in stock of the category of the product talked about, if anything."""
+        product = await ctx.product()
+        others = await ctx.alternatives(product, texts.SUBSTITUTES) if product is not None else ""
+        return Reply(others, intent="substitutes") if others else None
 
     async def _without_nlu(self, ctx: TurnContext) -> Reply:
         """Rasa is down or slow: answer from the knowledge base when sure, else hand off."""

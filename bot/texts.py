@@ -48,6 +48,7 @@ STOCK_LOW = "库存仅剩 {stock} 件，喜欢的话尽快下单哦，{shipping}
 STOCK_OUT = "【{name}】暂时缺货，{shipping}。"
 STOCK_OUT_SHORT = "目前暂时缺货。"
 STOCK_OUT_UNTIL = "目前暂时缺货，{shipping}。"
+SUBSTITUTES = "和【{name}】同类、目前有现货的有：{items}，需要的话可以看看～"
 ALTERNATIVES = "同类有现货的还有：{items}，需要的话可以看看～"
 VARIANT_AVAILABLE = "【{name}】有{variant}，目前库存 {stock} 件，{shipping}。"
 VARIANT_SOLD_OUT = "【{name}】有{variant}（可选{key}：{values}），不过暂时缺货，{shipping}。"

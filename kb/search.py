@@ -581,6 +581,46 @@ class KnowledgeBase:
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
 
+    def restates_asked(self, faq_id: str, sku: str, key: str, text: str) -> bool:
+        """Does the FAQ entry's answer give the measure the question asks for, in more of the question's
+        words than the product's spec line ``key`` does? ("那平时冲奶设多少度" right after the entry on the
+        warmer's boiling: its 45℃ for 冲奶, not the 温度范围 line.)"""
+        faq, product = self.faqs.get(faq_id), self.products.get(sku)
+        units = asked_units(text)
+        if faq is None or product is None or not units or not states_unit(faq.answer, units):
+            return False
+        line = f"{key}{dict(product.specs).get(key, '')}"
+        asked = {text[i : i + 2] for i in range(len(text) - 1) if all("\u4e00" <= c <= "\u9fff" for c in text[i : i + 2])}
+        return sum(g in faq.answer for g in asked) > sum(g in line for g in asked)
+
+    def without_names(self, sku: str, text: str) -> str:
+        """The text (lower case) with the product's names and aliases blanked out: what it asks of it."""
+        product = self.products.get(sku)
+        return _without_names(product, text) if product else text.lower()
+
+    def complaint_faq(self, sku: str | None, text: str, at_least: float | None = None) -> Hit | None:
+        """The FAQ entry closest to a complaint, if at least ``at_least`` close (default
+        ``product_answer``; blocking): the product's own entries and the shop-wide ones (about no
+        product), scored on the message with the product's names blanked out. With its name in the
+        message every entry about the product looks close ("气垫收到盒子是碎的" and how to change the
+        cushion's refill); what is wrong is what the shop's rule for it answers (broken on arrival)."""
+        product = self.products.get(sku) if sku else None
+        query = self.encoder.encode([_without_names(product, text) if product else text])[0]
+        best: Hit | None = None
+        with self._lock:
+            for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):
+                if kind != "faq":
+                    continue
+                about = self._faq_products.get(ref, frozenset())
+                if about and (product is None or product.sku not in about):
+                    continue
+                score = float(self._matrix[i] @ query)
+                if best is None or score > best.score:
+                    best = Hit("faq", ref, round(score, 4))
+        if best is None or best.score < (self.thresholds.product_answer if at_least is None else at_least):
+            return None
+        return best
+
     def states_measure_asked(self, sku: str, text: str) -> bool:
         """Does one of the product's spec lines give the count or measure the question asks for (no
         duration: "几天能到" asks none of its lines)?"""

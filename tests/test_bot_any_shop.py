@@ -9,10 +9,11 @@ import pytest
 
 from bot import conversations as conv_store
 from bot import texts
-from bot.dialogue import Dialogue
+from bot.dialogue import SUBSTITUTE, Dialogue
 from bot.orders import SqliteOrders
 from bot.wechat import Inbound
 from intents.client import Parse
+from kb import store as kb_store
 from kb.encoder import Encoder
 from kb.hours import BusinessHours
 from kb.search import KnowledgeBase
@@ -38,7 +39,7 @@ def dialogue(runner: DbRunner, kb: KnowledgeBase, *parses: Parse) -> Any:
 
 
 def test_variants_come_from_the_shop_specs(open_shop: OpenShop) -> None:
-    _runner, kb = open_shop("baby", FakeEncoder())
+    _, kb = open_shop("baby", FakeEncoder())
     assert kb.variant("BAB-018", "雾霾蓝的有吗") == ("颜色", "雾霾蓝", ["月光灰", "雾霾蓝", "奶茶色"], True)
     # 曜石黑 is another stroller's colour in this shop: asked for, and not offered by this one.
     assert kb.variant("BAB-018", "有曜石黑吗") == ("颜色", "曜石黑", ["月光灰", "雾霾蓝", "奶茶色"], False)
@@ -160,7 +161,7 @@ async def test_a_follow_up_is_searched_with_the_question_before_it(open_shop: Op
 
 
 def test_an_everyday_word_of_the_shop_names_no_product(open_shop: OpenShop) -> None:
-    _runner, kb = open_shop("baby", FakeEncoder())
+    _, kb = open_shop("baby", FakeEncoder())
     # 宝宝 is in the down jacket's name, and in a sixth of the shop's other texts.
     assert kb.mentioned_products("声音大不大 晚上吸怕吵醒宝宝") == []
     assert kb.mentioned_products("吸奶器声音大不大") == ["BAB-034"]
@@ -308,7 +309,7 @@ async def test_waiting_for_a_person_a_question_the_faq_answers_gets_its_answer(o
 
 
 def test_an_faq_without_a_sku_is_about_the_products_its_question_names(open_shop: OpenShop) -> None:
-    _runner, kb = open_shop("cosmetics", FakeEncoder())
+    _, kb = open_shop("cosmetics", FakeEncoder())
     assert kb.faqs["F064"].sku is None and kb.faq_products("F064") == {"COS-027"}  # 沐森护发素可以涂头皮吗？
     assert kb.faq_products("F055") == {"COS-031"}  # its sku column
     assert kb.faq_products("F023") == frozenset()  # 用了过敏怎么办？ is shop-wide
@@ -678,7 +679,7 @@ def test_a_quantity_the_shopper_states_finds_the_text_in_its_unit(
 def test_a_topic_the_product_has_no_line_for_is_left_to_the_shop_faq(
     open_shop: OpenShop, real_encoder: Encoder, name: str, sku: str, question: str
 ) -> None:
-    _runner, kb = open_shop(name, real_encoder)
+    _, kb = open_shop(name, real_encoder)
     product = kb.products[sku]
     assert not any("保" in key or "修" in key for key, _ in product.specs)
     assert any("保修" in faq.question for faq in kb.faqs.values())  # the shop's FAQ tells
@@ -968,3 +969,178 @@ async def test_a_greeting_that_asks_something_else_is_a_question(
     reply = await d(said("oHi", question, 1))  # the agents' hours, not a hello
     assert reply.text is not None and answer in reply.text and reply.text != texts.GREET, reply.text
     assert (await d(said("oHi", "你好 在吗", 2))).text == texts.GREET  # greeting words only
+
+
+@pytest.mark.parametrize(
+    ("name", "sku", "first", "question"),
+    [("cosmetics", "COS-008", "A醇晚霜多少钱", "那有啥可以替代的"), ("baby", "BAB-018", "X1推车多少钱", "有什么能代替的吗")],
+)
+async def test_what_could_replace_the_product_lists_its_category_in_stock(
+    open_shop: OpenShop, name: str, sku: str, first: str, question: str
+) -> None:
+    runner, kb = open_shop(name, FakeEncoder())
+    product = kb.products[sku]
+    others = await runner.run(kb_store.in_stock_alternatives, product.category, sku)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.95), Parse("", "ask_stock", 0.84), Parse("", "ask_product_info", 0.9))
+    await d(said("oSubstitute", first, 1))
+    reply = await d(said("oSubstitute", question, 2))  # not the product's own price line again
+    assert others and reply.text is not None and "现价" not in reply.text, reply.text
+    assert all(other.name in reply.text for other in others) and product.name in reply.text
+    # Whether the product itself replaces another is a question about it, not a request for others.
+    assert not SUBSTITUTE.search("这个能代替面霜吗") and SUBSTITUTE.search("有别的可以替代的吗")
+
+
+def _rule(kb: KnowledgeBase, words: str) -> str:
+    """The answer of the shop-wide FAQ entry whose question holds these words (its rule for it)."""
+    found = [f.answer for f in kb.faqs.values() if words in f.question and not kb.faq_products(f.id)]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "topic"),
+    [("appliances", "香薰机收到外壳就裂了 太气人了", "破损"), ("cosmetics", "气垫收到盒子是碎的!! 粉都洒了", "破损")],
+)
+async def test_a_sure_complaint_about_a_product_gets_the_shops_rule_not_its_how_to(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, complaint: str, topic: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.98))
+    reply = await d(said("oBroken", complaint, 1))  # names the product, whose own FAQ says how to use it
+    assert reply.text is not None and reply.text.startswith(texts.COMPLAINT) and _rule(kb, topic) in reply.text, reply.text
+    assert await states(runner) == [conv_store.QUEUED]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "confidence", "question", "topic"),
+    [
+        ("appliances", "买了三个水壶只收到两个！", 0.88, "怎么处理", "少了东西"),
+        ("cosmetics", "气垫收到盒子是碎的!! 粉都洒了", 0.98, "能补发吗", "破损"),
+    ],
+)
+async def test_how_a_complaint_is_put_right_gets_its_rule_again_while_waiting(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, complaint: str, confidence: float, question: str, topic: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", confidence), Parse("", "nlu_fallback", 0.18))
+    await d(said("oRemedy", complaint, 1))
+    reply = await d(said("oRemedy", question, 2))  # the model cannot place it; a product line is no answer
+    assert reply.text is not None and reply.text.startswith(_rule(kb, topic)), reply.text
+    assert reply.text.endswith(texts.HANDOFF_STILL_WAITING.format(ahead=0))
+    assert await states(runner) == [conv_store.QUEUED]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "detail", "question", "price"),
+    [
+        ("baby", "床铃才用两天就没声音了 什么质量", "电池都是新换的", "行乐X1推车多少钱", "899"),
+        ("appliances", "除螨仪用了两次就不转了，什么破东西", "插座也换过了", "扫地机多少钱", "1599"),
+    ],
+)
+async def test_more_detail_of_a_complaint_gets_the_place_in_line_and_questions_their_answer(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, complaint: str, detail: str, question: str, price: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.9), Parse("", "exchange", 0.71), Parse("", "ask_price", 0.95))
+    await d(said("oDetail", complaint, 1))
+    reply = await d(said("oDetail", detail, 2))  # taken for an exchange; the product's own line is no answer
+    assert reply.text == texts.HANDOFF_STILL_WAITING.format(ahead=0)
+    answered = await d(said("oDetail", question, 3))
+    assert answered.text is not None and price in answered.text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "complaint", "topic"),
+    [("cosmetics", "我买的去屑洗发水用完头皮红痒", "过敏"), ("fresh", "香梨收到少了两个", "少发")],
+)
+async def test_a_doubtful_complaint_nothing_else_answers_gets_the_shops_rule_for_it(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, complaint: str, topic: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "complaint", 0.55))
+    reply = await d(said("oDoubtRule", complaint, 1))
+    assert reply.text == f"{_rule(kb, topic)}\n{texts.HUMAN_ON_REQUEST}", reply.text
+    assert await states(runner) == [conv_store.BOT]
+
+
+@pytest.mark.parametrize(
+    ("name", "openid", "question", "order_id"),
+    [
+        ("appliances", "oApp015", "那我后来买的蒸汽炸锅发了没", "AP2026112007312"),
+        ("cosmetics", "oCos004", "我买的A醇晚霜发了没", "CS2026110900089"),
+    ],
+)
+async def test_a_doubtful_complaint_asking_about_an_order_gets_where_it_is(
+    open_shop: OpenShop, name: str, openid: str, question: str, order_id: str
+) -> None:
+    runner, kb = open_shop(name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "complaint", 0.4), Parse("", "complaint", 0.9))
+    reply = await d(said(openid, question, 1))
+    assert reply.text is not None and order_id in reply.text, reply.text
+    assert await states(runner) == [conv_store.BOT]
+    # A complaint the model is sure of still goes to a person, order talk or not.
+    sure = await d(said(openid, question.replace("发了没", "用了两天就坏了 怎么回事"), 2))
+    assert sure.text is not None and sure.text.startswith(texts.COMPLAINT), sure.text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "question", "topic"),
+    [
+        ("cosmetics", "眼影盘也想退 已经拆开用过了", "无理由"),  # not the palette's 飞粉 entry
+        ("baby", "爬行垫拆开了还能退吗", "无理由"),
+    ],
+)
+async def test_a_rule_asked_of_a_named_product_gets_the_shops_rule(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, question: str, topic: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.8))
+    reply = await d(said("oRule", question, 1))
+    assert reply.text == _rule(kb, topic), reply.text
+
+
+def test_the_faq_entry_just_given_restates_a_measure_when_it_says_it_for_what_is_asked(open_shop: OpenShop) -> None:
+    _runner, kb = open_shop("baby", FakeEncoder())
+    # F044 (how to use the warmer) gives 45℃ or 50℃ for 冲奶; its 温度范围 line only the range.
+    assert kb.restates_asked("F044", "BAB-014", "温度范围", "那平时冲奶设多少度")
+    assert not kb.restates_asked("F044", "BAB-014", "容量", "能装多少毫升")  # it states no volume
+    _, kb = open_shop("appliances", FakeEncoder())
+    # F041 (scale in the kettle) says how often to clean it; the 保温 line says how long it keeps warm.
+    assert kb.restates_asked("F041", "APP-011", "保温", "多久清一次")
+    assert not kb.restates_asked("F041", "APP-011", "保温", "保温多久")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "first", "question"),
+    [("baby", "调奶器能直接烧开水吗", "那平时冲奶设多少度"), ("appliances", "恒温电水壶用久了有水垢怎么弄", "多久清一次")],
+)
+async def test_a_measure_asked_right_after_an_faq_answer_that_gives_it_gets_that_answer(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, first: str, question: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_product_info", 0.8))
+    answer = await d(said("oAgain", first, 1))
+    assert answer.text in {f.answer for f in kb.faqs.values()}, answer.text
+    reply = await d(said("oAgain", question, 2))  # not the spec line whose key or range looks close
+    assert reply.text == answer.text, reply.text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "message", "answer"),
+    [("fresh", "猕猴桃收到了 硬邦邦的", "常温"), ("cosmetics", "维C爽肤水用了一个月 颜色变黄了", "氧化")],
+)
+async def test_a_doubtful_thank_you_naming_a_product_is_searched(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, message: str, answer: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "thanks", 0.46), Parse("", "thanks", 0.46))
+    reply = await d(said("oThanks", message, 1))
+    assert reply.text is not None and answer in reply.text and reply.text != texts.THANKS, reply.text
+    assert (await d(said("oThanks", "好的 收到了", 2))).text == texts.THANKS  # no product named: a thank-you

@@ -38,6 +38,10 @@ ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
 # A follow-up's candidate this close to its top entry (cosine) is as likely; the question before it decides.
 FOLLOW_UP_GAP = 0.02
+# The conversation context's key for the FAQ entry the bot's last reply gave.
+PREV_FAQ = "prev_faq"
+# The conversation context's key for the FAQ entry that answers the shopper's complaint.
+COMPLAINT_FAQ = "complaint_faq"
 # A message that asks something: no thank-you or goodbye, whatever the intent model says.
 ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
@@ -90,6 +94,7 @@ class TurnContext:
         self.handed_off = False
         self.told_place_in_line = False  # the reply says the shopper was put in the queue
         self.faq_answer: str | None = None  # what the FAQ says about a complaint, kept for "you are in line"
+        self.answered_faq: str | None = None  # the FAQ entry the reply gives, for the next turn's follow-up
 
     @property
     def conv(self) -> Conversation:
@@ -152,8 +157,24 @@ class TurnContext:
             return None
         if hit.kind == "spec":
             key = hit.ref.split(kb_store.SPEC_SEP, 1)[1]
+            before = self.conv.context.get(PREV_FAQ)
+            if isinstance(before, str) and kb.restates_asked(before, product.sku, key, self.text):
+                # "那平时冲奶设多少度": the entry just given says it for what is asked, the line only its range.
+                return await self.answer_entry("faq", before, intent=self.parse.intent if self.parse else "kb")
             return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
         return await self.answer_entry("faq", hit.ref, intent=self.parse.intent if self.parse else "kb")
+
+    async def complaint_faq(self, product: Product | None, *, at_least: float | None = None) -> Reply | None:
+        """The FAQ entry for what the complaint says is wrong (KnowledgeBase.complaint_faq), if one is close."""
+        if self.kb is None:
+            return None
+        kb = self.kb
+        sku = product.sku if product else None
+        hit = await asyncio.get_running_loop().run_in_executor(None, kb.complaint_faq, sku, self.text, at_least)
+        if hit is None:
+            return None
+        self.conv.context[COMPLAINT_FAQ] = hit.ref  # what a follow-up asking how it is put right gets again
+        return await self.answer_entry("faq", hit.ref, intent="complaint")
 
     async def about_context(self, result: SearchResult | None) -> Reply | None:
         """For a message the intent model could not place: the product it names by name (its card,
@@ -234,6 +255,7 @@ class TurnContext:
             if faq:
                 if faq.sku:
                     self.conv.context["sku"] = faq.sku
+                self.answered_faq = faq.id
                 return Reply(faq.answer, intent=intent)
         else:
             product = await runner.run(kb_store.get_product, ref)
@@ -288,13 +310,13 @@ class TurnContext:
             text += await self.alternatives(product)
         return text
 
-    async def alternatives(self, product: Product) -> str:
-        """Products of the same category in stock ("" if none)."""
+    async def alternatives(self, product: Product, template: str = texts.ALTERNATIVES) -> str:
+        """Products of the same category in stock ("" if none), listed in ``template``."""
         others = await self.services.runner.run(kb_store.in_stock_alternatives, product.category, product.sku)
         if not others:
             return ""
         items = "、".join(f"【{p.name}】¥{p.price}" for p in others)
-        return texts.ALTERNATIVES.format(items=items)
+        return template.format(name=product.name, items=items)
 
     async def product_card(self) -> Reply:
         """A product card the shopper sent: the product's price and stock."""

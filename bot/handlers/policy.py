@@ -28,4 +28,24 @@ async def answer_policy(ctx: TurnContext) -> Reply:
                 rule = await ctx.answer_hit(result, intent="return_refund")
                 return Reply(f"{status}\n{rule.text}")
             return Reply(status)
-    return await ctx.answer_from_kb()
+    shop_wide = await _shop_rule(ctx)
+    return shop_wide if shop_wide is not None else await ctx.answer_from_kb()
+
+
+async def _shop_rule(ctx: TurnContext) -> Reply | None:
+    """For a rule asked of a product named ("眼影盘也想退 已经拆开用过了"): the shop-wide FAQ entry the
+    question answers without the product's name, when search with the name finds only an entry about
+    the product (its 飞粉) or is less sure."""
+    named = ctx.named_product()
+    if ctx.kb is None or named is None:
+        return None
+    kb = ctx.kb
+    full = await ctx.search_message()
+    if full is not None and full.decision == ANSWER and full.top is not None and not kb.faq_products(full.top.ref):
+        return None  # a shop-wide rule already
+    bare = await ctx.search(kb.without_names(named, ctx.text), named)
+    if bare is None or bare.decision != ANSWER or bare.top is None or bare.top.kind != "faq" or kb.faq_products(bare.top.ref):
+        return None
+    if full is not None and full.decision == ANSWER and (full.confidence or 0.0) >= (bare.confidence or 0.0):
+        return None
+    return await ctx.answer_hit(bare, intent=ctx.intent or "kb")

@@ -103,3 +103,41 @@ def test_fewer_questions_about_what_the_shop_does_not_sell_get_an_answer(
     nones = [(q, e) for q, e in rows if e == "none"]
     assert len(nones) >= 10
     at_least(evaluate(kb, nones).top1, max(0.6, evaluate(plain, nones).top1 + 0.05))
+
+
+@pytest.mark.parametrize(("name", "other"), [("baby", "cosmetics"), ("cosmetics", "fresh")])
+def test_a_questions_unknown_words_are_those_none_of_the_shops_texts_holds(open_shop: OpenShop, name: str, other: str) -> None:
+    _, kb = open_shop(name, FakeEncoder())
+    _, elsewhere = open_shop(other, FakeEncoder())
+    own = " ".join(p.name for p in kb.products.values())
+    words, unseen = kb.question_words(own)
+    assert words and not unseen  # the shop's own product names are words it knows
+    texts = " ".join(f"{p.name} {' '.join(p.aliases)}" for p in elsewhere.products.values())
+    words, unseen = kb.question_words(texts)
+    assert unseen and set(unseen) <= set(words)
+    elsewhere_words, elsewhere_unseen = elsewhere.question_words(texts)
+    assert elsewhere_words == words and not elsewhere_unseen  # known to the shop that sells them
+    fitted = rerank.load()
+    assert fitted is not None
+    share = fitted.unknown_share(words, unseen)
+    assert 0 < share <= 1
+    # everyday shopper words (those the fitted shops' questions share) never count as unknown
+    assert rerank.unknown_share(words, unseen, frozenset(unseen)) == 0.0
+    assert rerank.unknown_share(words, unseen, frozenset()) == len(unseen) / len(words)
+
+
+def test_the_confidence_falls_as_more_of_the_questions_words_are_unknown() -> None:
+    fitted = rerank.load()
+    assert fitted is not None and "unknown" in rerank.DECISION
+    # a top score at which a question whose words the shop all knows is an even call
+    rest = fitted.decision @ rerank.decision_values(0.0, 0.9, None, 0.0) + fitted.decision_bias
+    top = -rest / fitted.decision[0]
+    known = fitted.confidence(rerank.decision_values(top, 0.9, None, 0.0))
+    half = fitted.confidence(rerank.decision_values(top, 0.9, None, 0.5))
+    assert abs(known - 0.5) < 1e-6 and half < known
+
+
+def test_everyday_words_are_those_the_questions_of_several_shops_hold() -> None:
+    shops = [{"多少钱", "发货"}, {"多少钱", "包邮"}, {"发货", "保质期"}]
+    assert rerank.everyday_words(shops, 2) == frozenset({"多少钱", "发货"})
+    assert rerank.everyday_words(shops, 3) == frozenset()

@@ -4,8 +4,7 @@
 its held-out one), the candidates dense search proposes with their features (the same
 ``KnowledgeBase.candidates`` kefu runs). For each shop it fits the models on the other shops alone and
 scores the shop left out: what a shop kefu has never seen can expect; the worst of those is printed.
-Then it fits on every shop and, with ``--save``, writes kb/rerank.json; with ``--decision-only`` too, the
-ranking and wording models of the rerank.json there are kept and only the confidence model is fitted anew.
+Then it fits on every shop and, with ``--save``, writes kb/rerank.json.
 
 Three logistic regressions, all over features that mean the same in any shop:
 - the wording model: from the question's embedding, is it a product question or an FAQ question;
@@ -18,10 +17,8 @@ Three logistic regressions, all over features that mean the same in any shop:
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -29,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from bench.common import DATA, demo_db, load_encoder, shops
 from kb.encoder import Encoder
 from kb.evaluate import read_questions
-from kb.rerank import COSINE_SCALE, FEATURES, PATH, SCALED, Reranker, decision_values, everyday_words, save, unknown_share
+from kb.rerank import COSINE_SCALE, FEATURES, SCALED, Reranker, decision_values, save
 from kb.search import UNKNOWN, Candidate, KnowledgeBase
 
 PROBE = "这个多少钱"
@@ -43,7 +40,6 @@ class Question:
     expected: str
     query: np.ndarray
     candidates: list[Candidate]
-    words: tuple[tuple[str, ...], tuple[str, ...]]  # its Chinese words and those the shop's texts do not hold
 
 
 @dataclass
@@ -58,7 +54,7 @@ def questions(kb: KnowledgeBase, path: object) -> list[Question]:
     out = []
     for text, expected in read_questions(path):  # type: ignore[arg-type]
         query, candidates = kb.candidates(text)
-        out.append(Question(text, expected, query, candidates, kb.question_words(text)))
+        out.append(Question(text, expected, query, candidates))
     return out
 
 
@@ -71,30 +67,6 @@ def load_sets(encoder: Encoder) -> list[ShopSet]:
         train = questions(kb, DATA / "kb_dev.csv") if shop.name == "demo" else test  # the demo's held-out set stays unseen
         sets.append(ShopSet(shop.name, kb, train, test))
     return sets
-
-
-def question_words(s: ShopSet) -> set[str]:
-    """The Chinese words of the shop's training questions."""
-    return {w for q in s.train for w in q.words[0]}
-
-
-@dataclass
-class Ranking:
-    """The ranking and wording models of a saved fit, kept by ``--decision-only``."""
-
-    weights: np.ndarray
-    wording: tuple[np.ndarray, float]
-
-
-def shipped_ranking(path: Path = PATH) -> Ranking:
-    """The ranking and wording models of kb/rerank.json, whatever confidence model it holds."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if tuple(data["features"]) != FEATURES:
-        raise SystemExit(
-            f"{path} ranks by {data['features']}, this kefu computes {list(FEATURES)}: refit without --decision-only"
-        )
-    wording = (np.asarray(data["wording"], dtype=np.float32), float(data["wording_bias"]))
-    return Ranking(np.asarray(data["weights"], dtype=np.float64), wording)
 
 
 def fit_wording(qs: list[Question]) -> tuple[np.ndarray, float]:
@@ -113,17 +85,15 @@ def vector(c: Candidate, wording: float) -> np.ndarray:
     return np.array([f[name] * (COSINE_SCALE if name in SCALED else 1.0) for name in FEATURES])
 
 
-def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str, ranking: Ranking | None = None) -> Reranker:
-    """Fit the three models on the training questions of ``sets`` (with ``ranking``, the confidence model alone)."""
-    # each question with its cross-fitted wording value and the everyday words of the other shops' questions
-    rows: list[tuple[Question, float, frozenset[str]]] = []
+def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str) -> Reranker:
+    """Fit the three models on the training questions of ``sets``."""
+    rows: list[tuple[Question, float]] = []  # each question with its cross-fitted wording value
     for s in sets:
         others = [q for o in sets if o is not s for q in o.train]
         w = fit_wording(others if others else s.train)
-        everyday = everyday_words([question_words(o) for o in sets if o is not s])
-        rows += [(q, _wording(q, w), everyday) for q in s.train]
+        rows += [(q, _wording(q, w)) for q in s.train]
     xs, ys = [], []
-    for q, p, _ in rows:
+    for q, p in rows:
         labels = [c.label for c in q.candidates]
         if q.expected not in labels:
             continue
@@ -133,17 +103,13 @@ def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str, ranking: Ranking 
                 d = pos - vector(c, p)
                 xs += [d, -d]
                 ys += [1, 0]
-    if ranking is None:
-        weights = LogisticRegression(C=C_RANK, fit_intercept=False, max_iter=5000).fit(np.array(xs), ys).coef_[0]
-    else:
-        weights = ranking.weights
+    weights = LogisticRegression(C=C_RANK, fit_intercept=False, max_iter=5000).fit(np.array(xs), ys).coef_[0]
     dx, dy = [], []
-    for q, p, everyday in rows:
+    for q, p in rows:
         scored = sorted(((float(vector(c, p) @ weights), c) for c in q.candidates), key=lambda sc: -sc[0])
         if not scored:
             continue
-        unknown = unknown_share(*q.words, everyday)
-        features = decision_values(scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None, unknown)
+        features = decision_values(scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None)
         if q.expected == "none":
             dx.append(features)
             dy.append(0)
@@ -151,7 +117,7 @@ def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str, ranking: Ranking 
             dx.append(features)
             dy.append(1)
     decision = LogisticRegression(C=1.0, max_iter=5000).fit(np.array(dx), dy)
-    wording = fit_wording([q for s in sets for q in s.train]) if ranking is None else ranking.wording
+    wording = fit_wording([q for s in sets for q in s.train])
     return Reranker(
         weights=weights,
         decision=decision.coef_[0],
@@ -161,7 +127,6 @@ def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str, ranking: Ranking 
         probe=PROBE,
         probe_vector=encoder.encode([PROBE])[0],
         fitted_on=fitted_on,
-        everyday=everyday_words([question_words(s) for s in sets]),
     )
 
 
@@ -169,7 +134,7 @@ def score(s: ShopSet, reranker: Reranker) -> tuple[float, float]:
     """top-1 and top-3 of the shop's test questions, as kefu kb eval counts them."""
     top1 = top3 = 0
     for q in s.test:
-        result = s.kb.rerank(q.candidates, q.query, reranker, [], words=q.words)
+        result = s.kb.rerank(q.candidates, q.query, reranker, [])
         ranked = [h.label for h in result.hits]
         if result.decision == UNKNOWN:
             ranked = ["none", *ranked]
@@ -189,11 +154,7 @@ def main() -> None:
         worst = min(worst, (top1, s.name))
     print(f"worst shop left out: {worst[1]} top1={worst[0]:.3f}")
     names = ", ".join(f"{s.name} ({len(s.train)})" for s in sets)
-    fitted_on = f"dev questions of {names}; encoder {encoder.name.rsplit('/', 1)[-1]}"
-    kept = shipped_ranking() if "--decision-only" in sys.argv else None  # the left-out figures above refit both
-    if kept is not None:
-        fitted_on += " (the confidence model; the ranking and wording models kept from the fit before)"
-    reranker = fit(sets, encoder, fitted_on, kept)
+    reranker = fit(sets, encoder, f"dev questions of {names}; encoder {encoder.name.rsplit('/', 1)[-1]}")
     print("fitted on every shop: " + " ".join(f"{n}={w:.2f}" for n, w in zip(FEATURES, reranker.weights, strict=True)))
     if "--save" in sys.argv:
         save(reranker)

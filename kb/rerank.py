@@ -5,9 +5,8 @@ that mean the same in every shop: how close the question is to the entry's title
 product name) and to its body (answer, spec lines), how many of the question's character pairs the
 entry contains, whether the question names the product (by the shop's own names and aliases), and
 whether the question is worded like a product question or like an FAQ question (a logistic model
-over the question's embedding). A second small model turns the top candidate's score, its cosine,
-its lead over the runner-up and the share of the question's words the shop never uses into the
-confidence that decides answer / clarify / don't know.
+over the question's embedding). A second small model turns the top candidate's score, its cosine
+and its lead over the runner-up into the confidence that decides answer / clarify / don't know.
 
 The weights are fitted by ``python -m bench.tune_kb`` on the dev questions of every dev shop
 (leaving one shop out at a time to report what an unseen shop gets) and saved to ``rerank.json``.
@@ -52,14 +51,10 @@ FEATURES = (
     "ptype",  # the question-wording model: P(product question) for a product, 1 - that for an FAQ
 )
 SCALED = frozenset({"cos", "gap", "cos_title", "cos_body"})
-# What the confidence model reads: the top candidate's score, its cosine (scaled), its lead over the
-# runner-up, and the share of the question's Chinese words that none of the shop's texts holds, leaving
-# out everyday shopper words (`Reranker.everyday`: words the questions of at least EVERYDAY_SHOPS of the
-# shops fitted on hold). Adding the question's wording value, whether it names a product and the top
-# candidate's character-pair cover measured no better on any shop left out (bench.tune_kb,
-# bench.kb_decision), so they stay out.
-DECISION = ("top", "top_cos", "lead", "unknown")
-EVERYDAY_SHOPS = 2
+# What the confidence model reads: the top candidate's score, its cosine (scaled) and its lead over the
+# runner-up. Adding the question's wording value, whether it names a product and the top candidate's
+# character-pair cover measured no better on any shop left out (bench.tune_kb), so they stay out.
+DECISION = ("top", "top_cos", "lead")
 CANDIDATES = 10  # the dense ranking's top entries that are reordered
 
 _PAIR_DROP = re.compile(r"[\s，。？！、,.?!~～…]+")
@@ -88,7 +83,6 @@ class Reranker:
     probe: str
     probe_vector: np.ndarray
     fitted_on: str
-    everyday: frozenset[str] = frozenset()  # words that count as known in any shop (see DECISION)
 
     def fits(self, encoder: Encoder) -> bool:
         """Is ``encoder`` the model these weights were fitted with? (blocking: one encode)"""
@@ -108,10 +102,6 @@ class Reranker:
             )
         )
 
-    def unknown_share(self, words: tuple[str, ...], unseen: tuple[str, ...]) -> float:
-        """The share of the question's Chinese ``words`` that are ``unseen`` in the shop's texts and not everyday."""
-        return unknown_share(words, unseen, self.everyday)
-
     def confidence(self, values: np.ndarray) -> float:
         """P(the top candidate is the answer and the question has one), from `decision_values`."""
         return _sigmoid(float(self.decision @ values) + self.decision_bias)
@@ -128,7 +118,6 @@ class Reranker:
             "probe": self.probe,
             "probe_vector": [round(float(v), 6) for v in self.probe_vector],
             "fitted_on": self.fitted_on,
-            "everyday": sorted(self.everyday),
         }
 
     @classmethod
@@ -146,27 +135,12 @@ class Reranker:
             probe=str(data["probe"]),
             probe_vector=np.asarray(data["probe_vector"], dtype=np.float32),
             fitted_on=str(data["fitted_on"]),
-            everyday=frozenset(str(w) for w in data.get("everyday", [])),
         )
 
 
-def decision_values(top: float, top_cosine: float, second: float | None, unknown: float) -> np.ndarray:
+def decision_values(top: float, top_cosine: float, second: float | None) -> np.ndarray:
     """The confidence model's inputs (DECISION) for a ranking whose first candidate scored ``top``."""
-    return np.array([top, COSINE_SCALE * top_cosine, top - second if second is not None else 0.0, unknown])
-
-
-def unknown_share(words: tuple[str, ...], unseen: tuple[str, ...], everyday: frozenset[str]) -> float:
-    """The share of ``words`` that are ``unseen`` (in the shop's texts) and not ``everyday``."""
-    return sum(1 for w in unseen if w not in everyday) / len(words) if words else 0.0
-
-
-def everyday_words(shops_words: list[set[str]], shops: int = EVERYDAY_SHOPS) -> frozenset[str]:
-    """The words that the questions of at least ``shops`` of the shops hold (each shop's question words)."""
-    counts: dict[str, int] = {}
-    for words in shops_words:
-        for w in words:
-            counts[w] = counts.get(w, 0) + 1
-    return frozenset(w for w, n in counts.items() if n >= shops)
+    return np.array([top, COSINE_SCALE * top_cosine, top - second if second is not None else 0.0])
 
 
 def load(path: Path = PATH) -> Reranker | None:

@@ -21,7 +21,6 @@ from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
-_CHINESE_WORD = re.compile(r"^[\u4e00-\u9fff]{2,}$")
 
 ANSWER, CLARIFY, UNKNOWN = "answer", "clarify", "unknown"
 
@@ -331,7 +330,6 @@ class KnowledgeBase:
             elif fitted is not None:
                 logger.info("the reranker was fitted with another embedding model: plain cosine ranking")
         self._entries = Entries.build([], {})
-        self._vocabulary = ""
         self._lock = threading.Lock()
         self.products: dict[str, Product] = {}
         self.faqs: dict[str, Faq] = {}
@@ -403,7 +401,6 @@ class KnowledgeBase:
             self._key_gloss = _key_glosses(products, faqs)
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
             self._entries = entries
-            self._vocabulary = " ".join(entries.text)
             self._faq_products = _faq_products(faqs, terms)
             self.generation = plan.generation
         logger.info(
@@ -745,15 +742,7 @@ class KnowledgeBase:
             best, mentioned = self.raw_scores(text, context_sku)
             return self.rank(best, mentioned, top_k)
         query, candidates = self.candidates(text)
-        words = self.question_words(text)
-        return self.rerank(candidates, query, self.reranker, self._mentioned(text, context_sku), top_k, words)
-
-    def question_words(self, text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The question's Chinese words (jieba, two characters or more) and those none of the shop's texts holds."""
-        words = tuple(w for w in jieba.lcut(text.lower()) if _CHINESE_WORD.match(w))
-        with self._lock:
-            vocabulary = self._vocabulary
-        return words, tuple(w for w in words if w not in vocabulary)
+        return self.rerank(candidates, query, self.reranker, self._mentioned(text, context_sku), top_k)
 
     def _mentioned(self, text: str, context_sku: str | None) -> list[str]:
         mentioned = self.mentioned_products(text, context_sku)
@@ -810,15 +799,9 @@ class KnowledgeBase:
         return query, out
 
     def rerank(
-        self,
-        candidates: list[Candidate],
-        query: np.ndarray,
-        reranker: Reranker,
-        mentioned: list[str],
-        top_k: int = 5,
-        words: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+        self, candidates: list[Candidate], query: np.ndarray, reranker: Reranker, mentioned: list[str], top_k: int = 5
     ) -> SearchResult:
-        """Order the candidates by the reranker and decide from its confidence (``words``: `question_words`)."""
+        """Order the candidates by the reranker and decide from its confidence."""
         if not candidates:
             return SearchResult((), tuple(mentioned), UNKNOWN, 0.0)
         wording = reranker.product_wording(query)
@@ -827,9 +810,7 @@ class KnowledgeBase:
             key=lambda sc: -sc[0],
         )
         confidence = reranker.confidence(
-            decision_values(
-                scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None, reranker.unknown_share(*words)
-            )
+            decision_values(scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None)
         )
         t = self.thresholds
         decision = ANSWER if confidence >= t.answer_confidence else CLARIFY if confidence >= t.clarify_confidence else UNKNOWN

@@ -16,7 +16,7 @@ from kb import rerank, store
 from kb.encoder import Encoder
 from kb.rerank import CANDIDATES, LATIN, Reranker, char_pairs, decision_values
 from kb.store import Faq, Product
-from kb.units import DURATIONS, asked_units, asks_per_piece, stated_units, states_unit
+from kb.units import DURATIONS, asked_units, asks_per_piece, stated_units, states_unit, without_asking
 from storage.db import DbRunner, Store
 
 logger = logging.getLogger(__name__)
@@ -179,6 +179,14 @@ UNIT_BONUS = 0.05
 # 0.67, 脐橙 5斤 and 10斤 0.53, against 0.07 or less for other products of a category in the dev shops.
 SIBLING_NAME = 0.5
 DURATION_BONUS = 0.03
+# How far below the best spec line an FAQ entry sharing more of a duration question's words may score
+# and still answer it (KnowledgeBase._faq_asking_as).
+FAQ_WORDS_GAP = 0.05
+
+
+def _cjk_pairs(text: str) -> set[str]:
+    """The text's pairs of adjacent Chinese characters."""
+    return {text[i : i + 2] for i in range(len(text) - 1) if all("\u4e00" <= c <= "\u9fff" for c in text[i : i + 2])}
 
 
 def _naming_words(products: list[Product], faqs: list[Faq]) -> dict[str, set[str]]:
@@ -559,10 +567,13 @@ class KnowledgeBase:
         query = self.encoder.encode([text])[0]
         stating = _stating(product, text)
         best: Hit | None = None
+        faq_scores: dict[str, float] = {}
         with self._lock:
             for i, (kind, ref) in enumerate(zip(self._doc_kind, self._doc_ref, strict=True)):
                 if (kind == "faq" and ref in own) or (not topic and kind == "spec" and ref.startswith(prefix)):
                     score = float(self._matrix[i] @ query)
+                    if kind == "faq":
+                        faq_scores[ref] = max(score, faq_scores.get(ref, -1.0))
                     if kind == "spec" and set(ref[len(prefix) :]) & set(text):
                         score += self.thresholds.spec_key_bonus  # "多重" shares 重 with the key 车重
                     if kind == "spec":
@@ -575,11 +586,40 @@ class KnowledgeBase:
                         best = Hit(kind, ref, round(score, 4))
         if best is None or best.score < (self.thresholds.product_answer if at_least is None else at_least):
             return fallback
+        if best.kind == "spec" and DURATIONS <= units:
+            asking = self._faq_asking_as(product, text, faq_scores, best.score)
+            if asking is not None:
+                return asking
         if best.kind == "spec":
             # Which line: the lines embedded with the product's name all look alike; the key alone and
             # "key：value" without the name tell 车重 from 承重 and 容量 from 功率.
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
+
+    def _faq_asking_as(self, product: Product, text: str, faq_scores: dict[str, float], top: float) -> Hit | None:
+        """Of a duration question a spec line leads for, the product's own FAQ entry whose questions
+        share more of the question's words (not those asking how long) than any of its spec lines, if
+        one leads and is close enough
+        ("到了多久能吃": the durian's "榴莲什么时候能吃" (ripening, 1-3天), not its 开口后果肉 冷藏2-3天)."""
+        asked = _cjk_pairs(without_asking(_without_names(product, text, name_words=True)))
+        if not asked:
+            return None
+        # A line's words are its key, its value and what the shop writes before its values ("充一次电可用60天").
+        in_lines = max(
+            (sum(g in f"{k}{v}".lower() or g in self._key_gloss.get(k, set()) for g in asked) for k, v in product.specs),
+            default=0,
+        )
+        shared = {
+            ref: sum(g in " ".join((self.faqs[ref].question, *self.faqs[ref].alt_questions)).lower() for g in asked)
+            for ref in faq_scores
+        }
+        ranked = sorted(shared.items(), key=lambda kv: (-kv[1], -faq_scores[kv[0]]))
+        if not ranked or ranked[0][1] <= in_lines or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+            return None
+        ref = ranked[0][0]
+        if faq_scores[ref] < max(top - FAQ_WORDS_GAP, self.thresholds.product_answer):
+            return None
+        return Hit("faq", ref, round(faq_scores[ref], 4))
 
     def restates_asked(self, faq_id: str, sku: str, key: str, text: str) -> bool:
         """Does the FAQ entry's answer give the measure the question asks for, in more of the question's

@@ -72,6 +72,11 @@ def asked_units(text: str) -> frozenset[str]:
     return _same(units)
 
 
+def without_asking(text: str) -> str:
+    """The text with the words that ask for a quantity blanked out ("到了多久能吃": "到了 能吃")."""
+    return _MEASURE.sub(" ", _HOW_LONG.sub(" ", text.lower()))
+
+
 def asks_per_piece(text: str) -> bool:
     """Does the question ask the measure of one piece ("一个多大", "多大个")?"""
     return _PER_PIECE.search(text) is not None

@@ -1144,3 +1144,31 @@ async def test_a_doubtful_thank_you_naming_a_product_is_searched(
     reply = await d(said("oThanks", message, 1))
     assert reply.text is not None and answer in reply.text and reply.text != texts.THANKS, reply.text
     assert (await d(said("oThanks", "好的 收到了", 2))).text == texts.THANKS  # no product named: a thank-you
+
+
+class SameEncoder:
+    """One vector for every text: every entry scores alike, so only the rules decide."""
+
+    name = "same-vector"
+
+    def encode(self, texts: list[str]) -> Any:
+        import numpy as np
+
+        return np.full((len(texts), 4), 0.5, dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("name", "sku", "question", "faq_id"),
+    [("fresh", "FRU-015", "到了多久能吃", "F043"), ("cosmetics", "COS-032", "一次敷多久", "F057")],
+)
+def test_a_duration_question_takes_the_faq_entry_sharing_its_words(
+    open_shop: OpenShop, name: str, sku: str, question: str, faq_id: str
+) -> None:
+    # Every line scores alike and the lines stating a duration (开口后果肉 冷藏2-3天, 保质期 3年) get
+    # the duration bonus; the product's FAQ entry whose questions share the shopper's words still answers.
+    _, kb = open_shop(name, SameEncoder())
+    hit = kb.about_product(sku, question, at_least=0.0)
+    assert hit is not None and (hit.kind, hit.ref) == ("faq", faq_id)
+    # A duration question its FAQ entries share no more words with than a spec line does keeps the line.
+    hit = kb.about_product(sku, "保质期多久", at_least=0.0)
+    assert hit is not None and hit.kind == "spec"

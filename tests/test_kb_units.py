@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from kb.units import DURATIONS, LENGTHS, VOLUMES, WEIGHTS, asked_units, asks_per_piece, stated_units, states_unit
+from kb.units import (
+    DURATIONS,
+    LENGTHS,
+    VOLUMES,
+    WEIGHTS,
+    asked_units,
+    asks_per_piece,
+    stated_units,
+    states_unit,
+    without_asking,
+)
 
 
 @pytest.mark.parametrize(
@@ -75,3 +85,11 @@ def test_the_measure_of_one_piece(question: str, per_piece: bool) -> None:
 def test_how_much_it_holds_asks_a_volume(question: str) -> None:
     assert VOLUMES <= asked_units(question)
     assert "水" not in asked_units(question)  # water is what is measured, not a unit
+
+
+@pytest.mark.parametrize(
+    ("question", "left"),
+    [("到了多久能吃", "到了 能吃"), ("一次敷多长时间", "一次敷 "), ("一箱几根", "一箱 "), ("怎么吃", "怎么吃")],
+)
+def test_the_words_asking_a_quantity_are_blanked(question: str, left: str) -> None:
+    assert without_asking(question) == left

@@ -630,7 +630,7 @@ class KnowledgeBase:
         if faq is None or product is None or not units or not states_unit(faq.answer, units):
             return False
         line = f"{key}{dict(product.specs).get(key, '')}"
-        asked = {text[i : i + 2] for i in range(len(text) - 1) if all("\u4e00" <= c <= "\u9fff" for c in text[i : i + 2])}
+        asked = _cjk_pairs(text)
         return sum(g in faq.answer for g in asked) > sum(g in line for g in asked)
 
     def without_names(self, sku: str, text: str) -> str:

@@ -266,7 +266,10 @@ class TurnContext:
 
     async def answer_from_kb(self) -> Reply:
         """Policy and how-to questions: the FAQ entry search finds, or a clarifying question."""
-        result = await self.search_message()
+        return await self.answer_result(await self.search_message())
+
+    async def answer_result(self, result: SearchResult | None) -> Reply:
+        """The reply to the message's search result (answer_from_kb, for a handler that searched already)."""
         if result is None or result.top is None:
             return Reply(texts.DONT_KNOW)
         if result.decision == ANSWER:

@@ -6,7 +6,7 @@ from bot import texts
 from bot.dispatch import Reply
 from bot.handlers.context import TurnContext
 from bot.router import Router
-from kb.search import ANSWER
+from kb.search import ANSWER, SearchResult
 
 router: Router[TurnContext] = Router(name=__name__)
 
@@ -28,19 +28,19 @@ async def answer_policy(ctx: TurnContext) -> Reply:
                 rule = await ctx.answer_hit(result, intent="return_refund")
                 return Reply(f"{status}\n{rule.text}")
             return Reply(status)
-    shop_wide = await _shop_rule(ctx)
-    return shop_wide if shop_wide is not None else await ctx.answer_from_kb()
+    full = await ctx.search_message()
+    shop_wide = await _shop_rule(ctx, full)
+    return shop_wide if shop_wide is not None else await ctx.answer_result(full)
 
 
-async def _shop_rule(ctx: TurnContext) -> Reply | None:
+async def _shop_rule(ctx: TurnContext, full: SearchResult | None) -> Reply | None:
     """For a rule asked of a product named ("眼影盘也想退 已经拆开用过了"): the shop-wide FAQ entry the
-    question answers without the product's name, when search with the name finds only an entry about
-    the product (its 飞粉) or is less sure."""
+    question answers without the product's name, when search with the name (``full``) finds only an
+    entry about the product (its 飞粉) or is less sure."""
     named = ctx.named_product()
     if ctx.kb is None or named is None:
         return None
     kb = ctx.kb
-    full = await ctx.search_message()
     if full is not None and full.decision == ANSWER and full.top is not None and not kb.faq_products(full.top.ref):
         return None  # a shop-wide rule already
     bare = await ctx.search(kb.without_names(named, ctx.text), named)

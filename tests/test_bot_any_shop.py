@@ -1172,3 +1172,18 @@ def test_a_duration_question_takes_the_faq_entry_sharing_its_words(
     # A duration question its FAQ entries share no more words with than a spec line does keeps the line.
     hit = kb.about_product(sku, "保质期多久", at_least=0.0)
     assert hit is not None and hit.kind == "spec"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "unsold"), [("digital", "有switch手柄吗"), ("pets", "有狗狗雨衣吗"), ("baby", "有switch手柄吗")]
+)
+async def test_asking_for_a_thing_no_product_names_says_the_shop_has_none(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, unsold: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_stock", 0.8), Parse("", "ask_invoice", 0.8))
+    assert (await d(said("oUnsold", unsold, 1))).text == texts.NOT_CARRIED
+    # A service asked for the same way is the FAQ's: its entry speaks of it.
+    invoice = await d(said("oInvoice", "有发票吗", 1))
+    assert invoice.text != texts.NOT_CARRIED and "发票" in (invoice.text or ""), invoice.text

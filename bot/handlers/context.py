@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import jieba
+
 from bot import conversations as conv_store
 from bot import texts
 from bot.conversations import Conversation, Handoff
@@ -44,6 +46,10 @@ PREV_FAQ = "prev_faq"
 COMPLAINT_FAQ = "complaint_faq"
 # A message that asks something: no thank-you or goodbye, whatever the intent model says.
 ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
+
+
+# "有X吗", "有没有X", "卖X吗": is there such a thing in the shop.
+AVAILABILITY = re.compile(r"^(?:你们|你家|店里|请问)*(?:有没有|有|卖不卖|卖)(.{2,}?)(?:的)?(?:吗|嘛|么|啊|呀)?[?？]?$")
 
 
 @dataclass(frozen=True)
@@ -273,6 +279,8 @@ class TurnContext:
         if result is None or result.top is None:
             return Reply(texts.DONT_KNOW)
         if result.decision == ANSWER:
+            if self.asks_for_unsold(result):
+                return Reply(texts.NOT_CARRIED)
             return await self.answer_hit(result, intent=self.parse.intent if self.parse else "kb")
         if result.decision == CLARIFY and len(result.hits) >= 2:
             first, second = result.hits[0], result.hits[1]
@@ -285,8 +293,31 @@ class TurnContext:
                     a=self.entry_title(first.kind, first.ref), b=self.entry_title(second.kind, second.ref)
                 )
             )
+        if self.asks_for_a_thing_unnamed():
+            return Reply(texts.NOT_CARRIED)  # "有switch手柄吗" that nothing in the shop answers
         self.conv.misunderstandings += 1
         return Reply(texts.DONT_KNOW)
+
+    def asks_for_a_thing_unnamed(self) -> bool:
+        """Does the message ask whether the shop has a thing ("有X吗") while no product is named or talked about?"""
+        if AVAILABILITY.match(self.text.strip().lower()) is None or self.kb is None:
+            return False
+        return not self.conv.context.get("sku") and not self.kb.named_products(self.text)[0]
+
+    def asks_for_unsold(self, result: SearchResult) -> bool:
+        """Does the message ask whether the shop has a thing ("有switch手柄吗", "你们有iPad的壳吗") that
+        no product names and the FAQ entry found does not speak of, word for word?"""
+        asked = AVAILABILITY.match(self.text.strip().lower())
+        if asked is None or self.kb is None or result.top is None or result.top.kind != "faq":
+            return False
+        if self.conv.context.get("sku") or self.kb.named_products(self.text)[0]:
+            return False
+        faq = self.kb.faqs.get(result.top.ref)
+        if faq is None:
+            return False
+        said = f"{faq.question}{faq.answer}".lower()
+        words = [w.strip() for w in jieba.lcut(asked.group(1)) if len(w.strip()) >= 2]
+        return bool(words) and any(word not in said for word in words)
 
     def faq_about_other(self, result: SearchResult, product: Product) -> bool:
         """Is the top FAQ entry about a different product than the one asked about?"""

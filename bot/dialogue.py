@@ -23,7 +23,7 @@ from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import DOUBTFUL_COMPLAINT, SURE_COMPLAINT
 from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext
-from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, UNPAID, UNWANTED
+from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, STATUS_ASKED, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
 from bot.orders import OrderSource
@@ -283,6 +283,13 @@ class Dialogue:
             return await self._without_nlu(ctx)
         parse = ctx.parse
         unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
+        if STATUS_ASKED.search(ctx.text) and not UNWANTED.search(ctx.text) and not ORDER_ID.search(ctx.text):
+            # "之前买的表带到了吗", "无线充电座发了吗", "化毛膏那单我还没付", even while queued for a person: where
+            # the shopper's order of the product named is, not that product's card or an FAQ entry.
+            named_order = await ctx.order_about_product(named_only=True)
+            if named_order is not None:
+                reply = await ctx.order_action("order_status", named_order)
+                return dataclasses.replace(reply, confidence=parse.confidence)
         if ctx.conv.state == conv_store.QUEUED and ctx.conv.handoff_reason == "complaint":
             pending = await self._complaint_pending(ctx, unplaced)
             if pending is not None:

@@ -1187,3 +1187,20 @@ async def test_asking_for_a_thing_no_product_names_says_the_shop_has_none(
     # A service asked for the same way is the FAQ's: its entry speaks of it.
     invoice = await d(said("oInvoice", "有发票吗", 1))
     assert invoice.text != texts.NOT_CARRIED and "发票" in (invoice.text or ""), invoice.text
+
+
+@pytest.mark.parametrize(
+    ("name", "openid", "message", "order_id"),
+    [
+        ("digital", "oDig007", "无线充电座发了吗", "DD20261126018"),
+        ("digital", "oDig002", "我还有个磁吸充电宝没发货", "DD20261128006"),
+        ("pets", "oPet006", "化毛膏那单我还没付", "PT2026112300433"),
+    ],
+)
+async def test_a_status_question_naming_a_product_bought_gets_that_order_even_taken_for_a_product_question(
+    open_shop: OpenShop, name: str, openid: str, message: str, order_id: str
+) -> None:
+    runner, kb = open_shop(name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9))
+    reply = await d(said(openid, message, 1))
+    assert reply.text is not None and order_id in reply.text, reply.text

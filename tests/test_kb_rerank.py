@@ -21,7 +21,6 @@ from tests.fakes import FakeEncoder
 from tests.helpers import OpenShop
 
 
-
 def test_the_shipped_weights_round_trip_and_name_their_features(tmp_path: Path) -> None:
     fitted = rerank.load()
     assert fitted is not None and len(fitted.weights) == len(rerank.FEATURES)

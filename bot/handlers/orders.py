@@ -27,6 +27,12 @@ UNPAID = re.compile(r"(?:没|未|忘)(?:有|了)?(?:付|支付)|忘(?:了)?付")
 UNWANTED = re.compile(r"不(?:想|打算)?要了|不想要|不(?:想|打算)?买了|不想买|(?<!不)取消")
 # "那不取消了", "先不退了": the shopper keeps the order after all.
 KEEPS_ORDER = re.compile(r"(?:不|不用|先不|暂时不|还是不)(?:取消|退)")
+# Asking where an order placed is: arrived, shipped, when it ships, not paid yet ("表带到了吗", "充电座发了吗",
+# "耳机什么时候发", "那单我还没付"); a statement that it came ("表带到了 是41的吗") asks nothing of the kind.
+STATUS_ASKED = re.compile(
+    r"到(?:了)?(?:吗|没|么|哪)|到哪|发(?:货)?了(?:吗|没|么)|(?:什么时候|啥时候|几时|哪天|何时)(?:能)?发(?!票)"
+    r"|(?:没|未)(?:有)?发(?:货|出)|还没(?:有)?发|(?:没|未)(?:有)?(?:付|支付)|签收了(?:吗|没)"
+)
 # What a change of an order names: changing something (改, 换, 修改), not a question about delays.
 CHANGES = re.compile(r"改|换|更正|变更")
 

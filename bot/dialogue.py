@@ -283,9 +283,15 @@ class Dialogue:
             return await self._without_nlu(ctx)
         parse = ctx.parse
         unplaced = parse.intent == FALLBACK or parse.confidence < self.config.confidence
-        if STATUS_ASKED.search(ctx.text) and not UNWANTED.search(ctx.text) and not ORDER_ID.search(ctx.text):
+        if (
+            STATUS_ASKED.search(ctx.text)
+            and not UNWANTED.search(ctx.text)
+            and not ORDER_ID.search(ctx.text)
+            and "退" not in ctx.text
+        ):
             # "之前买的表带到了吗", "无线充电座发了吗", "化毛膏那单我还没付", even while queued for a person: where
-            # the shopper's order of the product named is, not that product's card or an FAQ entry.
+            # the shopper's order of the product named is, not that product's card or an FAQ entry. A refund
+            # asked after ("冻干面膜退款到哪一步了") is the refund handler's: where it stands and the shop's rule.
             named_order = await ctx.order_about_product(named_only=True)
             if named_order is not None:
                 reply = await ctx.order_action("order_status", named_order)

@@ -36,7 +36,7 @@ async def answer_policy(ctx: TurnContext) -> Reply:
 async def _shop_rule(ctx: TurnContext, full: SearchResult | None) -> Reply | None:
     """For a rule asked of a product named ("眼影盘也想退 已经拆开用过了"): the shop-wide FAQ entry the
     question answers without the product's name, when search with the name (``full``) finds only an
-    entry about the product (its 飞粉) or is less sure."""
+    entry about the product (its 飞粉) that the question without the name does not find, or is less sure."""
     named = ctx.named_product()
     if ctx.kb is None or named is None:
         return None
@@ -46,6 +46,12 @@ async def _shop_rule(ctx: TurnContext, full: SearchResult | None) -> Reply | Non
     bare = await ctx.search(kb.without_names(named, ctx.text), named)
     if bare is None or bare.decision != ANSWER or bare.top is None or bare.top.kind != "faq" or kb.faq_products(bare.top.ref):
         return None
-    if full is not None and full.decision == ANSWER and (full.confidence or 0.0) >= (bare.confidence or 0.0):
-        return None
+    if (
+        full is not None
+        and full.decision == ANSWER
+        and full.top is not None
+        and (full.confidence or 0.0) >= (bare.confidence or 0.0)
+        and any(hit.ref == full.top.ref for hit in bare.hits)
+    ):
+        return None  # the product's own entry, which the question asks of even without the name
     return await ctx.answer_hit(bare, intent=ctx.intent or "kb")

@@ -32,6 +32,8 @@ async def answer_complaint(ctx: TurnContext) -> Reply:
     product = await ctx.product()
     if product is not None and confidence < DOUBTFUL_COMPLAINT and ASKS.search(ctx.text):
         about = await ctx.about_product(product, at_least=ctx.kb.thresholds.product_followup if ctx.kb else None)
+        if about is None:
+            about = ctx.spec_asked(product)  # "都是哑光的吗" of a palette whose 质地 is 哑光/珠光/亮片
         if about is not None:
             return dataclasses.replace(about, text=f"{about.text}\n{texts.HUMAN_ON_REQUEST}", intent="complaint")
     sure = confidence >= SURE_COMPLAINT

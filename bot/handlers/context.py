@@ -28,7 +28,7 @@ from intents.client import Parse
 from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
 from kb.hours import BusinessHours
-from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult
+from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult, named_spec
 from kb.store import Order, Product
 from storage.db import DbRunner
 
@@ -169,6 +169,15 @@ class TurnContext:
                 return await self.answer_entry("faq", before, intent=self.parse.intent if self.parse else "kb")
             return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
         return await self.answer_entry("faq", hit.ref, intent=self.parse.intent if self.parse else "kb")
+
+    def spec_asked(self, product: Product) -> Reply | None:
+        """The product's one spec line whose key ("保质期多久") or, failing that, whose value ("都是哑光的吗":
+        质地 哑光/珠光/亮片) the message names, if one does."""
+        named = named_spec(product, self.text)
+        key = named[0] if named else (self.kb.value_named(product.sku, self.text) if self.kb else None)
+        if key is None:
+            return None
+        return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
 
     async def complaint_faq(self, product: Product | None, *, at_least: float | None = None) -> Reply | None:
         """The FAQ entry for what the complaint says is wrong (KnowledgeBase.complaint_faq), if one is close."""

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jieba
@@ -205,6 +206,24 @@ def _naming_words(products: list[Product], faqs: list[Faq]) -> dict[str, set[str
         return word_skus
     limit = GENERIC_SHARE * len(texts)
     return {w: s for w, s in word_skus.items() if sum(1 for sku, t in texts if sku not in s and w in t) <= limit}
+
+
+def _words_cut(text: str, naming: Iterable[str]) -> list[str]:
+    """jieba's words of the text, and the naming words that jieba's cut runs across: one that starts
+    where a word starts and ends inside a later one ("表带到了吗" is cut 表 / 带到, and 表带 names the
+    watch bands). A naming word inside a longer word ("充电" in 充电宝) stays unnamed, as jieba reads it."""
+    words = jieba.lcut(text)
+    starts = [0]
+    for word in words:
+        starts.append(starts[-1] + len(word))
+    inside = set(starts)
+    across = [
+        name
+        for i, start in enumerate(starts[:-1])
+        for name in naming
+        if text.startswith(name, start) and start + len(name) not in inside and len(name) > len(words[i])
+    ]
+    return [w.strip() for w in words] + across
 
 
 def _named_by_terms(text: str, terms: list[tuple[str, str]]) -> list[str]:
@@ -438,8 +457,7 @@ class KnowledgeBase:
         context = self.products.get(context_sku) if context_sku else None
         own = _product_text(context) if context else ""
         counts: Counter[str] = Counter()
-        for word in jieba.lcut(lowered):
-            word = word.strip()
+        for word in _words_cut(lowered, self._word_skus):
             if word in own:
                 continue
             for sku in sorted(self._word_skus.get(word, ())):
@@ -504,7 +522,9 @@ class KnowledgeBase:
     def named_among(self, text: str, skus: list[str]) -> list[str]:
         """The one product of ``skus`` whose name or aliases share the most words with the text, if
         one leads ("吹风机那单呢" among the shopper's orders, though the shop sells three dryers)."""
-        words = {w.strip() for w in jieba.lcut(text.lower()) if len(w.strip()) >= 2}
+        candidates = [self.products[sku] for sku in dict.fromkeys(skus) if sku in self.products]
+        naming = {w.strip() for p in candidates for term in _terms(p) for w in jieba.lcut(term) if len(w.strip()) >= 2}
+        words = {w for w in _words_cut(text.lower(), naming) if len(w) >= 2}
         scores: Counter[str] = Counter()
         for sku in dict.fromkeys(skus):
             product = self.products.get(sku)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-# "几根", "多少片", "几个人", "多少ml": the measure word after 几 / 多少 (个 may stand before the noun counted).
-_MEASURE = re.compile(r"(?:几|多少)\s*(个)?\s*([A-Za-z]+|[\u4e00-\u9fff])?")
 # Words after 几 / 多少 that are no unit: particles, 钱 (a price is no spec line), 水 (how much water
 # is a volume, _HOLDS).
 _NO_UNIT = frozenset("吗呢啊呀吧的了么钱号点水")
@@ -45,10 +43,17 @@ _SAME = (
     ("平方米", "㎡"),
     ("平", "㎡"),
     ("度", "℃"),
+    ("毫安时", "mah"),
+    ("毫安", "mah"),
+    ("瓦", "w"),
 )
 
 
 _KNOWN = DURATIONS | WEIGHTS | LENGTHS | VOLUMES | frozenset(u for pair in _SAME for u in pair)
+# "几根", "多少片", "几个人", "多少ml", "多少毫安": the measure word after 几 / 多少, a known unit of several
+# characters whole (个 may stand before the noun counted).
+_LONG_UNITS = "|".join(sorted((u for u in _KNOWN if len(u) > 1 and not u.isascii()), key=len, reverse=True))
+_MEASURE = re.compile(rf"(?:几|多少)\s*(个)?\s*({_LONG_UNITS}|[A-Za-z]+|[\u4e00-\u9fff])?")
 
 
 def asked_units(text: str) -> frozenset[str]:

@@ -27,6 +27,10 @@ from kb.units import (
         ("几斤", {"斤"}),
         ("一瓶多少ml", {"ml", "毫升"}),
         ("多少克", {"克", "g"}),
+        ("多少毫升", {"毫升", "ml"}),  # a unit of several characters is read whole
+        ("多少毫安", {"毫安", "mah"}),
+        ("多少瓦", {"瓦", "w"}),
+        ("能用几个小时", {"小时", "h"}),
         ("多少钱", set()),  # a price is no spec line
         ("几号发货", set()),
         ("有现货吗", set()),
@@ -51,6 +55,8 @@ def test_a_value_states_a_number_in_the_unit() -> None:
     assert not states_unit("约250g", asked_units("一箱几根"))
     assert not states_unit("3lb", asked_units("几升"))  # l of lb is no litre
     assert not states_unit("10根", frozenset())
+    assert states_unit("20000mAh", asked_units("多少毫安"))
+    assert states_unit("单口最高100W", asked_units("最大多少瓦"))
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,12 @@ DURATION_BONUS = 0.03
 FAQ_WORDS_GAP = 0.05
 
 
+# What a message that only names a product may hold besides the name: particles, punctuation, "这个".
+_FILLER = re.compile(r"[\s的吗呢啊呀吧么嘛哦哈亲～~?？!！,，。.、]|这个|那个|这款|那款")
+# ... and "how much" at most: the product's card (price and stock) answers it.
+_PRICE_ONLY = frozenset(("", "多少", "多少钱", "啥价", "什么价", "价格", "价钱", "怎么卖", "咋卖"))
+
+
 def _cjk_pairs(text: str) -> set[str]:
     """The text's pairs of adjacent Chinese characters."""
     return {text[i : i + 2] for i in range(len(text) - 1) if all("\u4e00" <= c <= "\u9fff" for c in text[i : i + 2])}
@@ -496,7 +502,7 @@ class KnowledgeBase:
             return None
         own = f"{_product_text(product)} {' '.join(_terms(product))}"
         name_pairs = char_pairs(product.name.lower())
-        lowered = text.lower()
+        lowered = without_asking(text)  # "多少毫安" asks a measure, whatever variant's alias holds 毫安
         # Two characters of the message, both Chinese or Latin with a letter ("3j"), that the product lacks.
         grams = {
             g
@@ -653,6 +659,18 @@ class KnowledgeBase:
         asked = _cjk_pairs(text)
         return sum(g in faq.answer for g in asked) > sum(g in line for g in asked)
 
+    def names_only(self, sku: str, text: str) -> bool:
+        """Is the text the product's name and nothing else asked ("16pro透明壳", "100w的充电器",
+        "三合一无线充电座多少"): no word left once its names, the characters of its name and particles
+        are taken out, or only "how much"?"""
+        product = self.products.get(sku)
+        if product is None:
+            return False
+        name = product.name.lower()
+        left = "".join(c for c in _without_names(product, text, name_words=True) if c not in name)
+        left = _FILLER.sub("", left)
+        return left in _PRICE_ONLY
+
     def without_names(self, sku: str, text: str) -> str:
         """The text (lower case) with the product's names and aliases blanked out: what it asks of it."""
         product = self.products.get(sku)
@@ -688,7 +706,15 @@ class KnowledgeBase:
         units = asked_units(text)
         if product is None or not units or DURATIONS <= units:
             return False
-        return any(states_unit(value, units) for _, value in product.specs)
+        return bool(self.lines_stating_measure(sku, text))
+
+    def lines_stating_measure(self, sku: str, text: str) -> list[str]:
+        """The keys of the product's spec lines that give the count or measure the question asks for."""
+        product = self.products.get(sku)
+        units = asked_units(text)
+        if product is None or not units or DURATIONS <= units:
+            return []
+        return [key for key, value in product.specs if states_unit(value, units)]
 
     def value_named(self, sku: str, text: str) -> str | None:
         """The one spec line of the product whose value holds a part of the text that its key and name

@@ -1206,3 +1206,52 @@ async def test_a_status_question_naming_a_product_bought_gets_that_order_even_ta
     d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9))
     reply = await d(said(openid, message, 1))
     assert reply.text is not None and order_id in reply.text, reply.text
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "price"),
+    [
+        ("digital", "16pro透明壳", "49.00"),  # not its 适用机型 line, though the name holds 16 Pro
+        ("digital", "100w的充电器", "219.00"),  # not the whole spec list
+        ("pets", "幼猫粮奶糕配方的", "99.00"),
+    ],
+)
+async def test_a_message_that_only_names_a_product_gets_its_card(
+    open_shop: OpenShop, name: str, message: str, price: str
+) -> None:
+    runner, kb = open_shop(name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.9), Parse("", "ask_product_info", 0.9))
+    reply = await d(said("oBare", message, 1))
+    assert reply.text is not None and price in reply.text, reply.text
+    # Something asked of it is not the card: the product's own line answers.
+    asked = await d(said("oBare", f"{message}多重", 2))
+    assert asked.text is not None and price not in asked.text, asked.text
+
+
+async def test_how_much_in_a_unit_a_line_states_is_that_line_not_the_price(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("digital", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_price", 0.9), Parse("", "ask_price", 0.9))
+    await d(said("oUnit", "MagPower充电宝多少钱", 1))
+    reply = await d(said("oUnit", "多少毫安", 2))
+    assert reply.text is not None and "10000mAh" in reply.text and "¥" not in reply.text, reply.text
+    price = await d(said("oUnit", "多少钱一个", 3))  # a unit beside the price words asks the price
+    assert price.text is not None and "149" in price.text, price.text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "before", "follow_up", "fact"),
+    [
+        ("digital", "满多少包邮", "有满减吗", "满199减20"),  # its own entry speaks of 满减; 包邮 is the one before
+        ("baby", "满多少包邮", "发新疆呢", "新疆"),
+        ("fresh", "双十二有活动吗", "能跟优惠券一起用吗", "叠加"),  # "together with" asks of the one before
+    ],
+)
+async def test_a_follow_up_keeps_its_own_entry_when_that_entry_asks_of_its_words(
+    open_shop: OpenShop, real_encoder: Encoder, name: str, before: str, follow_up: str, fact: str
+) -> None:
+    runner, kb = open_shop(name, real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_promotion", 0.9), Parse("", "ask_promotion", 0.9))
+    await d(said("oFollow", before, 1))
+    reply = await d(said("oFollow", follow_up, 2))
+    assert reply.text is not None and fact in reply.text, reply.text

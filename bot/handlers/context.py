@@ -28,8 +28,10 @@ from intents.client import Parse
 from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
 from kb.hours import BusinessHours
+from kb.rerank import char_pairs
 from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult, named_spec
 from kb.store import Order, Product
+from kb.units import without_asking
 from storage.db import DbRunner
 
 # Real shoppers' messages run to 162 characters (460 JD messages); the encoder reads 256 tokens.
@@ -38,6 +40,13 @@ from storage.db import DbRunner
 MAX_UNDERSTOOD = 256
 ORDER_ID = re.compile(r"(?<![A-Za-z0-9])(?!1[3-9]\d{9}(?!\d))[A-Za-z]{0,4}\d{10,20}(?!\d)")
 SKU_IN_PATH = re.compile(r"[?&]sku=([A-Za-z0-9_\-.]+)")
+# Words that ask rather than say what about: a follow-up's pairs of characters without them are its topic.
+QUESTION_WORDS = re.compile(
+    r"怎么|怎样|如何|什么|为什么|为啥|是不是|能不能|可不可以|可以|一般|还是|[吗呢吧啊呀么嘛的了要能是那这]"
+)
+# A follow-up that asks of what the message before it spoke of with something else ("能跟优惠券一起用吗"
+# after "双十二有活动吗").
+TOGETHER = re.compile(r"一起|同时|一块|叠加|同享|共用")
 # A follow-up's candidate this close to its top entry (cosine) is as likely; the question before it decides.
 FOLLOW_UP_GAP = 0.02
 # The conversation context's key for the FAQ entry the bot's last reply gave.
@@ -143,8 +152,13 @@ class TurnContext:
         # Only an FAQ entry: the product talked about before is the context's job (TurnContext.product).
         if joined is None or joined.decision != ANSWER or joined.top is None or joined.top.kind != "faq":
             return result
-        # The reranker is sure of most questions; the question with the one before it wins when it is surer.
-        if result.decision != ANSWER or (joined.confidence or 0.0) > (result.confidence or 0.0):
+        # The reranker is sure of most questions; the question with the one before it wins when it is surer,
+        # unless the follow-up's own entry asks of more of the words the follow-up says ("有满减吗" after
+        # "满多少包邮" is about 满减, not 包邮; "一般多久能习惯" shares only 多久 with the shipping entry it finds).
+        if result.decision != ANSWER or (
+            (joined.confidence or 0.0) > (result.confidence or 0.0)
+            and (TOGETHER.search(self.text) or self._words_asked(result) <= self._words_asked(joined))
+        ):
             return joined
         # Or when it picks one of the follow-up's own close candidates: "多久能到账" after a refund question
         # is as close to "退款多久到账" as to "发货后几天能收到"; the question before it tells which.
@@ -152,6 +166,20 @@ class TurnContext:
         if any(hit.label == joined.top.label and result.top.score - hit.score <= FOLLOW_UP_GAP for hit in result.hits[1:3]):
             return joined
         return result
+
+    def _words_asked(self, result: SearchResult) -> int:
+        """How many pairs of the message's own characters (question words aside) its top FAQ entry's
+        question or alternative questions hold."""
+        top = result.top
+        faq = self.kb.faqs.get(top.ref) if self.kb is not None and top is not None and top.kind == "faq" else None
+        if faq is None or self.kb is None:
+            return 0
+        about, talked = self.kb.faq_products(faq.id), self.conv.context.get("sku")
+        if about and talked and talked not in about:
+            return 0  # an entry about another product than the one talked about ("要卸妆吗" after 儿童防晒)
+        asked = " ".join((faq.question, *faq.alt_questions)).lower()
+        own = QUESTION_WORDS.sub(" ", without_asking(self.text))
+        return sum(1 for pair in {p for part in own.split() for p in char_pairs(part)} if pair in asked)
 
     async def about_product(self, product: Product, *, faq_only: bool = False, at_least: float | None = None) -> Reply | None:
         """The product's own FAQ entry (or spec line) when one clearly answers the question."""
@@ -197,7 +225,7 @@ class TurnContext:
         if self.kb is None:
             return None
         named = self.named_product()
-        if named and result and result.top and result.top.label == f"sku:{named}":
+        if named and ((result and result.top and result.top.label == f"sku:{named}") or self.kb.names_only(named, self.text)):
             return await self.answer_entry("product", named, intent="kb_match")  # "想看看那个可视空气炸锅"
         product = await self.product()
         if product is None:
@@ -324,9 +352,10 @@ class TurnContext:
         faq = self.kb.faqs.get(result.top.ref)
         if faq is None:
             return False
-        said = f"{faq.question}{faq.answer}".lower()
+        said = " ".join((faq.question, *faq.alt_questions, faq.answer)).lower()
         words = [w.strip() for w in jieba.lcut(asked.group(1)) if len(w.strip()) >= 2]
-        return bool(words) and any(word not in said for word in words)
+        # Spoken of with a few characters between its own: "满减" in "满199减20", "包邮" in "满99元包邮".
+        return bool(words) and any(re.search(".{0,6}".join(map(re.escape, word)), said) is None for word in words)
 
     def faq_about_other(self, result: SearchResult, product: Product) -> bool:
         """Is the top FAQ entry about a different product than the one asked about?"""

@@ -17,12 +17,25 @@ router: Router[TurnContext] = Router(name=__name__)
 KEEPS = re.compile(r"(?:放|存|保存|储存|冷藏|冷冻)(?:得了|得住)?(?:多久|几天|多少天|多长时间|几个月|多少个月)|保质期")
 
 
+# Words of a price ("几块", "多少钱一斤"): a unit the question holds beside them is what the price is per.
+PRICE_WORDS = re.compile(r"钱|价|块|元|贵|便宜|优惠|折|划算")
+
+
 @router.intent("ask_price")
 async def answer_ask_price(ctx: TurnContext) -> Reply:
     """Price from the live product row; bargaining and price protection from the FAQ."""
     product = await ctx.product()
     if product is None:
         return await ctx.answer_from_kb()
+    stating = ctx.kb.lines_stating_measure(product.sku, ctx.text) if ctx.kb and not PRICE_WORDS.search(ctx.text) else []
+    if len(stating) == 1:
+        # "多少毫安", "一包多少克": "how much" in a unit that one of the product's own lines states.
+        key = stating[0]
+        return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
+    if stating:
+        own = await ctx.about_product(product)  # several lines state it: the one closest to the question
+        if own is not None:
+            return own
     result = await ctx.search(ctx.text, product.sku)
     # "能便宜点吗" or "降价了能退差价吗" about a named product: the policy answers, not the price.
     if (
@@ -75,6 +88,10 @@ async def answer_ask_stock(ctx: TurnContext) -> Reply:
 async def answer_ask_product_info(ctx: TurnContext) -> Reply:
     """The product's own FAQ entry or spec line when one fits, else a shop-wide FAQ entry, else all specs."""
     product = await ctx.product()
+    named = ctx.named_product()
+    if product is not None and named == product.sku and ctx.kb is not None and ctx.kb.names_only(named, ctx.text):
+        # "16pro透明壳", "100w的充电器": the product named and nothing asked of it gets its card.
+        return await ctx.answer_entry("product", named, intent="ask_product_info")
     if product is not None:
         # The product's own FAQ entries and spec lines answer first: "敷多久", "孕妇能用吗", "多重".
         own = await ctx.about_product(product)

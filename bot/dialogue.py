@@ -22,7 +22,7 @@ from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import DOUBTFUL_COMPLAINT, SURE_COMPLAINT
-from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext
+from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext, spec_line
 from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, STATUS_ASKED, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
@@ -396,7 +396,7 @@ class Dialogue:
         product = await ctx.product() if key else None
         if key is None or product is None or product.sku != sku:
             return None
-        return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]), intent="kb_match")
+        return dataclasses.replace(spec_line(product, key), intent="kb_match")
 
     def _names_product(self, ctx: TurnContext) -> bool:
         """Does the message name one of the shop's products by a name or alias?"""

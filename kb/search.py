@@ -223,10 +223,11 @@ def _words_cut(text: str, naming: Iterable[str]) -> list[str]:
     for word in words:
         starts.append(starts[-1] + len(word))
     inside = set(starts)
+    held = [name for name in naming if name in text]
     across = [
         name
         for i, start in enumerate(starts[:-1])
-        for name in naming
+        for name in held
         if text.startswith(name, start) and start + len(name) not in inside and len(name) > len(words[i])
     ]
     return [w.strip() for w in words] + across
@@ -702,10 +703,6 @@ class KnowledgeBase:
     def states_measure_asked(self, sku: str, text: str) -> bool:
         """Does one of the product's spec lines give the count or measure the question asks for (no
         duration: "几天能到" asks none of its lines)?"""
-        product = self.products.get(sku)
-        units = asked_units(text)
-        if product is None or not units or DURATIONS <= units:
-            return False
         return bool(self.lines_stating_measure(sku, text))
 
     def lines_stating_measure(self, sku: str, text: str) -> list[str]:

@@ -172,8 +172,9 @@ class TurnContext:
         question or alternative questions hold."""
         top = result.top
         faq = self.kb.faqs.get(top.ref) if self.kb is not None and top is not None and top.kind == "faq" else None
-        if faq is None or self.kb is None:
+        if faq is None:
             return 0
+        assert self.kb is not None
         about, talked = self.kb.faq_products(faq.id), self.conv.context.get("sku")
         if about and talked and talked not in about:
             return 0  # an entry about another product than the one talked about ("要卸妆吗" after 儿童防晒)
@@ -195,7 +196,7 @@ class TurnContext:
             if isinstance(before, str) and kb.restates_asked(before, product.sku, key, self.text):
                 # "那平时冲奶设多少度": the entry just given says it for what is asked, the line only its range.
                 return await self.answer_entry("faq", before, intent=self.parse.intent if self.parse else "kb")
-            return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
+            return spec_line(product, key)
         return await self.answer_entry("faq", hit.ref, intent=self.parse.intent if self.parse else "kb")
 
     def spec_asked(self, product: Product) -> Reply | None:
@@ -203,9 +204,7 @@ class TurnContext:
         质地 哑光/珠光/亮片) the message names, if one does."""
         named = named_spec(product, self.text)
         key = named[0] if named else (self.kb.value_named(product.sku, self.text) if self.kb else None)
-        if key is None:
-            return None
-        return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
+        return spec_line(product, key) if key is not None else None
 
     async def complaint_faq(self, product: Product | None, *, at_least: float | None = None) -> Reply | None:
         """The FAQ entry for what the complaint says is wrong (KnowledgeBase.complaint_faq), if one is close."""
@@ -518,6 +517,11 @@ class TurnContext:
             intent="handoff" if self.parse is None else self.parse.intent,
             confidence=self.parse.confidence if self.parse else None,
         )
+
+
+def spec_line(product: Product, key: str) -> Reply:
+    """The reply that gives one spec line of the product ("【…】容量：20000mAh。")."""
+    return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
 
 
 def _when(moment: datetime | None, now: float, hours: BusinessHours) -> str:

@@ -6,7 +6,7 @@ import re
 
 from bot import texts
 from bot.dispatch import Reply
-from bot.handlers.context import TurnContext
+from bot.handlers.context import TurnContext, spec_line
 from bot.router import Router
 from kb.search import ANSWER, named_spec
 
@@ -30,8 +30,7 @@ async def answer_ask_price(ctx: TurnContext) -> Reply:
     stating = ctx.kb.lines_stating_measure(product.sku, ctx.text) if ctx.kb and not PRICE_WORDS.search(ctx.text) else []
     if len(stating) == 1:
         # "多少毫安", "一包多少克": "how much" in a unit that one of the product's own lines states.
-        key = stating[0]
-        return Reply(texts.SPEC_ONE.format(name=product.name, key=key, value=dict(product.specs)[key]))
+        return spec_line(product, stating[0])
     if stating:
         own = await ctx.about_product(product)  # several lines state it: the one closest to the question
         if own is not None:

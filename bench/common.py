@@ -56,16 +56,18 @@ class Shop:
 def shops(held_out: bool | None = None) -> list[Shop]:
     """The demo shop (its held-out questions), every dev shop under bench/data/shops and, with
     ``held_out``, the shops under bench/data/heldout (last). By default the held-out shops are
-    listed unless ``KEFU_BENCH_DEV_ONLY`` is set (for work on the dev shops that must not see them)."""
+    listed unless ``KEFU_BENCH_DEV_ONLY`` is set (for work on the dev shops that must not see them);
+    ``KEFU_BENCH_SHOPS=digital,pets`` keeps only the shops it names."""
     if held_out is None:
         held_out = not os.environ.get("KEFU_BENCH_DEV_ONLY")
+    only = {name for name in os.environ.get("KEFU_BENCH_SHOPS", "").split(",") if name}
     found = [Shop("demo", DEMO, TESTS / "kb_heldout.csv", None)]
     for folder in sorted(p for p in SHOPS.iterdir() if (p / "products.csv").exists()):
         found.append(Shop(folder.name, folder, folder / "questions.csv", folder / "conversations.txt"))
     if held_out:
         for folder in sorted(p for p in HELD_OUT.iterdir() if (p / "products.csv").exists()):
             found.append(Shop(folder.name, folder, folder / "questions.csv", folder / "conversations.txt", held_out=True))
-    return found
+    return [shop for shop in found if shop.name in only] if only else found
 
 
 def demo_db(folder: Path | None = None, shop: Path = DEMO) -> sqlite_utils.Database:

@@ -392,6 +392,11 @@ class Dialogue:
         sku = context.get("sku")
         if ctx.kb is None or not sku or ctx.named_product() is not None:
             return None
+        other = ctx.kb.sized_sibling(sku, ctx.text) or ctx.kb.companion_named(sku, ctx.text)
+        if other is not None:
+            # "那大包的呢" after the 2 kg cat food, "膜呢" after the Mate 70 Pro case: the 10 kg bag, the
+            # shop's film for that phone; its card.
+            return await ctx.answer_entry("product", other, intent="kb_match")
         key = ctx.kb.value_named(sku, ctx.text)
         product = await ctx.product() if key else None
         if key is None or product is None or product.sku != sku:

@@ -144,6 +144,8 @@ class SearchResult:
 _LATIN = re.compile(r"[A-Za-z0-9]+")
 # A product named right after 和 / 跟 / 与 / 配 is what goes with the one asked about.
 _WITH = re.compile(r"(?:和|跟|与|同|配|搭配|混)\s*$")
+# A product named right after "能用" / "可以装" / "送" is what the one talked about is used with or comes with.
+_USE = re.compile(r"(?:用|装|放|配|接|连|插|送|赠|附带|带)\s*$")
 _NUMBER = re.compile(r"[0-9.]+")
 _OPTION_SEP = re.compile(r"[/、|，,]")
 
@@ -187,8 +189,42 @@ FAQ_WORDS_GAP = 0.05
 
 # What a message that only names a product may hold besides the name: particles, punctuation, "这个".
 _FILLER = re.compile(r"[\s的吗呢啊呀吧么嘛哦哈亲～~?？!！,，。.、]|这个|那个|这款|那款")
+# "那膜呢", "还有膜吗": words that lead a follow-up on to something else.
+_LEAD = re.compile(r"^(?:那还有|那再|还有|那|再)?(?:有没有|有)?")
+# "口红那个", "带灯的那款": a product pointed at by what it is like.
+_POINTING = re.compile(r"([\u4e00-\u9fff]{2,8}?)的?(?:那个|那款|那种|那只|那台|那支|那件)")
+_NOT_LIKE = re.compile(r"便宜|贵|最|刚才|刚刚|上面|前面|之前|后面|说的|推荐|第|这|那|哪|一样")
+# "大包的", "小一点的", "大瓶装": a bigger or smaller one of the same product, nothing else asked.
+_SIZE_ASKED = re.compile(r"(大|小)(?:一点|一些|点|些)?(?:包|袋|瓶|罐|盒|桶|箱|支|份|容量|规格|分量|份量)?装?(?:一点|一些|点|些)?")
+# An amount in a product's name ("2kg", "500毫升") and its size in grams, millilitres or millimetres.
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*(千克|公斤|kg|克|g|斤|毫升|ml|升|l|厘米|cm|毫米|mm)(?![a-z])")
+_AMOUNT_SCALE = {
+    "千克": (1000.0, "g"),
+    "公斤": (1000.0, "g"),
+    "kg": (1000.0, "g"),
+    "克": (1.0, "g"),
+    "g": (1.0, "g"),
+    "斤": (500.0, "g"),
+    "毫升": (1.0, "ml"),
+    "ml": (1.0, "ml"),
+    "升": (1000.0, "ml"),
+    "l": (1000.0, "ml"),
+    "厘米": (10.0, "mm"),
+    "cm": (10.0, "mm"),
+    "毫米": (1.0, "mm"),
+    "mm": (1.0, "mm"),
+}
 # ... and "how much" at most: the product's card (price and stock) answers it.
 _PRICE_ONLY = frozenset(("", "多少", "多少钱", "啥价", "什么价", "价格", "价钱", "怎么卖", "咋卖"))
+
+
+def _amount(name: str) -> tuple[float, str] | None:
+    """The first amount a product's name gives, in grams, millilitres or millimetres ("10kg家庭装": 10000 g)."""
+    match = _AMOUNT.search(name.lower())
+    if match is None:
+        return None
+    scale, unit = _AMOUNT_SCALE[match.group(2)]
+    return float(match.group(1)) * scale, unit
 
 
 def _cjk_pairs(text: str) -> set[str]:
@@ -233,16 +269,37 @@ def _words_cut(text: str, naming: Iterable[str]) -> list[str]:
     return [w.strip() for w in words] + across
 
 
+def _shop_terms(products: list[Product]) -> set[tuple[str, str]]:
+    """(term, sku) for every product's naming strings (_terms), but a name's first segment that another
+    product's name holds further on names no product: "华为" leads the name of the Mate 70 Pro film and
+    stands inside the Mate 70 Pro case's ("壳士 华为 Mate 70 Pro …"), a maker's name, not the film's."""
+    firsts = {p.sku: p.name.split()[0].lower() for p in products if p.name.split()}
+    inner = [(p.sku, p.name.lower()[len(firsts.get(p.sku, "")) :]) for p in products]
+    terms = set()
+    for p in products:
+        first = firsts.get(p.sku)
+        for term in _terms(p):
+            if (
+                term == first
+                and term not in {a.lower() for a in p.aliases}
+                and any(sku != p.sku and term in rest for sku, rest in inner)
+            ):
+                continue
+            terms.add((term, p.sku))
+    return terms
+
+
 def _named_by_terms(text: str, terms: list[tuple[str, str]]) -> list[str]:
     """Products the text names by a name, the name's first segment or an alias (the longest match;
-    ``terms`` longest first)."""
+    ``terms`` longest first); "mate70pro的壳" names the alias mate70pro壳."""
     lowered = text.lower()
+    plain = lowered.replace("的", "")
     best_len = 0
     found: list[str] = []
     for term, sku in terms:
         if len(term) < best_len:
             break
-        if term in lowered:
+        if term in lowered or term in plain:
             best_len = len(term)
             if sku not in found:
                 found.append(sku)
@@ -413,7 +470,7 @@ class KnowledgeBase:
             stored[(doc.kind, doc.ref, store.text_hash(doc.text))] = vec
         matrix = np.vstack([stored[k] for k in keys]) if keys else np.zeros((0, 1), dtype=np.float32)
         # Longest terms first; ties in a fixed order, so the same question finds the same product in every process.
-        terms = sorted({(t, p.sku) for p in products for t in _terms(p)}, key=lambda x: (-len(x[0]), x[0], x[1]))
+        terms = sorted(_shop_terms(products), key=lambda x: (-len(x[0]), x[0], x[1]))
         word_skus = _naming_words(products, faqs)
         entries = Entries.build(docs, {f.id: f for f in faqs})
         variant_values: dict[str, set[str]] = {}
@@ -479,6 +536,22 @@ class KnowledgeBase:
         terms = {term for term, _ in self._terms if len(term) == best and term in lowered}
         return bool(terms) and all(_WITH.search(lowered[: lowered.index(term)]) for term in terms)
 
+    def names_only_used_with(self, sku: str, text: str) -> bool:
+        """Does the text name products by name only as what the product talked about is used with, and
+        does that product's own description, spec values or FAQ entries speak of each ("能用豆腐砂吗"
+        after the self-cleaning litter box, whose FAQ says which litters it takes)?"""
+        product = self.products.get(sku)
+        if product is None:
+            return False
+        lowered = text.lower()
+        best = next((len(term) for term, _ in self._terms if term in lowered), 0)
+        terms = {term for term, _ in self._terms if len(term) == best and term in lowered}
+        own = " ".join(
+            [product.description, *(value for _, value in product.specs)]
+            + [f"{self.faqs[f].question} {self.faqs[f].answer}" for f, about in self._faq_products.items() if sku in about]
+        ).lower()
+        return bool(terms) and all(_USE.search(lowered[: lowered.index(term)]) and term in own for term in terms)
+
     def names_a_spec_of(self, sku: str, text: str) -> bool:
         """Is every product name or alias the text gives part of one of this product's spec keys?
         ("带防晒吗" names the sunscreen by its alias 防晒, which is also the foundation's 防晒指数.)"""
@@ -521,6 +594,78 @@ class KnowledgeBase:
                 continue
             names = " ".join(_terms(other))
             scores[other.sku] = sum(1 for g in grams if g in names)
+        ranked = scores.most_common(2)
+        if not ranked or ranked[0][1] == 0 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
+            return None
+        return ranked[0][0]
+
+    def described(self, text: str) -> str | None:
+        """The one product whose own description holds the word the shopper points with ("口红那个有苹果
+        接口吗": the power bank described as 口红大小), when no name or alias is given."""
+        match = _POINTING.search(text.lower())
+        if match is None:
+            return None
+        word = match.group(1)
+        for start in range(len(word) - 1):  # "有口红那个": the longest ending that one description holds
+            part = word[start:]
+            if _NOT_LIKE.search(part):
+                return None  # "便宜的那个", "刚才那个": which one the shopper means, not what it is like
+            found = [p.sku for p in self.products.values() if part in p.description.lower()]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                return None
+        return None
+
+    def sized_sibling(self, sku: str, text: str) -> str | None:
+        """The next bigger (or smaller) variant of the product talked about, when the text asks for
+        nothing but that ("那大包的呢" after the 2 kg cat food is its 10 kg bag): of the products of
+        its category whose names are mostly the same (SIBLING_NAME), the one whose name's first
+        amount, in the same unit, is the nearest above (below) its own."""
+        product = self.products.get(sku)
+        core = _FILLER.sub("", _LEAD.sub("", text.lower()))
+        asked = _SIZE_ASKED.fullmatch(core)
+        own = _amount(product.name) if product else None
+        if product is None or asked is None or own is None:
+            return None
+        bigger = asked.group(1) == "大"
+        name_pairs = char_pairs(product.name.lower())
+        best: tuple[float, str] | None = None
+        for other in self.products.values():
+            if other.sku == sku or other.category != product.category:
+                continue
+            other_pairs = char_pairs(other.name.lower())
+            if len(name_pairs & other_pairs) < SIBLING_NAME * min(len(name_pairs), len(other_pairs)):
+                continue
+            amount = _amount(other.name)
+            if amount is None or amount[1] != own[1] or (amount[0] > own[0]) != bigger or amount[0] == own[0]:
+                continue
+            gap = abs(amount[0] - own[0])
+            if best is None or gap < best[0]:
+                best = (gap, other.sku)
+        return best[1] if best else None
+
+    def companion_named(self, sku: str, text: str) -> str | None:
+        """A product of another category that the text names by that category's word alone ("膜呢"
+        after the Mate 70 Pro case is the shop's Mate 70 Pro film, category 手机膜): of the categories
+        the text's word is part of, the product whose name shares the most with the product talked
+        about, if one leads. None when the text says more than the word (and "how much")."""
+        product = self.products.get(sku)
+        if product is None:
+            return None
+        core = _FILLER.sub("", _LEAD.sub("", text.lower()))
+        for price in sorted(_PRICE_ONLY, key=len, reverse=True):
+            if price and core.endswith(price):
+                core = core[: -len(price)]
+                break
+        if not core or not all("\u4e00" <= c <= "\u9fff" for c in core):
+            return None
+        categories = {p.category for p in self.products.values() if p.category and p.category != product.category}
+        asked = {c for c in categories if core in c.lower()}
+        if not asked:
+            return None
+        own = char_pairs(product.name)
+        scores = Counter({p.sku: len(own & char_pairs(p.name)) for p in self.products.values() if p.category in asked})
         ranked = scores.most_common(2)
         if not ranked or ranked[0][1] == 0 or (len(ranked) > 1 and ranked[1][1] == ranked[0][1]):
             return None
@@ -805,6 +950,11 @@ class KnowledgeBase:
                     return key, option, options, True
             for other in sorted(self._variant_values.get(key, set()) - set(options), key=len, reverse=True):
                 if len(other) >= 2 and other.lower() in lowered:
+                    # "有蓝色吗" of a case in 奶白/雾蓝/薄荷绿: its one blue is what is asked for.
+                    stem = other[:-1] if other.endswith("色") else other
+                    like = [option for option in options if stem.lower() in option.lower()]
+                    if len(like) == 1:
+                        return key, like[0], options, True
                     return key, other, options, False
         return None
 

@@ -18,9 +18,9 @@ DURATIONS = frozenset(("天", "日", "周", "星期", "个月", "月", "年", "�
 WEIGHTS = frozenset(("克", "g", "千克", "kg", "公斤", "斤"))
 LENGTHS = frozenset(("毫米", "mm", "厘米", "cm", "米", "m"))
 VOLUMES = frozenset(("毫升", "ml", "升", "l"))
-# "多重", "多高", "一个多大": the measure asked without a unit word. 多大 asks for any size, unless a noun
+# "多重", "多高", "一个多大", "多大一支": the measure asked without a unit word. 多大 asks for any size, unless a noun
 # follows that says what is measured ("多大房间", "多大孩子": the spec's key, not a unit, tells).
-_HOW_MUCH = re.compile(r"多(重|沉|高|宽|厚|深|粗|大)(?=$|[个的啊呀呢吗么？?，,。!！\s])")
+_HOW_MUCH = re.compile(r"多(重|沉|高|宽|厚|深|粗|大)(?=$|[个的啊呀呢吗么？?，,。!！\s]|[一每][支瓶包罐盒袋桶块片只条件台])")
 _MEASURES = {"重": WEIGHTS, "沉": WEIGHTS, "大": WEIGHTS | LENGTHS | VOLUMES}
 # "一个多大", "每颗多重", "多大个", "个头": the measure of one piece, not of the whole box.
 _PER_PIECE = re.compile(r"[一每单][个颗只枚根片粒串]|多大个|个头")

@@ -1255,3 +1255,101 @@ async def test_a_follow_up_keeps_its_own_entry_when_that_entry_asks_of_its_words
     await d(said("oFollow", before, 1))
     reply = await d(said("oFollow", follow_up, 2))
     assert reply.text is not None and fact in reply.text, reply.text
+
+
+@pytest.mark.parametrize(
+    ("name", "talked", "message", "meant"),
+    [
+        ("digital", "DIG-015", "膜呢", "DIG-019"),  # the Mate 70 Pro case, then the film for the same phone
+        ("digital", "DIG-015", "那还有膜吗", "DIG-019"),
+        ("cosmetics", "COS-001", "面膜呢", "COS-033"),  # the 澜肌 玻尿酸 essence, then the 澜肌 玻尿酸 mask
+    ],
+)
+def test_a_category_word_alone_names_the_product_of_that_category_that_goes_with_the_one_talked_about(
+    open_shop: OpenShop, name: str, talked: str, message: str, meant: str
+) -> None:
+    _, kb = open_shop(name, FakeEncoder())
+    assert kb.companion_named(talked, message) == meant
+    assert kb.companion_named(talked, "膜怎么贴不起泡") is None  # more is asked than the word
+    assert kb.companion_named(talked, "护肤呢") is None  # its own category names no other product
+
+
+@pytest.mark.parametrize(
+    ("name", "talked", "message", "meant"),
+    [
+        ("pets", "PET-001", "那大包的呢", "PET-002"),  # 2 kg, then the 10 kg family bag
+        ("pets", "PET-002", "有没有小一点的", "PET-001"),
+        ("cosmetics", "COS-001", "大瓶的呢", "COS-002"),  # 30 ml, then 50 ml
+    ],
+)
+def test_a_bigger_or_smaller_one_is_the_variant_of_the_next_amount(
+    open_shop: OpenShop, name: str, talked: str, message: str, meant: str
+) -> None:
+    _, kb = open_shop(name, FakeEncoder())
+    assert kb.sized_sibling(talked, message) == meant
+    assert kb.sized_sibling(talked, "大包的多少钱一斤") is None  # more is asked than a size
+
+
+def test_a_product_pointed_at_by_its_description_is_found(open_shop: OpenShop) -> None:
+    _, kb = open_shop("digital", FakeEncoder())
+    assert kb.described("口红那个有苹果接口吗") == "DIG-011"  # described as 口红大小
+    assert kb.described("便宜的那个有苹果接口吗") is None  # which one, not what it is like
+    _, kb = open_shop("pets", FakeEncoder())
+    assert kb.described("能喂药的那个一盒几支") == "PET-005"  # the cat treats: 喂药、训练、互动都好用
+
+
+def test_a_name_split_by_de_or_led_by_another_makers_name_names_the_right_product(open_shop: OpenShop) -> None:
+    _, kb = open_shop("digital", FakeEncoder())
+    # "华为" leads the film's name but is the phone maker in the case's: the alias mate70pro壳 decides.
+    assert kb.named_products("亲 有没有华为mate70pro的壳") == (["DIG-015"], True)
+    assert kb.named_products("那有iphone16的壳吗 不是pro") == (["DIG-014"], True)
+
+
+async def test_a_product_used_with_the_one_talked_about_is_asked_of_that_one(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("pets", FakeEncoder())
+    assert kb.names_only_used_with("PET-016", "能用豆腐砂吗")
+    assert not kb.names_only_used_with("PET-016", "豆腐砂多少钱")
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_stock", 0.9), Parse("", "ask_stock", 0.9))
+    await d(said("oUse", "智能猫砂盆多少钱", 1))
+    reply = await d(said("oUse", "能用豆腐砂吗", 2))
+    assert reply.text is not None and "支持猫砂" in reply.text and "¥" not in reply.text, reply.text
+    stock = await d(said("oUse", "那豆腐砂呢", 3))  # naming it alone asks for the litter itself
+    assert stock.text is not None and "79.90" in stock.text, stock.text
+
+
+@pytest.mark.model
+async def test_a_thing_a_spec_value_gives_is_that_line_not_the_card(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("pets", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_promotion", 0.9))
+    await d(said("oGift", "猫抓板多少钱", 1))
+    reply = await d(said("oGift", "送猫薄荷吗", 2))
+    assert reply.text is not None and "附赠：猫薄荷一包" in reply.text, reply.text
+
+
+@pytest.mark.model
+async def test_also_leading_a_question_asks_no_stock(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("pets", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_stock", 0.9))
+    await d(said("oAlso", "智能猫砂盆多少钱", 1))
+    reply = await d(said("oAlso", "还有wifi一直连不上", 2))
+    assert reply.text is not None and "2.4GHz" in reply.text, reply.text
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "follow_up", "card"),
+    [("digital", "mate70pro壳多少钱", "膜呢", "曲面水凝膜"), ("pets", "伴宠成猫粮2kg多少钱", "那大包的呢", "10kg家庭装")],
+)
+async def test_switching_to_another_product_by_its_kind_or_size_gets_its_card(
+    open_shop: OpenShop, name: str, first: str, follow_up: str, card: str
+) -> None:
+    runner, kb = open_shop(name, FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.9))
+    await d(said("oSwitch", first, 1))
+    reply = await d(said("oSwitch", follow_up, 2))
+    assert reply.text is not None and card in reply.text and "¥" in reply.text, reply.text
+
+
+def test_a_colour_asked_by_its_plain_name_is_the_product_shade_of_it(open_shop: OpenShop) -> None:
+    _, kb = open_shop("digital", FakeEncoder())
+    key, wanted, _, available = kb.variant("DIG-014", "有蓝色吗") or ("", "", [], False)
+    assert (key, wanted, available) == ("颜色", "雾蓝", True)

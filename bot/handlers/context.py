@@ -250,12 +250,22 @@ class TurnContext:
                 candidates = []  # "带防晒吗" after the foundation asks for its 防晒指数, not for the sunscreen
             if by_name and context_sku and context_sku not in candidates and self.kb.names_only_companions(self.text):
                 candidates = []  # "能和维C水一起用吗" right after the niacinamide essence asks about the essence
+            if by_name and context_sku and context_sku not in candidates and self.kb.names_only_used_with(context_sku, self.text):
+                candidates = []  # "能用豆腐砂吗" right after the litter box asks which litter the box takes
             entity = self.parse.entity("product") if self.parse else None
             if entity and not by_name:
                 candidates = self.kb.mentioned_products(entity, context_sku) or candidates
+            described = self.kb.described(self.text) if not by_name else None
+            if described is not None:
+                candidates = [described]  # "口红那个有苹果接口吗": the power bank described as 口红大小
         if context_sku and not candidates and self.kb:
-            # "有没有大瓶一点的", "那二段的有吗": no name, but a variant of the product talked about.
-            sibling = self.kb.sibling_named(context_sku, self.text)
+            # "有没有大瓶一点的", "那二段的有吗", "大包的有吗": no name, but a variant of the product talked
+            # about; "还有膜吗" after the Mate 70 Pro case: the shop's film that goes with it.
+            sibling = (
+                self.kb.sibling_named(context_sku, self.text)
+                or self.kb.sized_sibling(context_sku, self.text)
+                or self.kb.companion_named(context_sku, self.text)
+            )
             candidates = [sibling] if sibling else []
         if context_sku and (not candidates or context_sku in candidates):
             # "座椅本身多重" names both seats; the one being talked about is meant.
@@ -317,6 +327,12 @@ class TurnContext:
         if result.decision == ANSWER:
             if self.asks_for_unsold(result):
                 return Reply(texts.NOT_CARRIED)
+            top = result.top
+            product = await self.services.runner.run(kb_store.get_product, top.ref) if top.kind == "product" else None
+            line = self.spec_asked(product) if product is not None else None
+            if line is not None:
+                self.conv.context["sku"] = product.sku  # type: ignore[union-attr]
+                return line  # "送猫薄荷吗" of the scratcher: its 附赠 line, not its price
             return await self.answer_hit(result, intent=self.parse.intent if self.parse else "kb")
         if result.decision == CLARIFY and len(result.hits) >= 2:
             first, second = result.hits[0], result.hits[1]

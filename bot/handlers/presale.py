@@ -21,6 +21,12 @@ KEEPS = re.compile(r"(?:放|存|保存|储存|冷藏|冷冻)(?:得了|得住)?(?
 PRICE_WORDS = re.compile(r"钱|价|块|元|贵|便宜|优惠|折|划算")
 
 
+# "还有…" leading a message: "and also", before whatever it asks.
+ALSO = re.compile(r"^\s*(?:那|对了)?还有")
+# Words that ask whether a thing can be had ("有蓝色吗", "黑色还有货吗", "红色能买吗").
+STOCK_ASKED = re.compile(r"有|货|库存|缺|卖|补|拍|买|下单|发")
+
+
 @router.intent("ask_price")
 async def answer_ask_price(ctx: TurnContext) -> Reply:
     """Price from the live product row; bargaining and price protection from the FAQ."""
@@ -56,6 +62,13 @@ async def answer_ask_stock(ctx: TurnContext) -> Reply:
     if product is None:
         return await ctx.answer_from_kb()
     shipping = product.shipping or texts.SHIPS_SOON
+    rest = ALSO.sub("", ctx.text).strip()
+    if len(rest) >= 4 and not STOCK_ASKED.search(rest) and ctx.named_product() is None:
+        # "还有wifi一直连不上" (还有: "and also") of the product talked about asks nothing of stock: the
+        # product's own FAQ entry, if one answers ("那豆腐砂呢" names a product: its stock is asked).
+        own = await ctx.about_product(product, faq_only=True)
+        if own is not None:
+            return own
     # Colours, sizes and the like come from the shop's own specs, never from a list in the code.
     kb = ctx.kb
     variant = kb.variant(product.sku, ctx.text) if kb else None
@@ -63,6 +76,9 @@ async def answer_ask_stock(ctx: TurnContext) -> Reply:
     if variant is None and named and product.stock > 0:
         # "有几种颜色" names the spec key: its line is the answer.
         return Reply(texts.SPEC_ONE.format(name=product.name, key=named[0], value=named[1]) + ctx.stock_text(product))
+    if variant and product.stock > 0 and not STOCK_ASKED.search(ctx.text):
+        # "能用豆腐砂吗" of the litter box: what its 支持猫砂 line says, no stock asked.
+        return spec_line(product, variant[0])
     if variant and product.stock > 0:
         key, wanted, options, available = variant
         if available:

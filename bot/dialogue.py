@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from bot.wechat import Inbound
 from intents.client import FALLBACK, NluClient, NluUnavailableError, Parse
 from kb.compliance import check_text
 from kb.hours import BusinessHours
-from kb.search import ANSWER, KnowledgeBase
+from kb.search import ANSWER, KnowledgeBase, abbreviated_keys
 from storage.db import DbRunner
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ REMEDY = re.compile(r"怎么处理|怎么解决|怎么办|处理好|处理一下
 # Intents of a shopper adding to a complaint ("电池都是新换的", taken for an exchange).
 AFTER_SALE = frozenset({"complaint", "exchange", "return_refund"})
 # Intents about no business of the shop's: small talk and off-topic messages.
+# Words of an order's way to the shopper: paying, shipping, carrying, arriving.
+ABOUT_DELIVERY = re.compile(ORDER_TALK.pattern + r"|发|到|收|寄|快递|签|运|付|退|换|取消")
 NO_BUSINESS = frozenset({"greet", "thanks", "goodbye", "out_of_scope"})
 # Intents whose handlers weigh the product's own lines themselves.
 PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_order", "cancel_order"}
@@ -65,6 +68,13 @@ PRODUCT_LINES = PRESALE | {"complaint", "out_of_scope", "order_status", "change_
 ELLIPSIS = re.compile(r"呢\s*[？?]?\s*$")
 # Greeting words, punctuation and spaces: what is left of a greeting that asks something else.
 NOT_GREETING = re.compile(r"你好|您好|在吗|在不在|在么|有人在吗|有人吗|hello|hi|哈喽|嗨|亲|[\W_]", re.IGNORECASE)
+# The digest of the bot's reply before, and the intents whose reply is not given twice in a row
+# (a greeting or a thank-you may be).
+PREV_REPLY = "prev_reply"
+REPEATABLE = PRESALE | ORDER_INTENTS
+# ... unless an FAQ entry holds at least this many of the message's own character pairs ("物流一直不动":
+# "物流一直不更新怎么办？"; "多久清一次" after the descaling answer holds one of the shipping entry's).
+REPEAT_PAIRS = 2
 # How much of the shopper's previous message a follow-up is searched with.
 PREV_CHARS = 64
 
@@ -113,6 +123,8 @@ class ConversationMiddleware:
                 # The question a follow-up ("多久能到账", "怎么申请") leans on.
                 conv.context["prev"] = ctx.text[:PREV_CHARS]
             conv.context["prev_intent"] = reply.intent  # what the bot took the message before for
+            if reply.text:
+                conv.context[PREV_REPLY] = _digest(reply.text)
             if ctx.answered_faq is not None:
                 conv.context[PREV_FAQ] = ctx.answered_faq
             else:
@@ -228,6 +240,20 @@ class Dialogue:
                 reply = dataclasses.replace(reply, text=f"{answer}\n{reply.text}")
             return reply
         reply = await self._answer(ctx)
+        if reply.text and reply.intent in REPEATABLE and _digest(reply.text) == conv.context.get(PREV_REPLY):
+            # "到货能提醒我吗" right after "暂时缺货", "物流一直不动" right after the tracking number: the same
+            # reply again tells the shopper nothing; the FAQ entry that answers the message, if one does.
+            result = await ctx.search_message()
+            if (
+                result
+                and result.decision == ANSWER
+                and result.top
+                and result.top.kind == "faq"
+                and ctx.words_asked(result, with_answer=True) >= REPEAT_PAIRS
+            ):
+                again = await ctx.answer_hit(result, intent="kb_match")
+                if again.text and _digest(again.text) != _digest(reply.text):
+                    reply = again
         if waiting and ctx.told_place_in_line:
             # Already in the queue: one "you are in line" instead of a second handoff text, after what
             # the FAQ says about it ("坏了一大半呢" still gets the compensation rule).
@@ -312,6 +338,19 @@ class Dialogue:
         if parse.intent == "change_order" and parse.confidence < self.config.doubtful and not CHANGES.search(ctx.text):
             # "要是延迟发货有补偿吗" (change_order 0.44): nothing to change, a question the FAQ may answer.
             return await self._misunderstood(ctx)
+        if (
+            parse.intent == "order_status"
+            and parse.confidence < self.config.doubtful
+            and ASKS.search(ctx.text)
+            and not ABOUT_DELIVERY.search(ctx.text)
+            and not ORDER_ID.search(ctx.text)
+        ):
+            # "猫条一天喂几根" right after that order (order_status 0.37): nothing of an order is asked; the
+            # product's own FAQ entry answers it, if one does.
+            product = await ctx.product()
+            own = await ctx.about_product(product, faq_only=True) if product is not None else None
+            if own is not None:
+                return dataclasses.replace(own, intent="product_question", confidence=parse.confidence)
         if (unplaced or parse.intent in NO_BUSINESS) and ORDER_WORDS.search(ctx.text):
             # "破壁机那单签收了吧" (no intent), "砂糖橘那单发了没" (taken for a goodbye): the shopper's order of
             # the product named.
@@ -323,6 +362,13 @@ class Dialogue:
             elided = await self._as_before(ctx)
             if elided is not None:
                 return dataclasses.replace(elided, confidence=parse.confidence)
+        if not about_order and ctx.kb is not None and any(abbreviated_keys(p, ctx.text) for p in ctx.kb.products.values()):
+            product = await ctx.product()
+            lines = ctx.lines_abbreviated(product) if product is not None else None
+            if lines is not None:
+                # "读写速度多少" of the drive talked about: its 读取速度 and 写入速度 lines, not an FAQ entry
+                # that speaks of 读写.
+                return dataclasses.replace(lines, intent="product_question", confidence=parse.confidence)
         if not about_order and PRODUCT_QUESTION.search(ctx.text):
             # "怎么吃", "礼盒里都有啥", "收到有点软正常吗" of the product in context, whatever the model took
             # it for: its own FAQ entry or spec line, when one answers it.
@@ -485,3 +531,8 @@ class Dialogue:
                 kind, _, ref = choices[int(text) - 1].partition(":")
                 return await ctx.answer_entry(kind, ref, intent="clarified")
         return None
+
+
+def _digest(text: str) -> str:
+    """A short fingerprint of a reply, to tell the same reply given again."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=6).hexdigest()

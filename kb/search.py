@@ -169,6 +169,33 @@ def named_spec(product: Product, text: str) -> tuple[str, str] | None:
     return found
 
 
+def abbreviated_keys(product: Product, text: str) -> list[str]:
+    """The product's spec keys a question names together by their first characters ("读写速度": 读取速度
+    and 写入速度, "长宽高多少": 长度, 宽度, 高度), when it names no key whole: a run of two or more
+    characters, each the first of a different key, followed by the tail those keys share, or a run of
+    three without it."""
+    if named_spec(product, text) is not None:
+        return []
+    firsts: dict[str, list[str]] = {}
+    for key, _ in product.specs:
+        if len(key) >= 2:
+            firsts.setdefault(key[0], []).append(key)
+    lowered = text.lower()
+    for start in range(len(lowered)):
+        end = start
+        while end < len(lowered) and len(firsts.get(lowered[end], [])) == 1 and lowered[end] not in lowered[start:end]:
+            end += 1
+        if end - start < 2:
+            continue
+        keys = [firsts[c][0] for c in lowered[start:end]]
+        tail = keys[0]
+        while tail and not all(k.endswith(tail) for k in keys):
+            tail = tail[1:]
+        if (tail and len(tail) < min(len(k) for k in keys) and lowered.startswith(tail, end)) or end - start >= 3:
+            return keys
+    return []
+
+
 # A name word found in more than this share of the shop's other texts (FAQ entries, other products'
 # descriptions and specs) is the shop's everyday vocabulary, not a name: 宝宝 in a baby shop (0.15 of
 # its texts) as against 推车 0.05, 洗地机 0.04, 防晒 0.10 in the four shops measured.
@@ -191,6 +218,12 @@ FAQ_WORDS_GAP = 0.05
 _FILLER = re.compile(r"[\s的吗呢啊呀吧么嘛哦哈亲～~?？!！,，。.、]|这个|那个|这款|那款")
 # "那膜呢", "还有膜吗": words that lead a follow-up on to something else.
 _LEAD = re.compile(r"^(?:那还有|那再|还有|那|再)?(?:有没有|有)?")
+# Characters that ask rather than say what is asked about ("刀头能洗吗": 洗 is what is asked).
+_ASKING_CHARS = re.compile(r"怎么|怎样|如何|什么|为什么|为啥|[吗呢吧啊呀么嘛的了能会可以是不有没要多少几哪啥这那个吧\s\W\d]")
+# Where a description's clauses end.
+_CLAUSE = re.compile(r"[，。；！？,;!?]")
+# "带防晒吗", "有没有送充电头": the verb that asks whether it comes with something, not a word of the thing.
+_COMES_WITH = re.compile(r"(?:^|(?<=\s))(?:是不是|有没有|带不带|含不含|送不送|自带|带|有|含|送|配)")
 # "口红那个", "带灯的那款": a product pointed at by what it is like.
 _POINTING = re.compile(r"([\u4e00-\u9fff]{2,8}?)的?(?:那个|那款|那种|那只|那台|那支|那件)")
 _NOT_LIKE = re.compile(r"便宜|贵|最|刚才|刚刚|上面|前面|之前|后面|说的|推荐|第|这|那|哪|一样")
@@ -617,6 +650,41 @@ class KnowledgeBase:
                 return None
         return None
 
+    def description_says(self, sku: str, text: str) -> str | None:
+        """The one clause of the product's description that answers what its spec lines and own FAQ
+        entries do not: a count or measure asked ("能给手机充几次": "能给 iPhone 16 充约4次") that no line
+        states, or a thing asked about ("带充电头吗": "不含充电头") that its names and own FAQ entries do
+        not speak of and one clause does."""
+        product = self.products.get(sku)
+        if product is None or not product.description:
+            return None
+        clauses = [c.strip() for c in _CLAUSE.split(product.description) if c.strip()]
+        units = asked_units(text)
+        values = [value for _, value in product.specs]
+        if units:
+            answers = [self.faqs[f].answer for f in self._own_faqs(sku)]
+            if any(states_unit(said, units) for said in values + answers):
+                return None  # a line or the product's own FAQ entry gives it
+            stating = [c for c in clauses if states_unit(c, units)]
+            return stating[0] if len(stating) == 1 else None
+        faqs = [self.faqs[f] for f in self._own_faqs(sku)]
+        own = " ".join(
+            [product.name, *product.aliases] + [f"{f.question} {' '.join(f.alt_questions)} {f.answer}" for f in faqs]
+        ).lower()
+        asked = _COMES_WITH.sub("", _without_names(product, text))
+        # Runs of three or more Chinese characters of the question ("带充电头吗": 充电头), however jieba cuts them.
+        words = {
+            asked[i:j]
+            for i in range(len(asked))
+            for j in range(i + 3, min(len(asked), i + 6) + 1)
+            if all("\u4e00" <= c <= "\u9fff" for c in asked[i:j]) and asked[i:j] not in own
+        }
+        said = [c for c in clauses if any(w in c.lower() for w in words)]
+        return said[0] if len(said) == 1 else None
+
+    def _own_faqs(self, sku: str) -> list[str]:
+        return [faq_id for faq_id, about in self._faq_products.items() if sku in about]
+
     def sized_sibling(self, sku: str, text: str) -> str | None:
         """The next bigger (or smaller) variant of the product talked about, when the text asks for
         nothing but that ("那大包的呢" after the 2 kg cat food is its 10 kg bag): of the products of
@@ -718,7 +786,10 @@ class KnowledgeBase:
         units, unit_bonus = _units_of(text)
         fallback = Hit("spec", prefix + named[0], 1.0) if named else None
         if named and not (DURATIONS <= units and not states_unit(named[1], units)):
-            return fallback  # the question names one of the product's own spec keys
+            # The question names one of the product's own spec keys: its line, unless an FAQ entry of the
+            # product's asks of that key what the line does not say ("刀头能洗吗": "刀头能水洗吗？", not 刀头：
+            # 陶瓷动刀+不锈钢定刀).
+            return self._faq_asking_of_key(product, named, text) or fallback
         own = {faq_id for faq_id, about in self._faq_products.items() if sku in about}
         # The topic the question names when no line of the product gives what it asks: "滤芯多久换" of a
         # 滤芯 line that gives no time, "座椅保修多久" of a seat without a 保修 line in a shop whose other
@@ -767,6 +838,24 @@ class KnowledgeBase:
             # "key：value" without the name tell 车重 from 承重 and 容量 from 功率.
             return Hit("spec", prefix + self._spec_line(product, text, query), best.score)
         return best
+
+    def _faq_asking_of_key(self, product: Product, line: tuple[str, str], text: str) -> Hit | None:
+        """The product's own FAQ entry whose question (or alternative) names the spec key the text names
+        and the most of the text's other characters that the line's value lacks (question words aside)."""
+        key, value = line
+        rest = _ASKING_CHARS.sub("", _without_names(product, text).replace(key.lower(), " "))
+        wanted = {c for c in rest if "\u4e00" <= c <= "\u9fff" and c not in value}
+        if not wanted:
+            return None
+        best: tuple[int, str] | None = None
+        for faq_id in self._own_faqs(product.sku):
+            faq = self.faqs[faq_id]
+            for asked in (faq.question, *faq.alt_questions):
+                if key in asked:
+                    shared = sum(1 for c in wanted if c in asked)
+                    if shared and (best is None or shared > best[0]):
+                        best = (shared, faq_id)
+        return Hit("faq", best[1], 1.0) if best else None
 
     def _faq_asking_as(self, product: Product, text: str, faq_scores: dict[str, float], top: float) -> Hit | None:
         """Of a duration question a spec line leads for, the product's own FAQ entry whose questions

@@ -12,11 +12,11 @@ from bot import texts
 from bot.dialogue import SUBSTITUTE, Dialogue
 from bot.orders import SqliteOrders
 from bot.wechat import Inbound
-from intents.client import Parse
+from intents.client import FALLBACK, Parse
 from kb import store as kb_store
 from kb.encoder import Encoder
 from kb.hours import BusinessHours
-from kb.search import KnowledgeBase
+from kb.search import KnowledgeBase, abbreviated_keys
 from storage.db import DbRunner
 from tests.fakes import FakeEncoder, FakeNlu, stored_turns
 from tests.helpers import OpenShop
@@ -1353,3 +1353,102 @@ def test_a_colour_asked_by_its_plain_name_is_the_product_shade_of_it(open_shop: 
     _, kb = open_shop("digital", FakeEncoder())
     key, wanted, _, available = kb.variant("DIG-014", "有蓝色吗") or ("", "", [], False)
     assert (key, wanted, available) == ("颜色", "雾蓝", True)
+
+
+def test_keys_named_together_by_their_first_characters() -> None:
+    drive = kb_store.Product(
+        "X1", "移动硬盘", "存储", 59900, 3, "", (("容量", "1TB"), ("读取速度", "1050MB/s"), ("写入速度", "1000MB/s")), (), ""
+    )
+    desk = kb_store.Product("D1", "书桌", "家具", 9900, 3, "", (("长度", "1m"), ("宽度", "0.6m"), ("高度", "0.75m")), (), "")
+    assert abbreviated_keys(drive, "读写速度多少") == ["读取速度", "写入速度"]
+    assert abbreviated_keys(desk, "长宽高多少") == ["长度", "宽度", "高度"]
+    assert abbreviated_keys(drive, "读取速度多少") == []  # one key named whole: its own line
+    assert abbreviated_keys(drive, "容量多大") == []
+    assert abbreviated_keys(desk, "长宽多少") == []  # two first characters without the keys' common tail
+
+
+async def test_a_question_naming_two_keys_by_their_first_characters_gets_both_lines(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("digital", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", FALLBACK, 0.24))
+    await d(said("oSpeed", "迅存X1移动固态硬盘多少钱", 1))
+    reply = await d(said("oSpeed", "读写速度多少", 2))
+    assert reply.text is not None and "读取速度：最高1050MB/s" in reply.text and "写入速度：最高1000MB/s" in reply.text, (
+        reply.text
+    )
+
+
+def test_what_only_the_description_says_answers_a_question_its_lines_do_not(open_shop: OpenShop) -> None:
+    _, kb = open_shop("digital", FakeEncoder())
+    assert kb.description_says("DIG-010", "它能给手机充几次") == "能给 iPhone 16 充约4次"
+    assert kb.description_says("DIG-040", "带充电头吗") == "需要配合30W以上充电头使用（不含充电头）"
+    assert kb.description_says("DIG-010", "多重") is None  # its 重量 line gives it
+    _, kb = open_shop("cosmetics", FakeEncoder())
+    assert kb.description_says("COS-015", "带防晒吗") is None  # 自带防晒 says less than its 防晒指数 line
+
+
+def test_a_product_faq_that_asks_more_of_a_key_than_its_line_says_answers(open_shop: OpenShop) -> None:
+    _, kb = open_shop("pets", FakeEncoder())
+    hit = kb.about_product("PET-024", "刀头能洗吗")
+    assert hit is not None and (hit.kind, hit.ref) == ("faq", "F053"), hit  # not 刀头：陶瓷动刀+不锈钢定刀
+    hit = kb.about_product("PET-024", "刀头是什么材质")
+    assert hit is not None and hit.kind == "spec" and hit.ref.endswith("刀头"), hit
+
+
+async def test_a_stock_note_that_says_sold_out_is_not_said_twice(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("pets", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_stock", 0.9))
+    reply = await d(said("oOut", "咔咔冻干鸡胸肉粒有货吗", 1))
+    assert reply.text is not None and "暂时缺货，预计12月3日补货" in reply.text and "缺货，暂时缺货" not in reply.text, reply.text
+
+
+@pytest.mark.model
+async def test_a_part_of_a_name_picks_among_the_products_of_the_entry_just_given(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("digital", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.91), Parse("", "ask_price", 0.84))
+    first = await d(said("oCard", "内存卡switch能用吗", 1))
+    assert first.text is not None and "Switch" in first.text, first.text
+    reply = await d(said("oCard", "那256g的吧 多少钱", 2))
+    assert reply.text is not None and "256GB" in reply.text and "99.00" in reply.text, reply.text
+
+
+@pytest.mark.model
+async def test_a_doubtful_order_question_that_asks_nothing_of_the_order_gets_the_product_faq(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("pets", real_encoder)
+    d = dialogue(runner, kb, Parse("", "order_status", 0.91), Parse("", "order_status", 0.37))
+    status = await d(said("oPet007", "猫条那单啥时候发", 1))
+    assert status.text is not None and "PT2026112300417" in status.text, status.text
+    reply = await d(said("oPet007", "猫条一天喂几根", 2))
+    assert reply.text is not None and "1-2支" in reply.text and "PT2026112300417" not in reply.text, reply.text
+
+
+@pytest.mark.model
+async def test_the_same_reply_twice_gives_way_to_the_faq_entry_the_message_asks(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("pets", real_encoder)
+    d = dialogue(runner, kb, Parse("", "order_status", 0.77), Parse("", "order_status", 0.92))
+    first = await d(said("oPet008", "航空箱十天了还没到", 1))
+    assert first.text is not None and "DPK301671520993" in first.text, first.text
+    reply = await d(said("oPet008", "物流一直不动", 2))
+    assert reply.text is not None and "核实" in reply.text and "DPK301671520993" not in reply.text, reply.text
+    # The same stock reply again when it answers what is asked ("那什么时候能到货": its 12月15日).
+    runner, kb = open_shop("appliances", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_stock", 0.79), Parse("", "ask_stock", 0.47))
+    await d(said("oAgain", "双篮炸锅还有货吗", 1))
+    again = await d(said("oAgain", "那什么时候能到货", 2))
+    assert again.text is not None and "12月15日" in again.text, again.text
+
+
+@pytest.mark.model
+async def test_a_how_much_question_taken_for_a_greeting_is_asked_of_the_product(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("pets", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "greet", 0.43))
+    await d(said("oFeed", "汪力小型犬粮多少钱", 1))
+    reply = await d(said("oFeed", "一天喂多少", 2))
+    assert reply.text is not None and "50-90g" in reply.text, reply.text

@@ -29,7 +29,7 @@ from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
 from kb.hours import BusinessHours
 from kb.rerank import char_pairs
-from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult, named_spec
+from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult, abbreviated_keys, named_spec
 from kb.store import Order, Product
 from kb.units import without_asking
 from storage.db import DbRunner
@@ -53,8 +53,10 @@ FOLLOW_UP_GAP = 0.02
 PREV_FAQ = "prev_faq"
 # The conversation context's key for the FAQ entry that answers the shopper's complaint.
 COMPLAINT_FAQ = "complaint_faq"
+# A shipping note that says itself that the product is out ("暂时缺货，预计12月3日补货"): not said twice.
+SAYS_OUT = re.compile(r"^\s*(?:暂时|目前|暂)?(?:缺货|无货|没货|售罄)")
 # A message that asks something: no thank-you or goodbye, whatever the intent model says.
-ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
+ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|多少|多[大重长高宽厚远]|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
 
 # "有X吗", "有没有X", "卖X吗": is there such a thing in the shop.
@@ -157,7 +159,7 @@ class TurnContext:
         # "满多少包邮" is about 满减, not 包邮; "一般多久能习惯" shares only 多久 with the shipping entry it finds).
         if result.decision != ANSWER or (
             (joined.confidence or 0.0) > (result.confidence or 0.0)
-            and (TOGETHER.search(self.text) or self._words_asked(result) <= self._words_asked(joined))
+            and (TOGETHER.search(self.text) or self.words_asked(result) <= self.words_asked(joined))
         ):
             return joined
         # Or when it picks one of the follow-up's own close candidates: "多久能到账" after a refund question
@@ -167,9 +169,9 @@ class TurnContext:
             return joined
         return result
 
-    def _words_asked(self, result: SearchResult) -> int:
+    def words_asked(self, result: SearchResult, *, with_answer: bool = False) -> int:
         """How many pairs of the message's own characters (question words aside) its top FAQ entry's
-        question or alternative questions hold."""
+        question or alternative questions (and ``with_answer`` its answer) hold."""
         top = result.top
         faq = self.kb.faqs.get(top.ref) if self.kb is not None and top is not None and top.kind == "faq" else None
         if faq is None:
@@ -178,7 +180,7 @@ class TurnContext:
         about, talked = self.kb.faq_products(faq.id), self.conv.context.get("sku")
         if about and talked and talked not in about:
             return 0  # an entry about another product than the one talked about ("要卸妆吗" after 儿童防晒)
-        asked = " ".join((faq.question, *faq.alt_questions)).lower()
+        asked = " ".join((faq.question, *faq.alt_questions, *((faq.answer,) if with_answer else ()))).lower()
         own = QUESTION_WORDS.sub(" ", without_asking(self.text))
         return sum(1 for pair in {p for part in own.split() for p in char_pairs(part)} if pair in asked)
 
@@ -205,6 +207,15 @@ class TurnContext:
         named = named_spec(product, self.text)
         key = named[0] if named else (self.kb.value_named(product.sku, self.text) if self.kb else None)
         return spec_line(product, key) if key is not None else None
+
+    def lines_abbreviated(self, product: Product) -> Reply | None:
+        """The product's spec lines the message names together by their keys' first characters
+        ("读写速度多少": 读取速度 and 写入速度), if it does (kb.search.abbreviated_keys)."""
+        keys = abbreviated_keys(product, self.text)
+        if not keys:
+            return None
+        specs = dict(product.specs)
+        return Reply(texts.SPECS.format(name=product.name, specs="\n".join(f"· {k}：{specs[k]}" for k in keys)))
 
     async def complaint_faq(self, product: Product | None, *, at_least: float | None = None) -> Reply | None:
         """The FAQ entry for what the complaint says is wrong (KnowledgeBase.complaint_faq), if one is close."""
@@ -267,6 +278,11 @@ class TurnContext:
                 or self.kb.companion_named(context_sku, self.text)
             )
             candidates = [sibling] if sibling else []
+        before = self.conv.context.get(PREV_FAQ)
+        if not candidates and self.kb and isinstance(before, str):
+            # "那256g的吧 多少钱" right after the entry on which memory cards work in a Switch: of the
+            # products that entry is about, the one the message names a part of.
+            candidates = self.kb.named_among(self.text, sorted(self.kb.faq_products(before)))
         if context_sku and (not candidates or context_sku in candidates):
             # "座椅本身多重" names both seats; the one being talked about is meant.
             candidates = [context_sku]
@@ -385,7 +401,10 @@ class TurnContext:
         shipping = product.shipping or texts.SHIPS_SOON
         if product.stock <= 0:
             # When it is back, if the shop says ("预售，11月28日起陆续发货", "本产季已售罄，明年5月下旬补货").
-            return texts.STOCK_OUT_UNTIL.format(shipping=product.shipping) if product.shipping else texts.STOCK_OUT_SHORT
+            if not product.shipping:
+                return texts.STOCK_OUT_SHORT
+            out = texts.STOCK_OUT_UNTIL_SAID if SAYS_OUT.search(product.shipping) else texts.STOCK_OUT_UNTIL
+            return out.format(shipping=product.shipping)
         if product.stock <= self.config.low_stock:
             return texts.STOCK_LOW.format(stock=product.stock, shipping=shipping)
         return texts.STOCK_IN.format(stock=product.stock, shipping=shipping)

@@ -6,7 +6,7 @@ import re
 
 from bot import texts
 from bot.dispatch import Reply
-from bot.handlers.context import TurnContext, spec_line
+from bot.handlers.context import SAYS_OUT, TurnContext, spec_line
 from bot.router import Router
 from kb.search import ANSWER, named_spec
 
@@ -94,7 +94,8 @@ async def answer_ask_stock(ctx: TurnContext) -> Reply:
                 name=product.name, variant=wanted, key=key, values="、".join(options), shipping=shipping
             )
             return Reply(text + await ctx.alternatives(product))
-        return Reply(texts.STOCK_OUT.format(name=product.name, shipping=shipping) + await ctx.alternatives(product))
+        out = texts.STOCK_OUT_SAID if SAYS_OUT.search(shipping) else texts.STOCK_OUT
+        return Reply(out.format(name=product.name, shipping=shipping) + await ctx.alternatives(product))
     # "多少钱，有现货吗": the price travels with the stock.
     return Reply(await ctx.price_text(product))
 
@@ -107,6 +108,10 @@ async def answer_ask_product_info(ctx: TurnContext) -> Reply:
     if product is not None and named == product.sku and ctx.kb is not None and ctx.kb.names_only(named, ctx.text):
         # "16pro透明壳", "100w的充电器": the product named and nothing asked of it gets its card.
         return await ctx.answer_entry("product", named, intent="ask_product_info")
+    said = ctx.kb.description_says(product.sku, ctx.text) if product is not None and ctx.kb is not None else None
+    if product is not None and said is not None:
+        # "能给手机充几次", "带充电头吗": what only the description says (能给 iPhone 16 充约4次, 不含充电头).
+        return Reply(texts.DESCRIPTION_SAYS.format(name=product.name, said=said))
     if product is not None:
         # The product's own FAQ entries and spec lines answer first: "敷多久", "孕妇能用吗", "多重".
         own = await ctx.about_product(product)

@@ -23,7 +23,7 @@ from bot import conversations as conv_store
 from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import DOUBTFUL_COMPLAINT, SURE_COMPLAINT
-from bot.handlers.context import ASKS, COMPLAINT_FAQ, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext, spec_line
+from bot.handlers.context import ASKS, COMPLAINT_FAQ, LISTED, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext, spec_line
 from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, STATUS_ASKED, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
@@ -125,6 +125,10 @@ class ConversationMiddleware:
             conv.context["prev_intent"] = reply.intent  # what the bot took the message before for
             if reply.text:
                 conv.context[PREV_REPLY] = _digest(reply.text)
+            if ctx.listed:
+                conv.context[LISTED] = ctx.listed
+            else:
+                conv.context.pop(LISTED, None)
             if ctx.answered_faq is not None:
                 conv.context[PREV_FAQ] = ctx.answered_faq
             else:
@@ -358,6 +362,10 @@ class Dialogue:
             if order is not None:
                 return await ctx.order_action("order_status", order)
         about_order = parse.intent in ORDER_INTENTS and (ORDER_TALK.search(ctx.text) or ORDER_ID.search(ctx.text))
+        if not about_order and (parse.intent in PRESALE or parse.intent == "out_of_scope" or unplaced):
+            unsold = await ctx.unsold_asked()
+            if unsold is not None:
+                return dataclasses.replace(unsold, intent=parse.intent, confidence=parse.confidence)
         if ELLIPSIS.search(ctx.text) and not about_order:
             elided = await self._as_before(ctx)
             if elided is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import jieba
 import numpy as np
+from jieba import posseg
 
 from kb import rerank, store
 from kb.encoder import Encoder
@@ -464,6 +465,7 @@ class KnowledgeBase:
         self._word_skus: dict[str, set[str]] = {}
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
         self._spec_keys: frozenset[str] = frozenset()  # every spec key of the shop's products
+        self._shop_text = ""  # every product's and FAQ entry's words, lower case
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
         self._key_gloss: dict[str, set[str]] = {}  # spec key -> the words the shop writes before its values
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
@@ -521,6 +523,10 @@ class KnowledgeBase:
             self._word_skus = word_skus
             self._variant_values = variant_values
             self._spec_keys = frozenset(key for p in products for key, _ in p.specs)
+            self._shop_text = " ".join(
+                [f"{_product_text(p)} {' '.join(p.aliases)} {p.category}" for p in products]
+                + [f"{f.question} {' '.join(f.alt_questions)} {f.answer}" for f in faqs]
+            ).lower()
             self._spec_cache = {}
             self._key_gloss = _key_glosses(products, faqs)
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
@@ -535,6 +541,15 @@ class KnowledgeBase:
             len(plan.todo),
         )
         return len(plan.todo)
+
+    def unknown_names(self, text: str) -> list[str]:
+        """The nouns and Latin words of the text (two characters or more) that nothing of the shop's
+        speaks of, none of its products, aliases, descriptions, specs or FAQ entries ("安克的充电宝": 安克)."""
+        with self._lock:
+            said = self._shop_text
+        words = [w.word.strip().lower() for w in posseg.lcut(text) if w.flag.startswith("n") or w.flag == "eng"]
+        joined = said.replace(" ", "")  # "iphone15" of "iPhone 15/16"
+        return [w for w in dict.fromkeys(words) if len(w) >= 2 and w not in said and w not in joined]
 
     def mentioned_products(self, text: str, context_sku: str | None = None) -> list[str]:
         """Products the text names, by name or alias (longest match), else by a distinctive word."""

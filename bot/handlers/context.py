@@ -28,7 +28,7 @@ from intents.client import Parse
 from intents.ensemble import FALLBACK_THRESHOLD
 from kb import store as kb_store
 from kb.hours import BusinessHours
-from kb.rerank import char_pairs
+from kb.rerank import LATIN, char_pairs
 from kb.search import ANSWER, CLARIFY, KnowledgeBase, SearchResult, abbreviated_keys, named_spec
 from kb.store import Order, Product
 from kb.units import without_asking
@@ -51,6 +51,7 @@ TOGETHER = re.compile(r"一起|同时|一块|叠加|同享|共用")
 FOLLOW_UP_GAP = 0.02
 # The conversation context's key for the FAQ entry the bot's last reply gave.
 PREV_FAQ = "prev_faq"
+LISTED = "listed"  # the products the reply before listed
 # The conversation context's key for the FAQ entry that answers the shopper's complaint.
 COMPLAINT_FAQ = "complaint_faq"
 # A shipping note that says itself that the product is out ("暂时缺货，预计12月3日补货"): not said twice.
@@ -59,6 +60,10 @@ SAYS_OUT = re.compile(r"^\s*(?:暂时|目前|暂)?(?:缺货|无货|没货|售罄
 ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|多少|多[大重长高宽厚远]|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
 
+# How many products a "do you have" question lists.
+MAX_LISTED = 4
+# "能用的支架", "适合iPad的": what the thing asked for must fit, not a make of it.
+FITS = re.compile(r"能用|可用|用的|适用|适合|配")
 # "有X吗", "有没有X", "卖X吗": is there such a thing in the shop.
 AVAILABILITY = re.compile(r"^(?:你们|你家|店里|请问)*(?:有没有|有|卖不卖|卖)(.{2,}?)(?:的)?(?:吗|嘛|么|啊|呀)?[?？]?$")
 
@@ -112,6 +117,7 @@ class TurnContext:
         self.told_place_in_line = False  # the reply says the shopper was put in the queue
         self.faq_answer: str | None = None  # what the FAQ says about a complaint, kept for "you are in line"
         self.answered_faq: str | None = None  # the FAQ entry the reply gives, for the next turn's follow-up
+        self.listed: list[str] = []  # the products the reply lists, one of which the next turn may pick
 
     @property
     def conv(self) -> Conversation:
@@ -278,6 +284,10 @@ class TurnContext:
                 or self.kb.companion_named(context_sku, self.text)
             )
             candidates = [sibling] if sibling else []
+        listed = self.conv.context.get(LISTED)
+        among = self.kb.named_among(self.text, listed) if self.kb and isinstance(listed, list) else []
+        if among:
+            candidates = among  # "硅胶的有45mm吗" right after the two watch bands listed: the silicone one
         before = self.conv.context.get(PREV_FAQ)
         if not candidates and self.kb and isinstance(before, str):
             # "那256g的吧 多少钱" right after the entry on which memory cards work in a Switch: of the
@@ -387,6 +397,34 @@ class TurnContext:
         words = [w.strip() for w in jieba.lcut(asked.group(1)) if len(w.strip()) >= 2]
         # Spoken of with a few characters between its own: "满减" in "满199减20", "包邮" in "满99元包邮".
         return bool(words) and any(re.search(".{0,6}".join(map(re.escape, word)), said) is None for word in words)
+
+    async def unsold_asked(self) -> Reply | None:
+        """The shopper asks for a make or a thing that nothing of the shop's speaks of ("有没有安克的充电宝",
+        "你们有iPad的壳吗"): it has none, and which products of the kind named it has instead."""
+        asked = AVAILABILITY.match(self.text.strip().lower())
+        if asked is None or self.kb is None or FITS.search(asked.group(1)):
+            return None
+        unknown = self.kb.unknown_names(asked.group(1))
+        named = self.kb.named_products(asked.group(1))[0] or [
+            p.sku for p in self.kb.products.values() if p.category and p.category.lower() in asked.group(1)
+        ]
+        if not unknown and len(named) >= 2 and not self.conv.context.get("sku"):
+            # "有apple watch表带吗": the shop has several; which ones.
+            self.listed = named[:MAX_LISTED]
+            products = [self.kb.products[sku] for sku in self.listed]
+            return Reply(texts.WE_HAVE.format(items="、".join(f"【{p.name}】¥{p.price}" for p in products)))
+        # A Chinese word the shop does not use may be the shopper's own for what it sells ("狗绳" for its
+        # 牵引绳): only a make of a kind it sells ("安克的充电宝") or a Latin name ("iPad") is known absent.
+        if not unknown or not (named or any(LATIN.fullmatch(w) for w in unknown)):
+            return None
+        text = texts.NOT_CARRIED_NAMED.format(thing=asked.group(1))
+        product = self.kb.products.get(named[0]) if named else None
+        if product is not None:
+            kind = await self.services.runner.run(kb_store.in_stock_alternatives, product.category, "")
+            if kind:
+                items = "、".join(f"【{p.name}】¥{p.price}" for p in kind)
+                return Reply(text + texts.OURS_OF_KIND.format(category=product.category, items=items))
+        return Reply(text + texts.NOT_CARRIED_ASK)
 
     def faq_about_other(self, result: SearchResult, product: Product) -> bool:
         """Is the top FAQ entry about a different product than the one asked about?"""

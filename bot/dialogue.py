@@ -244,7 +244,7 @@ class Dialogue:
                 reply = dataclasses.replace(reply, text=f"{answer}\n{reply.text}")
             return reply
         reply = await self._answer(ctx)
-        if reply.text and reply.intent in REPEATABLE and _digest(reply.text) == conv.context.get(PREV_REPLY):
+        if reply.text and reply.intent in REPEATABLE and not ctx.restates and _digest(reply.text) == conv.context.get(PREV_REPLY):
             # "到货能提醒我吗" right after "暂时缺货", "物流一直不动" right after the tracking number: the same
             # reply again tells the shopper nothing; the FAQ entry that answers the message, if one does.
             result = await ctx.search_message()
@@ -377,6 +377,12 @@ class Dialogue:
                 # "读写速度多少" of the drive talked about: its 读取速度 and 写入速度 lines, not an FAQ entry
                 # that speaks of 读写.
                 return dataclasses.replace(lines, intent="product_question", confidence=parse.confidence)
+        covered = ctx.previous_answer_covers() if not about_order else None
+        if covered is not None:
+            # "能用优惠券一起吗" right after 满减: what that answer says of it, not the coupon entry.
+            ctx.restates = True
+            reply = await ctx.answer_entry("faq", covered, intent=parse.intent)
+            return dataclasses.replace(reply, confidence=parse.confidence)
         if not about_order and PRODUCT_QUESTION.search(ctx.text):
             # "怎么吃", "礼盒里都有啥", "收到有点软正常吗" of the product in context, whatever the model took
             # it for: its own FAQ entry or spec line, when one answers it.

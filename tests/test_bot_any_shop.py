@@ -1480,3 +1480,27 @@ async def test_do_you_have_of_several_products_lists_them_and_the_next_message_p
     assert listed.text is not None and "¥39.00" in listed.text and "¥69.00" in listed.text, listed.text
     picked = await d(said("oBands", "硅胶的有45mm吗", 2))
     assert picked.text is not None and "Apple Watch 硅胶运动表带" in picked.text and "45mm" in picked.text, picked.text
+
+
+@pytest.mark.model
+async def test_together_with_a_thing_the_answer_before_speaks_of_is_that_answer(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("digital", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_promotion", 0.95), Parse("", "ask_promotion", 0.99))
+    first = await d(said("oTogether", "有满减吗", 1))
+    assert first.text is not None and "可以和店铺优惠券叠加" in first.text, first.text
+    reply = await d(said("oTogether", "能用优惠券一起吗", 2))
+    assert reply.text == first.text  # not the coupon entry, which says nothing of 满减
+
+
+@pytest.mark.model
+async def test_a_product_named_beside_what_an_faq_entry_answers_gets_the_entry(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("digital", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_product_info", 0.99), Parse("", "ask_price", 0.9))
+    reply = await d(said("oBeside", "mate70壳用着不错 保修吗", 1))
+    assert reply.text is not None and "耗材不保修" in reply.text, reply.text
+    price = await d(said("oBeside", "mate70壳多少钱", 2))  # the price is still the card's
+    assert price.text is not None and "¥69.00" in price.text, price.text

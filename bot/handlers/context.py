@@ -47,6 +47,11 @@ QUESTION_WORDS = re.compile(
 # A follow-up that asks of what the message before it spoke of with something else ("能跟优惠券一起用吗"
 # after "双十二有活动吗").
 TOGETHER = re.compile(r"一起|同时|一块|叠加|同享|共用")
+# An FAQ entry this close (cosine) behind a product card answers what the message asks beside the
+# product's name (TurnContext.faq_asked_beside).
+BESIDE_GAP = 0.05
+# Asking the price or stock: the card's own business.
+PRICE_OR_STOCK = re.compile(r"钱|价|块|元|贵|便宜|货|库存")
 # A follow-up's candidate this close to its top entry (cosine) is as likely; the question before it decides.
 FOLLOW_UP_GAP = 0.02
 # The conversation context's key for the FAQ entry the bot's last reply gave.
@@ -118,6 +123,7 @@ class TurnContext:
         self.faq_answer: str | None = None  # what the FAQ says about a complaint, kept for "you are in line"
         self.answered_faq: str | None = None  # the FAQ entry the reply gives, for the next turn's follow-up
         self.listed: list[str] = []  # the products the reply lists, one of which the next turn may pick
+        self.restates = False  # the reply gives the answer before again, on purpose
 
     @property
     def conv(self) -> Conversation:
@@ -174,6 +180,43 @@ class TurnContext:
         if any(hit.label == joined.top.label and result.top.score - hit.score <= FOLLOW_UP_GAP for hit in result.hits[1:3]):
             return joined
         return result
+
+    def faq_asked_beside(self, result: SearchResult, product: Product) -> str | None:
+        """Of the FAQ entries close behind a product card search put first, the one whose questions hold a
+        pair of characters the message asks beside the product's names and that the product's own words
+        lack ("mate70壳用着不错 保修吗": 保修, "保修多久？"), unless it asks the price or stock."""
+        assert self.kb is not None and result.top is not None
+        rest = self.kb.without_names(product.sku, self.text)
+        if not ASKS.search(rest) or PRICE_OR_STOCK.search(rest):
+            return None
+        own = f"{product.name} {product.description} {' '.join(f'{k}{v}' for k, v in product.specs)}".lower()
+        pairs = {p for part in QUESTION_WORDS.sub(" ", rest).split() for p in char_pairs(part) if p not in own}
+        for hit in result.hits[1:3]:
+            faq = self.kb.faqs.get(hit.ref) if hit.kind == "faq" else None
+            if faq is None or result.top.score - hit.score > BESIDE_GAP:
+                continue
+            about = self.kb.faq_products(faq.id)
+            if about and product.sku not in about:
+                continue
+            asked = " ".join((faq.question, *faq.alt_questions)).lower()
+            if any(p in asked for p in pairs):
+                return faq.id
+        return None
+
+    def previous_answer_covers(self) -> str | None:
+        """The FAQ entry just given, when the follow-up asks whether it goes "together with" a thing its
+        answer says it goes together with ("能用优惠券一起吗" after 满减: 可以和店铺优惠券叠加)."""
+        before = self.conv.context.get(PREV_FAQ)
+        faq = self.kb.faqs.get(before) if self.kb is not None and isinstance(before, str) else None
+        if faq is None or self.named_product() is not None:
+            return None
+        answer = faq.answer.lower()
+        if TOGETHER.search(self.text) and TOGETHER.search(answer):
+            rest = QUESTION_WORDS.sub(" ", TOGETHER.sub(" ", self.text.lower()))
+            words = [w.strip() for w in jieba.lcut(rest) if len(w.strip()) >= 2]
+            if words and all(w in answer for w in words):
+                return faq.id
+        return None
 
     def words_asked(self, result: SearchResult, *, with_answer: bool = False) -> int:
         """How many pairs of the message's own characters (question words aside) its top FAQ entry's
@@ -359,6 +402,11 @@ class TurnContext:
             if line is not None:
                 self.conv.context["sku"] = product.sku  # type: ignore[union-attr]
                 return line  # "送猫薄荷吗" of the scratcher: its 附赠 line, not its price
+            beside = self.faq_asked_beside(result, product) if product is not None else None
+            if beside is not None and product is not None:
+                # "mate70壳用着不错 保修吗": the product is named, the warranty entry is what is asked.
+                self.conv.context["sku"] = product.sku
+                return await self.answer_entry("faq", beside, intent=self.parse.intent if self.parse else "kb")
             return await self.answer_hit(result, intent=self.parse.intent if self.parse else "kb")
         if result.decision == CLARIFY and len(result.hits) >= 2:
             first, second = result.hits[0], result.hits[1]

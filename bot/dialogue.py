@@ -40,7 +40,8 @@ from storage.db import DbRunner
 logger = logging.getLogger(__name__)
 
 PRESALE = frozenset({"ask_price", "ask_stock", "ask_product_info", "ask_shipping", "ask_promotion"})
-# Handoffs the shopper asked for: until an agent answers, the bot only says where they stand in line.
+# Handoffs the shopper asked for: until an agent answers, the bot only says where they stand in line
+# (and, asked, what the FAQ says of the agents or where an order named is).
 # After any other handoff (a complaint, a misunderstanding, an order change) clear questions still
 # get the bot's answer while the shopper waits.
 ASKED_FOR_PERSON = frozenset({"asked_for_human"})
@@ -239,7 +240,7 @@ class Dialogue:
         if waiting and (conv.handoff_reason or "") in ASKED_FOR_PERSON:
             ctx.remember = False
             reply = await self._still_waiting(ctx)
-            answer = await self._faq_while_waiting(ctx)
+            answer = await self._faq_while_waiting(ctx) or await self._order_while_waiting(ctx)
             if answer is not None:  # "你们什么时候有人": the FAQ answers it, the place in line stays
                 reply = dataclasses.replace(reply, text=f"{answer}\n{reply.text}")
             return reply
@@ -278,6 +279,16 @@ class Dialogue:
         if result is None or result.decision != ANSWER or result.top is None or result.top.kind != "faq":
             return None
         return (await ctx.answer_hit(result, intent="queued")).text
+
+    async def _order_while_waiting(self, ctx: TurnContext) -> str | None:
+        """For a shopper waiting for the person they asked for: where the order of the product named is,
+        when that is all the message asks ("素皮壳到了吗"): a fact from the order source, nothing decided."""
+        if ctx.inbound.kind != "text" or not STATUS_ASKED.search(ctx.text) or UNWANTED.search(ctx.text) or "退" in ctx.text:
+            return None
+        order = await ctx.order_about_product(named_only=True)
+        if order is None:
+            return None
+        return (await ctx.order_action("order_status", order)).text
 
     async def _still_waiting(self, ctx: TurnContext) -> Reply:
         position = await ctx.queue_position()

@@ -1504,3 +1504,26 @@ async def test_a_product_named_beside_what_an_faq_entry_answers_gets_the_entry(
     assert reply.text is not None and "耗材不保修" in reply.text, reply.text
     price = await d(said("oBeside", "mate70壳多少钱", 2))  # the price is still the card's
     assert price.text is not None and "¥69.00" in price.text, price.text
+
+
+async def test_waiting_for_the_person_asked_for_where_an_order_named_is_still_gets_its_answer(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("digital", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "human_agent", 0.98), Parse("", "ask_price", 0.9))
+    await d(said("oDig009", "我要转人工", 1))
+    where = await d(said("oDig009", "素皮壳到了吗", 2))
+    assert where.intent == "queued" and where.text is not None, where
+    assert "ZT78100281176" in where.text and "队列" in where.text, where.text
+    price = await d(said("oDig009", "素皮壳多少钱", 3))  # anything else: only the place in line
+    assert price.intent == "queued" and price.text is not None and "¥" not in price.text, price.text
+
+
+@pytest.mark.model
+async def test_a_doubtful_price_question_without_price_words_after_an_entry_is_asked_of_it(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("digital", real_encoder)
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.83), Parse("", "ask_price", 0.41))
+    first = await d(said("oProtect", "买的数据线今天看降价了", 1))
+    assert first.text is not None and "补差价" in first.text, first.text
+    reply = await d(said("oProtect", "能补吗", 2))
+    assert reply.text is not None and "7天内" in reply.text and "现价" not in reply.text, reply.text

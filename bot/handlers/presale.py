@@ -6,9 +6,10 @@ import re
 
 from bot import texts
 from bot.dispatch import Reply
-from bot.handlers.context import SAYS_OUT, TurnContext, spec_line
+from bot.handlers.context import PREV_FAQ, SAYS_OUT, TurnContext, spec_line
 from bot.router import Router
 from kb.search import ANSWER, named_spec
+from kb.units import asked_units
 
 router: Router[TurnContext] = Router(name=__name__)
 
@@ -30,6 +31,19 @@ STOCK_ASKED = re.compile(r"有|货|库存|缺|卖|补|拍|买|下单|发")
 @router.intent("ask_price")
 async def answer_ask_price(ctx: TurnContext) -> Reply:
     """Price from the live product row; bargaining and price protection from the FAQ."""
+    if (
+        ctx.parse is not None
+        and ctx.parse.confidence < ctx.config.doubtful
+        and not PRICE_WORDS.search(ctx.text)
+        and not asked_units(ctx.text)  # "一瓶多少ml": its 净含量 line
+        and ctx.conv.context.get(PREV_FAQ)
+        and ctx.named_product() is None
+    ):
+        # "能补吗" right after the price-protection entry (ask_price 0.41): no price asked; the FAQ entry
+        # it and the message before it find, if one answers.
+        result = await ctx.search_message()
+        if result and result.decision == ANSWER and result.top and result.top.kind == "faq":
+            return await ctx.answer_hit(result, intent="ask_price")
     product = await ctx.product()
     if product is None:
         return await ctx.answer_from_kb()

@@ -1527,3 +1527,12 @@ async def test_a_doubtful_price_question_without_price_words_after_an_entry_is_a
     assert first.text is not None and "补差价" in first.text, first.text
     reply = await d(said("oProtect", "能补吗", 2))
     assert reply.text is not None and "7天内" in reply.text and "现价" not in reply.text, reply.text
+
+
+async def test_something_bought_is_the_shoppers_order_of_it_not_the_product_talked_about(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("digital", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.9))
+    await d(said("oDig006", "声岚Air3 Lite多少钱", 1))  # the earphones are talked about
+    await d(said("oDig006", "买的128g卡怎么只有119g啊", 2))  # oDig006 bought the 128GB card
+    conv = await runner.run(conv_store.current_conversation, "oDig006", T0)
+    assert conv.context.get("sku") == "DIG-035", conv.context

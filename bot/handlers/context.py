@@ -65,6 +65,8 @@ SAYS_OUT = re.compile(r"^\s*(?:暂时|目前|暂)?(?:缺货|无货|没货|售罄
 ASKS = re.compile(r"怎么|如何|咋|吗|呢|？|\?|多久|多少|多[大重长高宽厚远]|什么|啥|几|哪|能不能|可不可以|是不是|要不要|了没")
 
 
+# "买的", "收到的", "到的": the shopper speaks of something already bought.
+BOUGHT = re.compile(r"买的|收到的|到的|拍的|下单的|订的")
 # How many products a "do you have" question lists.
 MAX_LISTED = 4
 # "能用的支架", "适合iPad的": what the thing asked for must fit, not a make of it.
@@ -327,6 +329,14 @@ class TurnContext:
                 or self.kb.companion_named(context_sku, self.text)
             )
             candidates = [sibling] if sibling else []
+        if not candidates and self.kb and BOUGHT.search(self.text):
+            # "买的128g卡怎么只有119g啊" while the earphones are talked about: of the shopper's orders, the
+            # one the message names a part of.
+            try:
+                bought = [o.sku for o in await self.orders.orders_of(self.inbound.openid)]
+            except OrderSourceError:
+                bought = []
+            candidates = self.kb.named_among(self.text, bought) if bought else []
         listed = self.conv.context.get(LISTED)
         among = self.kb.named_among(self.text, listed) if self.kb and isinstance(listed, list) else []
         if among:

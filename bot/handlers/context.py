@@ -354,10 +354,10 @@ class TurnContext:
         if not candidates:
             # "收到了怎么用": a shopper who bought one product is asking about it.
             try:
-                bought = {o.sku for o in await self.orders.orders_of(self.inbound.openid)}
+                only = {o.sku for o in await self.orders.orders_of(self.inbound.openid)}
             except OrderSourceError:
-                bought = set()
-            candidates = list(bought) if len(bought) == 1 else []
+                only = set()
+            candidates = list(only) if len(only) == 1 else []
         for sku in candidates:
             product = await self.services.runner.run(kb_store.get_product, sku)
             if product:

@@ -27,19 +27,43 @@ HOURS = BusinessHours.parse("mon-sun 09:00-22:00")
 
 
 class HeldNlu:
-    """Parses by text; each text's first parse waits until every text has been asked once, so all the
-    turns have read their conversation before any of them is stored. Later parses (re-runs) answer at once."""
+    """Parses by text; each text's first parse waits until every text has been asked once and every turn
+    has read its conversation (the intent model is asked before the conversation is read, so waiting for
+    the asks alone left the reads racing the first store), so all the turns have read their conversation
+    before any of them is stored. Later parses (re-runs) answer at once."""
 
-    def __init__(self, parses: dict[str, Parse]) -> None:
+    def __init__(self, parses: dict[str, Parse], monkeypatch: pytest.MonkeyPatch) -> None:
         self.parses = parses
         self.asked: list[str] = []
         self.everyone_asked = asyncio.Event()
+        self.reads = 0  # conversations read, counted on the database threads
+        self.reads_before: int | None = None
+        self.everyone_read = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        read = conv_store.current_conversation
+
+        def counted(*args: object, **kwargs: object) -> object:
+            conversation = read(*args, **kwargs)  # type: ignore[arg-type]
+            self.reads += 1
+            loop.call_soon_threadsafe(self._check_reads)
+            return conversation
+
+        monkeypatch.setattr(conv_store, "current_conversation", counted)
+
+    def _check_reads(self) -> None:
+        if self.reads_before is not None and self.reads - self.reads_before >= len(self.parses):
+            self.everyone_read.set()
 
     async def parse(self, text: str) -> Parse:
+        first = text not in self.asked
+        if self.reads_before is None:
+            self.reads_before = self.reads  # what was read before these turns (an earlier greeting)
         self.asked.append(text)
         if len(self.asked) >= len(self.parses):
             self.everyone_asked.set()
         await self.everyone_asked.wait()
+        if first:
+            await self.everyone_read.wait()
         return self.parses[text]
 
 
@@ -90,11 +114,13 @@ def test_a_save_on_a_version_another_turn_saved_is_refused(new_db: NewDb) -> Non
 
 
 @pytest.mark.parametrize("known", [False, True], ids=["new shopper", "known shopper"])
-async def test_two_messages_at_once_both_change_the_conversation(open_shop: OpenShop, known: bool) -> None:
+async def test_two_messages_at_once_both_change_the_conversation(
+    open_shop: OpenShop, known: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner, kb = open_shop("appliances", FakeEncoder())  # a real SQLite file in WAL mode, or PostgreSQL
     metrics = Metrics()
     price, order = "R5扫地机器人多少钱", "AP2026111509002到哪了"
-    nlu = HeldNlu({price: Parse(price, "ask_price", 0.9), order: Parse(order, "order_status", 0.9)})
+    nlu = HeldNlu({price: Parse(price, "ask_price", 0.9), order: Parse(order, "order_status", 0.9)}, monkeypatch)
     dialogue = Dialogue(runner, nlu, kb, SqliteOrders(runner), HOURS, lambda: T0, metrics)
     dispatcher = Dispatcher(runner, dialogue, metrics, lambda: T0)
     if known:  # the shopper's conversation is stored already, at version 1
@@ -117,13 +143,13 @@ async def test_two_messages_at_once_both_change_the_conversation(open_shop: Open
 
 
 async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(
-    new_db: NewDb, make_runner: Callable[..., DbRunner]
+    new_db: NewDb, make_runner: Callable[..., DbRunner], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = make_runner(open_db(new_db("p.db"), server.MIGRATIONS))
     metrics = Metrics()
     ranking = (("nlu_fallback", 0.3), ("ask_price", 0.25), ("ask_stock", 0.2))
     texts_said = ("嗯那个", "就是那个啊")
-    nlu = HeldNlu({t: Parse(t, "nlu_fallback", 0.3, ranking) for t in texts_said})
+    nlu = HeldNlu({t: Parse(t, "nlu_fallback", 0.3, ranking) for t in texts_said}, monkeypatch)
     dialogue = Dialogue(runner, nlu, None, SqliteOrders(runner), HOURS, lambda: T0, metrics)
     dispatcher = Dispatcher(runner, dialogue, metrics, lambda: T0)
 

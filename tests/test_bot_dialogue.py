@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from console.app import CONSOLE
 from kb.encoder import Encoder
 from tests.conftest import DEMO, ROOT, Clock, RasaServer
+from tests.fakes import FakeWeChatAPI
 from tests.pushes import fixture, signed_query
 
 pytestmark = [pytest.mark.rasa, pytest.mark.model]
@@ -187,7 +188,9 @@ async def test_follow_up_about_the_order_being_discussed(shop: TestClient, clock
     assert "KF202611100001" in cancel and "取消申请" in cancel
 
 
-async def test_one_huge_message_hands_nobody_else_to_a_person(shop: TestClient, clock: Clock, tmp_path: Path) -> None:
+async def test_one_huge_message_hands_nobody_else_to_a_person(
+    shop: TestClient, clock: Clock, fake_wechat: tuple[FakeWeChatAPI, Any]
+) -> None:
     huge = "我想问问这个耳机，" * 30_000  # 270,000 characters, under the 1 MB body cap
     others = [Shopper(shop, clock, f"oCrowd{i}") for i in range(7)]
     first = Shopper(shop, clock, "oHuge")
@@ -196,7 +199,17 @@ async def test_one_huge_message_hands_nobody_else_to_a_person(shop: TestClient, 
         await asyncio.sleep(1.0)  # the huge one is with the NLU by now
         return await shopper.say("西湖龙井多少钱")
 
-    replies = await asyncio.gather(first.say(huge), *(after_it(s) for s in others))
+    inband = await asyncio.gather(first.say(huge), *(after_it(s) for s in others))
+    # On a loaded machine a reply can miss WeChat's deadline; it then comes as a customer-service
+    # message, and what it says is what counts here.
+    fake, _ = fake_wechat
+    late_for = [s.openid for s, reply in zip([first, *others], inband, strict=True) if not reply]
+    for _ in range(1500):
+        if {m["touser"] for m in fake.sent} >= set(late_for):
+            break
+        await asyncio.sleep(0.02)
+    late = {m["touser"]: m["text"]["content"] for m in fake.sent}
+    replies = [reply or late[s.openid] for s, reply in zip([first, *others], inband, strict=True)]
     assert replies[0]  # the huge one is answered too, from its first characters
     for reply in replies[1:]:
         assert "368.00" in reply, reply

@@ -30,7 +30,8 @@ class HeldNlu:
     """Parses by text; each text's first parse waits until every text has been asked once and every turn
     has read its conversation (the intent model is asked before the conversation is read, so waiting for
     the asks alone left the reads racing the first store), so all the turns have read their conversation
-    before any of them is stored. Later parses (re-runs) answer at once."""
+    before any of them is stored. Later parses (re-runs) answer at once. Call ``start`` just before the
+    turns: a turn's read can finish before its own parse has begun."""
 
     def __init__(self, parses: dict[str, Parse], monkeypatch: pytest.MonkeyPatch) -> None:
         self.parses = parses
@@ -50,20 +51,23 @@ class HeldNlu:
 
         monkeypatch.setattr(conv_store, "current_conversation", counted)
 
+    def start(self) -> None:
+        """The turns held start now: what was read before (an earlier greeting) does not count."""
+        self.reads_before = self.reads
+
     def _check_reads(self) -> None:
         if self.reads_before is not None and self.reads - self.reads_before >= len(self.parses):
             self.everyone_read.set()
 
     async def parse(self, text: str) -> Parse:
         first = text not in self.asked
-        if self.reads_before is None:
-            self.reads_before = self.reads  # what was read before these turns (an earlier greeting)
         self.asked.append(text)
         if len(self.asked) >= len(self.parses):
             self.everyone_asked.set()
-        await self.everyone_asked.wait()
-        if first:
-            await self.everyone_read.wait()
+        async with asyncio.timeout(30):  # a hold that never ends fails the test instead of hanging the run
+            await self.everyone_asked.wait()
+            if first:
+                await self.everyone_read.wait()
         return self.parses[text]
 
 
@@ -127,6 +131,7 @@ async def test_two_messages_at_once_both_change_the_conversation(
         greeter = Dialogue(runner, FakeNlu(Parse("你好", "greet", 0.9)), kb, SqliteOrders(runner), HOURS, lambda: T0)
         await Dispatcher(runner, greeter, Metrics(), lambda: T0).handle_local(said("oApp001", "你好", 0))
 
+    nlu.start()
     replies = await asyncio.gather(
         dispatcher.handle_local(said("oApp001", price, 1)), dispatcher.handle_local(said("oApp001", order, 2))
     )
@@ -153,6 +158,7 @@ async def test_two_unclear_messages_at_once_count_as_two_misunderstandings(
     dialogue = Dialogue(runner, nlu, None, SqliteOrders(runner), HOURS, lambda: T0, metrics)
     dispatcher = Dispatcher(runner, dialogue, metrics, lambda: T0)
 
+    nlu.start()
     replies = await asyncio.gather(*(dispatcher.handle_local(said("oUnclear", t, n)) for n, t in enumerate(texts_said)))
 
     # The first stored asks what was meant; the other, run again after it, is the second misunderstanding

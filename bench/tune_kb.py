@@ -10,6 +10,8 @@ Three logistic regressions, all over features that mean the same in any shop:
 - the wording model: from the question's embedding, is it a product question or an FAQ question;
   within the training shops it is cross-fitted (each shop's value comes from a model fitted on the
   others), so the ranking model learns how far to trust it on a shop it has not seen;
+- the no-answer wording model: from the question's embedding, does the shop have no answer for it;
+  cross-fitted the same way, for the confidence model;
 - the ranking model: pairwise, the expected entry against every other candidate of its question;
 - the confidence model: the top candidate's score, cosine and lead; right answers against questions
   that have none.
@@ -32,6 +34,10 @@ from kb.search import UNKNOWN, Candidate, KnowledgeBase
 PROBE = "这个多少钱"
 C_RANK = 1.0  # regularisation of the ranking model
 C_WORDING = 10.0  # of the wording model (384 weights over ~900 questions)
+# Of the no-answer wording model. 10.0 measured better left out (worst 0.890, mean 0.911 against 0.880 and
+# 0.909) but its sharper confidence cost a conversation turn more on the dev shops and flipped answers
+# near the line ("周末有人吗" to don't-know).
+C_NO_ANSWER = 1.0
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Question:
     expected: str
     query: np.ndarray
     candidates: list[Candidate]
+    unsold: bool  # the question names something nothing of the shop's speaks of
 
 
 @dataclass
@@ -54,7 +61,7 @@ def questions(kb: KnowledgeBase, path: object) -> list[Question]:
     out = []
     for text, expected in read_questions(path):  # type: ignore[arg-type]
         query, candidates = kb.candidates(text)
-        out.append(Question(text, expected, query, candidates))
+        out.append(Question(text, expected, query, candidates, bool(kb.unknown_names(text, places=False))))
     return out
 
 
@@ -76,6 +83,12 @@ def fit_wording(qs: list[Question]) -> tuple[np.ndarray, float]:
     return model.coef_[0].astype(np.float32), float(model.intercept_[0])
 
 
+def fit_no_answer(qs: list[Question]) -> tuple[np.ndarray, float]:
+    model = LogisticRegression(C=C_NO_ANSWER, max_iter=5000)
+    model.fit(np.array([q.query for q in qs]), [q.expected == "none" for q in qs])
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
 def _wording(q: Question, wording: tuple[np.ndarray, float]) -> float:
     return float(1 / (1 + np.exp(-(float(wording[0] @ q.query) + wording[1]))))
 
@@ -87,13 +100,14 @@ def vector(c: Candidate, wording: float) -> np.ndarray:
 
 def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str) -> Reranker:
     """Fit the three models on the training questions of ``sets``."""
-    rows: list[tuple[Question, float]] = []  # each question with its cross-fitted wording value
+    rows: list[tuple[Question, float, float]] = []  # each question with its cross-fitted wording values
     for s in sets:
         others = [q for o in sets if o is not s for q in o.train]
         w = fit_wording(others if others else s.train)
-        rows += [(q, _wording(q, w)) for q in s.train]
+        n = fit_no_answer(others if others else s.train)
+        rows += [(q, _wording(q, w), _wording(q, n)) for q in s.train]
     xs, ys = [], []
-    for q, p in rows:
+    for q, p, _ in rows:
         labels = [c.label for c in q.candidates]
         if q.expected not in labels:
             continue
@@ -105,11 +119,12 @@ def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str) -> Reranker:
                 ys += [1, 0]
     weights = LogisticRegression(C=C_RANK, fit_intercept=False, max_iter=5000).fit(np.array(xs), ys).coef_[0]
     dx, dy = [], []
-    for q, p in rows:
+    for q, p, no_answer in rows:
         scored = sorted(((float(vector(c, p) @ weights), c) for c in q.candidates), key=lambda sc: -sc[0])
         if not scored:
             continue
-        features = decision_values(scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None)
+        second = scored[1][0] if len(scored) > 1 else None
+        features = decision_values(scored[0][0], scored[0][1].cosine, second, q.unsold, no_answer)
         if q.expected == "none":
             dx.append(features)
             dy.append(0)
@@ -118,12 +133,15 @@ def fit(sets: list[ShopSet], encoder: Encoder, fitted_on: str) -> Reranker:
             dy.append(1)
     decision = LogisticRegression(C=1.0, max_iter=5000).fit(np.array(dx), dy)
     wording = fit_wording([q for s in sets for q in s.train])
+    no_answer = fit_no_answer([q for s in sets for q in s.train])
     return Reranker(
         weights=weights,
         decision=decision.coef_[0],
         decision_bias=float(decision.intercept_[0]),
         wording=wording[0],
         wording_bias=wording[1],
+        none_wording=no_answer[0],
+        none_wording_bias=no_answer[1],
         probe=PROBE,
         probe_vector=encoder.encode([PROBE])[0],
         fitted_on=fitted_on,
@@ -134,7 +152,7 @@ def score(s: ShopSet, reranker: Reranker) -> tuple[float, float]:
     """top-1 and top-3 of the shop's test questions, as kefu kb eval counts them."""
     top1 = top3 = 0
     for q in s.test:
-        result = s.kb.rerank(q.candidates, q.query, reranker, [])
+        result = s.kb.rerank(q.candidates, q.query, reranker, [], unsold=q.unsold)
         ranked = [h.label for h in result.hits]
         if result.decision == UNKNOWN:
             ranked = ["none", *ranked]

@@ -542,12 +542,18 @@ class KnowledgeBase:
         )
         return len(plan.todo)
 
-    def unknown_names(self, text: str) -> list[str]:
+    def unknown_names(self, text: str, *, places: bool = True) -> list[str]:
         """The nouns and Latin words of the text (two characters or more) that nothing of the shop's
-        speaks of, none of its products, aliases, descriptions, specs or FAQ entries ("安克的充电宝": 安克)."""
+        speaks of, none of its products, aliases, descriptions, specs or FAQ entries ("安克的充电宝": 安克);
+        without ``places``, not the words jieba takes for place names ("到厦门要几天": where the shopper
+        is, not what the shop lacks)."""
         with self._lock:
             said = self._shop_text
-        words = [w.word.strip().lower() for w in posseg.lcut(text) if w.flag.startswith("n") or w.flag == "eng"]
+        words = [
+            w.word.strip().lower()
+            for w in posseg.lcut(text)
+            if (w.flag.startswith("n") or w.flag == "eng") and (places or w.flag != "ns")
+        ]
         joined = said.replace(" ", "")  # "iphone15" of "iPhone 15/16"
         return [w for w in dict.fromkeys(words) if len(w) >= 2 and w not in said and w not in joined]
 
@@ -1079,7 +1085,9 @@ class KnowledgeBase:
             best, mentioned = self.raw_scores(text, context_sku)
             return self.rank(best, mentioned, top_k)
         query, candidates = self.candidates(text)
-        return self.rerank(candidates, query, self.reranker, self._mentioned(text, context_sku), top_k)
+        mentioned = self._mentioned(text, context_sku)
+        unsold = bool(self.unknown_names(text, places=False))
+        return self.rerank(candidates, query, self.reranker, mentioned, top_k, unsold=unsold)
 
     def _mentioned(self, text: str, context_sku: str | None) -> list[str]:
         mentioned = self.mentioned_products(text, context_sku)
@@ -1136,9 +1144,17 @@ class KnowledgeBase:
         return query, out
 
     def rerank(
-        self, candidates: list[Candidate], query: np.ndarray, reranker: Reranker, mentioned: list[str], top_k: int = 5
+        self,
+        candidates: list[Candidate],
+        query: np.ndarray,
+        reranker: Reranker,
+        mentioned: list[str],
+        top_k: int = 5,
+        *,
+        unsold: bool = False,
     ) -> SearchResult:
-        """Order the candidates by the reranker and decide from its confidence."""
+        """Order the candidates by the reranker and decide from its confidence (``unsold``: the question
+        names something nothing of the shop's speaks of, `unknown_names`)."""
         if not candidates:
             return SearchResult((), tuple(mentioned), UNKNOWN, 0.0)
         wording = reranker.product_wording(query)
@@ -1147,7 +1163,13 @@ class KnowledgeBase:
             key=lambda sc: -sc[0],
         )
         confidence = reranker.confidence(
-            decision_values(scored[0][0], scored[0][1].cosine, scored[1][0] if len(scored) > 1 else None)
+            decision_values(
+                scored[0][0],
+                scored[0][1].cosine,
+                scored[1][0] if len(scored) > 1 else None,
+                unsold,
+                reranker.no_answer_wording(query),
+            )
         )
         t = self.thresholds
         decision = ANSWER if confidence >= t.answer_confidence else CLARIFY if confidence >= t.clarify_confidence else UNKNOWN

@@ -14,7 +14,7 @@ import server
 from kb import rerank
 from kb.encoder import Encoder
 from kb.evaluate import evaluate, read_questions
-from kb.search import KnowledgeBase
+from kb.search import UNKNOWN, KnowledgeBase
 from storage.db import open_db
 from tests.conftest import SHOPS, load_shop
 from tests.fakes import FakeEncoder
@@ -102,3 +102,25 @@ def test_fewer_questions_about_what_the_shop_does_not_sell_get_an_answer(
     nones = [(q, e) for q, e in rows if e == "none"]
     assert len(nones) >= 10
     at_least(evaluate(kb, nones).top1, max(0.6, evaluate(plain, nones).top1 + 0.05))
+
+
+@pytest.mark.model
+def test_a_name_the_shop_never_speaks_of_and_no_answer_wording_lower_the_confidence(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    _, kb = open_shop("digital", real_encoder)
+    assert kb.reranker is not None
+    asked = "有没有倍思的数据线"  # a make the shop does not sell
+    assert kb.unknown_names(asked, places=False) == ["倍思"]
+    query, candidates = kb.candidates(asked)
+    named_absent = kb.rerank(candidates, query, kb.reranker, [], unsold=True)
+    as_if_known = kb.rerank(candidates, query, kb.reranker, [], unsold=False)
+    assert (named_absent.confidence or 0.0) < (as_if_known.confidence or 0.0)
+    assert kb.search(asked).decision == UNKNOWN
+    # Worded like what a shop has no answer for, against a question every shop answers.
+    no_answer = kb.reranker.no_answer_wording(kb.candidates("你们卖不卖手机")[0])
+    assert no_answer > 2 * kb.reranker.no_answer_wording(kb.candidates("退货运费谁出")[0])
+    # Where the shopper is is no make the shop lacks.
+    _, kb = open_shop("baby", FakeEncoder())
+    assert kb.unknown_names("到厦门要几天") == ["厦门"]
+    assert kb.unknown_names("到厦门要几天", places=False) == []

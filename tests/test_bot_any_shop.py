@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from intents.client import FALLBACK, Parse
 from kb import store as kb_store
 from kb.encoder import Encoder
 from kb.hours import BusinessHours
-from kb.search import KnowledgeBase, abbreviated_keys
+from kb.search import ANSWER, KnowledgeBase, SearchResult, abbreviated_keys
 from storage.db import DbRunner
 from tests.fakes import FakeEncoder, FakeNlu, stored_turns
 from tests.helpers import OpenShop
@@ -1102,6 +1103,28 @@ async def test_a_rule_asked_of_a_named_product_gets_the_shops_rule(
     d = dialogue(runner, kb, Parse("", "return_refund", 0.8))
     reply = await d(said("oRule", question, 1))
     assert reply.text == _rule(kb, topic), reply.text
+
+
+@pytest.mark.model
+async def test_a_rule_asked_of_a_named_product_whose_card_ranks_first_gets_the_shops_rule(
+    open_shop: OpenShop, real_encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner, kb = open_shop("cosmetics", real_encoder)
+    question = "眼影盘也想退 已经拆开用过了"
+    search = kb.search
+
+    def card_first(text: str, top_k: int = 5, context_sku: str | None = None) -> SearchResult:
+        # As `kefu serve`'s vectors ranked it: the palette's card just ahead of its 飞粉 entry.
+        result = search(text, top_k, context_sku)
+        if text != question:
+            return result
+        card = next(h for h in result.hits if h.kind == "product")
+        return dataclasses.replace(result, hits=(card, *[h for h in result.hits if h is not card]), decision=ANSWER)
+
+    monkeypatch.setattr(kb, "search", card_first)
+    d = dialogue(runner, kb, Parse("", "return_refund", 0.8))
+    reply = await d(said("oRuleCard", question, 1))
+    assert reply.text == _rule(kb, "无理由"), reply.text
 
 
 def test_the_faq_entry_just_given_restates_a_measure_when_it_says_it_for_what_is_asked(open_shop: OpenShop) -> None:

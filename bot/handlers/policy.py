@@ -41,8 +41,14 @@ async def _shop_rule(ctx: TurnContext, full: SearchResult | None) -> Reply | Non
     if ctx.kb is None or named is None:
         return None
     kb = ctx.kb
-    if full is not None and full.decision == ANSWER and full.top is not None and not kb.faq_products(full.top.ref):
-        return None  # a shop-wide rule already
+    if (
+        full is not None
+        and full.decision == ANSWER
+        and full.top is not None
+        and full.top.kind == "faq"
+        and not kb.faq_products(full.top.ref)
+    ):
+        return None  # a shop-wide rule already (a product's card is none: "眼影盘也想退" asks the rule)
     bare = await ctx.search(kb.without_names(named, ctx.text), named)
     if bare is None or bare.decision != ANSWER or bare.top is None or bare.top.kind != "faq" or kb.faq_products(bare.top.ref):
         return None

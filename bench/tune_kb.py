@@ -61,7 +61,7 @@ def questions(kb: KnowledgeBase, path: object) -> list[Question]:
     out = []
     for text, expected in read_questions(path):  # type: ignore[arg-type]
         query, candidates = kb.candidates(text)
-        out.append(Question(text, expected, query, candidates, bool(kb.unknown_names(text, places=False))))
+        out.append(Question(text, expected, query, candidates, kb.names_unsold(text)))
     return out
 
 
@@ -76,17 +76,20 @@ def load_sets(encoder: Encoder) -> list[ShopSet]:
     return sets
 
 
+def _fit_over_queries(qs: list[Question], labels: list[bool], c: float) -> tuple[np.ndarray, float]:
+    """A logistic regression over the questions' embeddings: its weights and bias."""
+    model = LogisticRegression(C=c, max_iter=5000)
+    model.fit(np.array([q.query for q in qs]), labels)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
 def fit_wording(qs: list[Question]) -> tuple[np.ndarray, float]:
     answerable = [q for q in qs if q.expected != "none"]
-    model = LogisticRegression(C=C_WORDING, max_iter=5000)
-    model.fit(np.array([q.query for q in answerable]), [q.expected.startswith("sku:") for q in answerable])
-    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+    return _fit_over_queries(answerable, [q.expected.startswith("sku:") for q in answerable], C_WORDING)
 
 
 def fit_no_answer(qs: list[Question]) -> tuple[np.ndarray, float]:
-    model = LogisticRegression(C=C_NO_ANSWER, max_iter=5000)
-    model.fit(np.array([q.query for q in qs]), [q.expected == "none" for q in qs])
-    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+    return _fit_over_queries(qs, [q.expected == "none" for q in qs], C_NO_ANSWER)
 
 
 def _wording(q: Question, wording: tuple[np.ndarray, float]) -> float:
@@ -164,13 +167,14 @@ def score(s: ShopSet, reranker: Reranker) -> tuple[float, float]:
 def main() -> None:
     encoder = load_encoder()
     sets = load_sets(encoder)
-    worst = (1.0, "")
+    worst, total = (1.0, ""), 0.0
     for s in sets:
         reranker = fit([o for o in sets if o is not s], encoder, "")
         top1, top3 = score(s, reranker)
         print(f"left out {s.name}: top1={top1:.3f} top3={top3:.3f} n={len(s.test)}", flush=True)
         worst = min(worst, (top1, s.name))
-    print(f"worst shop left out: {worst[1]} top1={worst[0]:.3f}")
+        total += top1
+    print(f"worst shop left out: {worst[1]} top1={worst[0]:.3f}; mean over shops top1={total / len(sets):.3f}")
     names = ", ".join(f"{s.name} ({len(s.train)})" for s in sets)
     reranker = fit(sets, encoder, f"dev questions of {names}; encoder {encoder.name.rsplit('/', 1)[-1]}")
     print("fitted on every shop: " + " ".join(f"{n}={w:.2f}" for n, w in zip(FEATURES, reranker.weights, strict=True)))

@@ -557,6 +557,11 @@ class KnowledgeBase:
         joined = said.replace(" ", "")  # "iphone15" of "iPhone 15/16"
         return [w for w in dict.fromkeys(words) if len(w) >= 2 and w not in said and w not in joined]
 
+    def names_unsold(self, text: str) -> bool:
+        """Does the text name a make or thing none of the shop's texts speaks of (place names aside)? What
+        the reranker's confidence model reads as ``unsold``."""
+        return bool(self.unknown_names(text, places=False))
+
     def mentioned_products(self, text: str, context_sku: str | None = None) -> list[str]:
         """Products the text names, by name or alias (longest match), else by a distinctive word."""
         return self.named_products(text, context_sku)[0]
@@ -1086,8 +1091,7 @@ class KnowledgeBase:
             return self.rank(best, mentioned, top_k)
         query, candidates = self.candidates(text)
         mentioned = self._mentioned(text, context_sku)
-        unsold = bool(self.unknown_names(text, places=False))
-        return self.rerank(candidates, query, self.reranker, mentioned, top_k, unsold=unsold)
+        return self.rerank(candidates, query, self.reranker, mentioned, top_k, unsold=self.names_unsold(text))
 
     def _mentioned(self, text: str, context_sku: str | None) -> list[str]:
         mentioned = self.mentioned_products(text, context_sku)
@@ -1154,7 +1158,7 @@ class KnowledgeBase:
         unsold: bool = False,
     ) -> SearchResult:
         """Order the candidates by the reranker and decide from its confidence (``unsold``: the question
-        names something nothing of the shop's speaks of, `unknown_names`)."""
+        names something nothing of the shop's speaks of, `names_unsold`)."""
         if not candidates:
             return SearchResult((), tuple(mentioned), UNKNOWN, 0.0)
         wording = reranker.product_wording(query)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sqlite3
@@ -15,6 +16,15 @@ import numpy as np
 from kb.encoder import Encoder
 from kb.search import KnowledgeBase
 from storage.db import DbRunner, dialect, open_db
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate`` holds, polling every 20 ms; fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ from console.app import CONSOLE
 from kb.encoder import Encoder
 from tests.conftest import DEMO, ROOT, Clock, RasaServer
 from tests.fakes import FakeWeChatAPI
+from tests.helpers import wait_for
 from tests.pushes import fixture, signed_query
 
 pytestmark = [pytest.mark.rasa, pytest.mark.model]
@@ -203,11 +204,8 @@ async def test_one_huge_message_hands_nobody_else_to_a_person(
     # On a loaded machine a reply can miss WeChat's deadline; it then comes as a customer-service
     # message, and what it says is what counts here.
     fake, _ = fake_wechat
-    late_for = [s.openid for s, reply in zip([first, *others], inband, strict=True) if not reply]
-    for _ in range(1500):
-        if {m["touser"] for m in fake.sent} >= set(late_for):
-            break
-        await asyncio.sleep(0.02)
+    late_for = {s.openid for s, reply in zip([first, *others], inband, strict=True) if not reply}
+    await wait_for(lambda: {m["touser"] for m in fake.sent} >= late_for, timeout=30.0)
     late = {m["touser"]: m["text"]["content"] for m in fake.sent}
     replies = [reply or late[s.openid] for s, reply in zip([first, *others], inband, strict=True)]
     assert replies[0]  # the huge one is answered too, from its first characters

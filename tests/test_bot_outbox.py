@@ -18,16 +18,8 @@ from storage.db import DbRunner, open_db
 from storage.outbox import backoff
 from tests.conftest import Clock
 from tests.fakes import APPID, SECRET
-from tests.helpers import NewDb
+from tests.helpers import NewDb, wait_for
 from tests.pushes import fixture, signed_query
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 async def slow_responder(inbound: Inbound) -> Reply:

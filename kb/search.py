@@ -87,6 +87,7 @@ class Entries:
     doc_entry: np.ndarray  # matrix row -> entry index
     doc_title: np.ndarray  # matrix row is a title (FAQ question or alternative, product name or alias)
     text: list[str]  # every text of the entry, lower case
+    models: list[str]  # the same with model numbers' hyphens dropped (squeeze_models) beside
     pairs: list[set[str]]
     title_pairs: list[set[str]]
     faq_sku: list[str | None]
@@ -122,6 +123,7 @@ class Entries:
             doc_entry=np.asarray(doc_entry, dtype=np.int64),
             doc_title=np.asarray(doc_title, dtype=bool),
             text=joined,
+            models=[f"{t} {squeeze_models(t)}" for t in joined],
             pairs=[char_pairs(t) for t in joined],
             title_pairs=[char_pairs(" ".join(t)) for t in titles],
             faq_sku=[faqs[ref].sku or None if kind == "faq" else None for kind, ref in keys],
@@ -143,6 +145,16 @@ class SearchResult:
 
 
 _LATIN = re.compile(r"[A-Za-z0-9]+")
+# A hyphen inside a model number, which shoppers leave out ("RC-40IH" typed "rc40ih"); a letter on one side
+# at least, for a hyphen between numbers is a range ("3-12岁").
+_MODEL_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z0-9])|(?<=[0-9])-(?=[a-z])")
+
+
+def squeeze_models(text: str) -> str:
+    """The text (lower case) with the hyphens inside model numbers dropped: "sm-12" -> "sm12", "3-12" kept."""
+    return _MODEL_HYPHEN.sub("", text)
+
+
 # A product named right after 和 / 跟 / 与 / 配 is what goes with the one asked about.
 _WITH = re.compile(r"(?:和|跟|与|同|配|搭配|混)\s*$")
 # A product named right after "能用" / "可以装" / "送" is what the one talked about is used with or comes with.
@@ -422,8 +434,8 @@ def _without_names(product: Product, text: str, *, name_words: bool = False) -> 
 
 def _terms(product: Product) -> list[str]:
     """Strings that name a product: its name, the name's first segment, its aliases."""
-    terms = [product.name, product.name.split()[0], *product.aliases]
-    return list(dict.fromkeys(t.lower() for t in terms if len(t) >= 2))
+    terms = [t.lower() for t in (product.name, product.name.split()[0], *product.aliases) if len(t) >= 2]
+    return list(dict.fromkeys(terms + [squeeze_models(t) for t in terms]))
 
 
 @dataclass
@@ -554,7 +566,7 @@ class KnowledgeBase:
             for w in posseg.lcut(text)
             if (w.flag.startswith("n") or w.flag == "eng") and (places or w.flag != "ns")
         ]
-        joined = said.replace(" ", "")  # "iphone15" of "iPhone 15/16"
+        joined = squeeze_models(said.replace(" ", ""))  # "iphone15" of "iPhone 15/16", "sm12" of "SM-12"
         return [w for w in dict.fromkeys(words) if len(w) >= 2 and w not in said and w not in joined]
 
     def names_unsold(self, text: str) -> bool:
@@ -1119,7 +1131,7 @@ class KnowledgeBase:
         order = np.argsort(-best, kind="stable")[:CANDIDATES]
         named, by_name = self.named_products(text)
         pairs = char_pairs(text)
-        latin = set(LATIN.findall(text.lower()))
+        latin = {squeeze_models(t) for t in LATIN.findall(text.lower())}
         top = float(best[order[0]])
         out = []
         for position, i in enumerate(order.tolist()):
@@ -1137,7 +1149,7 @@ class KnowledgeBase:
                 "cov": cov,
                 "tcov": tcov,
                 "bcov": cov - tcov,
-                "latm": sum(1 for t in latin if t in e.text[i]) / len(latin) if latin else 0.0,
+                "latm": sum(1 for t in latin if t in e.models[i]) / len(latin) if latin else 0.0,
                 "isp": float(is_product),
                 "faqsku": float(about is not None),
                 "named_self": float(is_product and by_name and ref in named),

@@ -14,7 +14,7 @@ import server
 from kb import rerank
 from kb.encoder import Encoder
 from kb.evaluate import evaluate, read_questions
-from kb.search import UNKNOWN, KnowledgeBase
+from kb.search import UNKNOWN, KnowledgeBase, squeeze_models
 from storage.db import open_db
 from tests.conftest import SHOPS, load_shop
 from tests.fakes import FakeEncoder
@@ -124,3 +124,16 @@ def test_a_name_the_shop_never_speaks_of_and_no_answer_wording_lower_the_confide
     _, kb = open_shop("baby", FakeEncoder())
     assert kb.unknown_names("到厦门要几天") == ["厦门"]
     assert kb.unknown_names("到厦门要几天", places=False) == []
+
+
+def test_a_model_number_typed_without_its_hyphen_names_the_product(open_shop: OpenShop) -> None:
+    _, kb = open_shop("appliances", FakeEncoder())  # the soy-milk maker is "SM-12", the rice cooker "RC-40IH"
+    assert kb.mentioned_products("SM12能预约吗") == ["APP-031"]
+    assert kb.mentioned_products("rc40ih有黑色款吗") == ["APP-006"]
+    assert kb.unknown_names("sm12能预约吗") == []
+    assert kb.unknown_names("sm13能预约吗") == ["sm13"]  # a model the shop does not have
+    _, candidates = kb.candidates("SM12能预约吗")
+    latm = {c.ref: c.features["latm"] for c in candidates if c.kind == "product"}
+    assert latm.get("APP-031") == 1.0 and max(v for ref, v in latm.items() if ref != "APP-031") == 0.0
+    # A hyphen between numbers is a range, not a model number.
+    assert squeeze_models("rc-40ih 适用3-12岁") == "rc40ih 适用3-12岁"

@@ -87,7 +87,7 @@ class Entries:
     doc_entry: np.ndarray  # matrix row -> entry index
     doc_title: np.ndarray  # matrix row is a title (FAQ question or alternative, product name or alias)
     text: list[str]  # every text of the entry, lower case
-    models: list[str]  # the same with model numbers' hyphens dropped (squeeze_models) beside
+    models: list[str]  # the same with model numbers' hyphens dropped (squeeze_models), for the Latin tokens
     pairs: list[set[str]]
     title_pairs: list[set[str]]
     faq_sku: list[str | None]
@@ -123,7 +123,7 @@ class Entries:
             doc_entry=np.asarray(doc_entry, dtype=np.int64),
             doc_title=np.asarray(doc_title, dtype=bool),
             text=joined,
-            models=[f"{t} {squeeze_models(t)}" for t in joined],
+            models=[squeeze_models(t) for t in joined],
             pairs=[char_pairs(t) for t in joined],
             title_pairs=[char_pairs(" ".join(t)) for t in titles],
             faq_sku=[faqs[ref].sku or None if kind == "faq" else None for kind, ref in keys],
@@ -478,6 +478,7 @@ class KnowledgeBase:
         self._variant_values: dict[str, set[str]] = {}  # spec key -> every option the shop offers
         self._spec_keys: frozenset[str] = frozenset()  # every spec key of the shop's products
         self._shop_text = ""  # every product's and FAQ entry's words, lower case
+        self._shop_squeezed = ""  # the same without spaces and model numbers' hyphens ("iphone15", "sm12")
         self._spec_cache: dict[str, tuple[tuple[tuple[str, str], ...], np.ndarray]] = {}
         self._key_gloss: dict[str, set[str]] = {}  # spec key -> the words the shop writes before its values
         self._spec_rows: dict[str, int] = {}  # SKU<TAB>key -> its row in the matrix
@@ -539,6 +540,7 @@ class KnowledgeBase:
                 [f"{_product_text(p)} {' '.join(p.aliases)} {p.category}" for p in products]
                 + [f"{f.question} {' '.join(f.alt_questions)} {f.answer}" for f in faqs]
             ).lower()
+            self._shop_squeezed = squeeze_models(self._shop_text.replace(" ", ""))
             self._spec_cache = {}
             self._key_gloss = _key_glosses(products, faqs)
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
@@ -560,13 +562,12 @@ class KnowledgeBase:
         without ``places``, not the words jieba takes for place names ("到厦门要几天": where the shopper
         is, not what the shop lacks)."""
         with self._lock:
-            said = self._shop_text
+            said, joined = self._shop_text, self._shop_squeezed
         words = [
             w.word.strip().lower()
             for w in posseg.lcut(text)
             if (w.flag.startswith("n") or w.flag == "eng") and (places or w.flag != "ns")
         ]
-        joined = squeeze_models(said.replace(" ", ""))  # "iphone15" of "iPhone 15/16", "sm12" of "SM-12"
         return [w for w in dict.fromkeys(words) if len(w) >= 2 and w not in said and w not in joined]
 
     def names_unsold(self, text: str) -> bool:

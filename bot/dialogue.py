@@ -24,7 +24,7 @@ from bot import handlers, texts
 from bot.dispatch import Reply
 from bot.handlers.complaints import DOUBTFUL_COMPLAINT, SURE_COMPLAINT
 from bot.handlers.context import ASKS, COMPLAINT_FAQ, LISTED, ORDER_ID, PREV_FAQ, DialogueConfig, Services, TurnContext, spec_line
-from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, STATUS_ASKED, UNPAID, UNWANTED
+from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, STATUS_ASKED, TRACKING_ASKED, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
 from bot.orders import OrderSource
@@ -245,7 +245,13 @@ class Dialogue:
                 reply = dataclasses.replace(reply, text=f"{answer}\n{reply.text}")
             return reply
         reply = await self._answer(ctx)
-        if reply.text and reply.intent in REPEATABLE and not ctx.restates and _digest(reply.text) == conv.context.get(PREV_REPLY):
+        if (
+            reply.text
+            and reply.intent in REPEATABLE
+            and not ctx.restates
+            and _digest(reply.text) == conv.context.get(PREV_REPLY)
+            and not (reply.intent in ORDER_INTENTS and TRACKING_ASKED.search(ctx.text))
+        ):
             # "到货能提醒我吗" right after "暂时缺货", "物流一直不动" right after the tracking number: the same
             # reply again tells the shopper nothing; the FAQ entry that answers the message, if one does.
             result = await ctx.search_message()

@@ -74,8 +74,8 @@ ORDER_NOT_FOUND = "没有查到订单号 {order_id} 的信息，请核对一下�
 PICK_ORDER = "您有 {count} 个订单，请问是哪一个？回复序号或订单号即可：\n{items}"
 ORDER_LINE = "{index}. {order_id} {name}×{quantity}（{status}）"
 ORDER_STATUS = {
-    "pending_payment": "订单 {order_id}（{name}×{quantity}）还未付款，付款后会尽快为您发货。",
-    "paid": "订单 {order_id}（{name}×{quantity}）已付款，正在备货，{shipping}。",
+    "pending_payment": "订单 {order_id}（{name}×{quantity}）待付款：还未付款，付款后会尽快为您发货。",
+    "paid": "订单 {order_id}（{name}×{quantity}）待发货：已付款，正在备货，{shipping}。",
     "shipped": "订单 {order_id}（{name}×{quantity}）已发货：{carrier}，运单号 {tracking_no}。在小程序“我的订单”里可以看到实时物流。",
     "delivered": "订单 {order_id}（{name}×{quantity}）已签收（{carrier} {tracking_no}）。如果没有收到，请告诉我，我帮您联系快递核实。",
     "cancelled": "订单 {order_id}（{name}×{quantity}）已取消，款项会原路退回。",

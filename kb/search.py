@@ -179,7 +179,26 @@ def named_spec(product: Product, text: str) -> tuple[str, str] | None:
     if found is None:
         qualities = {m.group(1) for m in _QUALITY.finditer(text)}
         found = next((kv for kv in product.specs if len(kv[0]) == 2 and kv[0][1] == "度" and kv[0][0] in qualities), None)
+    if found is None:
+        heads = _key_heads(product)
+        by_head = [kv for kv in product.specs if kv[0] in heads and heads[kv[0]] in text]
+        found = by_head[0] if len(by_head) == 1 else None
     return found
+
+
+def _key_heads(product: Product) -> dict[str, str]:
+    """Each spec key's part before the ending it shares with another key of the product, when two
+    characters or more ("极限温度" beside "舒适温度": 极限), what a follow-up names it by ("极限呢")."""
+    keys = [key for key, _ in product.specs]
+    heads: dict[str, str] = {}
+    for key in keys:
+        for other in keys:
+            shared = 0
+            while other != key and shared < min(len(key), len(other)) and key[-1 - shared] == other[-1 - shared]:
+                shared += 1
+            if shared and len(key) - shared >= 2:
+                heads[key] = key[: len(key) - shared]
+    return heads
 
 
 def abbreviated_keys(product: Product, text: str) -> list[str]:
@@ -262,6 +281,24 @@ _AMOUNT_SCALE = {
 }
 # ... and "how much" at most: the product's card (price and stock) answers it.
 _PRICE_ONLY = frozenset(("", "多少", "多少钱", "啥价", "什么价", "价格", "价钱", "怎么卖", "咋卖"))
+
+
+# Amounts a shopper types, figures or Chinese numerals before a unit or 人 ("8mm的", "那三人的呢", "两升的"),
+# and the same in a product's name or spec values ("云栖3 三人帐篷", "1.8m床"), scaled to one unit each.
+_NUMERALS = {"一": 1.0, "单": 1.0, "二": 2.0, "两": 2.0, "双": 2.0, "三": 3.0, "四": 4.0, "五": 5.0, "六": 6.0}
+_AMOUNTS = re.compile(
+    r"(\d+(?:\.\d+)?|[一单二两双三四五六])\s*(千克|公斤|kg|克|g|斤|毫升|ml|升|l|厘米|cm|毫米|mm|米|m|人)(?![a-z])"
+)
+_AMOUNTS_SCALE = {**_AMOUNT_SCALE, "米": (1000.0, "mm"), "m": (1000.0, "mm"), "人": (1.0, "人")}
+
+
+def _amounts(text: str) -> frozenset[tuple[float, str]]:
+    """Every amount the text gives, scaled ("三人": 3 人, "1.8m": 1800 mm)."""
+    found = set()
+    for figure, unit in _AMOUNTS.findall(text.lower()):
+        scale, base = _AMOUNTS_SCALE[unit]
+        found.add((round((_NUMERALS.get(figure) or float(figure)) * scale, 3), base))
+    return frozenset(found)
 
 
 def _amount(name: str) -> tuple[float, str] | None:
@@ -751,6 +788,28 @@ class KnowledgeBase:
             if best is None or gap < best[0]:
                 best = (gap, other.sku)
         return best[1] if best else None
+
+    def amount_named(self, sku: str, text: str) -> str | None:
+        """The one other product of the category of the product talked about whose name gives an amount
+        the text asks for and that product's name and specs do not ("8mm的多重" after the 4.5 mm yoga
+        mat is the 8 mm mat, "那三人的呢" after the two-person tent the three-person one)."""
+        product = self.products.get(sku)
+        asked = _amounts(text)
+        if product is None or not asked:
+            return None
+        if asked & _amounts(" ".join([product.name, *(value for _, value in product.specs)])):
+            return None
+        found = [
+            p for p in self.products.values() if p.sku != sku and p.category == product.category and asked & _amounts(p.name)
+        ]
+        if len(found) > 1:  # "那1.8米的呢" after the 1.5 m cotton set: the 1.8 m one of that line, not the tencel set
+            pairs = char_pairs(product.name.lower())
+            found = [
+                p
+                for p in found
+                if len(pairs & (other := char_pairs(p.name.lower()))) >= SIBLING_NAME * min(len(pairs), len(other))
+            ]
+        return found[0].sku if len(found) == 1 else None
 
     def companion_named(self, sku: str, text: str) -> str | None:
         """A product of another category that the text names by that category's word alone ("膜呢"

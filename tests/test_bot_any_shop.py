@@ -17,7 +17,7 @@ from intents.client import FALLBACK, Parse
 from kb import store as kb_store
 from kb.encoder import Encoder
 from kb.hours import BusinessHours
-from kb.search import ANSWER, KnowledgeBase, SearchResult, abbreviated_keys
+from kb.search import ANSWER, KnowledgeBase, SearchResult, abbreviated_keys, named_spec
 from storage.db import DbRunner
 from tests.fakes import FakeEncoder, FakeNlu, stored_turns
 from tests.helpers import OpenShop
@@ -1559,3 +1559,55 @@ async def test_something_bought_is_the_shoppers_order_of_it_not_the_product_talk
     await d(said("oDig006", "买的128g卡怎么只有119g啊", 2))  # oDig006 bought the 128GB card
     conv = await runner.run(conv_store.current_conversation, "oDig006", T0)
     assert conv.context.get("sku") == "DIG-035", conv.context
+
+
+def test_an_amount_the_product_talked_about_lacks_names_its_variant(open_shop: OpenShop) -> None:
+    _, kb = open_shop("outdoor", FakeEncoder())
+    assert kb.amount_named("OUT-008", "8mm的多重") == "OUT-006"  # after the 4.5 mm mat: the 8 mm one
+    assert kb.amount_named("OUT-023", "那三人的呢 多少钱") == "OUT-024"  # 三人 is the 3-person tent
+    assert kb.amount_named("OUT-005", "6mm和8mm差多少钱") is None  # 6 mm is the mat talked about itself
+    assert kb.amount_named("OUT-008", "4.5mm的多重") is None
+    _, kb = open_shop("textiles", FakeEncoder())
+    # Three sets come in 1.8 m; the one of the same line as the 1.5 m set talked about.
+    assert kb.amount_named("TEX-001", "那1.8米的呢") == "TEX-002"
+    assert kb.amount_named("TEX-010", "8斤的呢") == "TEX-011"
+    assert kb.amount_named("TEX-001", "1.5m的呢") is None
+
+
+async def test_a_follow_up_giving_another_amount_gets_that_variant(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("outdoor", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "ask_price", 0.9), Parse("", "ask_product_info", 0.8))
+    first = await d(said("oAmount", "天然橡胶瑜伽垫多少钱", 1))
+    assert first.text is not None and "4.5mm" in first.text, first.text
+    reply = await d(said("oAmount", "8mm的多重", 2))
+    assert reply.text is not None and "8mm" in reply.text and "4.5mm" not in reply.text, reply.text
+
+
+async def test_an_order_named_by_a_word_several_products_share_is_the_one_ordered(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("textiles", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "order_status", 0.66), Parse("", "order_status", 0.6))
+    # The shop sells three bathrobes; the shopper ordered the towelling one (TEX-031), now on its way.
+    reply = await d(said("oTex008", "我那四件浴袍到哪了", 1))
+    assert reply.text is not None and "SF1402713398420" in reply.text, reply.text
+    # A paid order not yet shipped says so in the word shoppers know from every shop: 待发货.
+    unshipped = await d(said("oTex003", "我买的那套睡衣还没发吗", 2))
+    assert unshipped.text is not None and "待发货" in unshipped.text and "TX20261130006" in unshipped.text, unshipped.text
+
+
+@pytest.mark.model
+async def test_the_tracking_number_asked_again_is_given_again(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    runner, kb = open_shop("textiles", real_encoder)
+    d = dialogue(runner, kb, Parse("", "order_status", 0.62), Parse("", "order_status", 0.72))
+    first = await d(said("oTex004", "窗帘发了吗", 1))
+    assert first.text is not None and "759210688123905" in first.text, first.text
+    # The same reply again, not the FAQ entry on which carriers the shop uses.
+    again = await d(said("oTex004", "哪个快递 单号多少", 2))
+    assert again.text is not None and "759210688123905" in again.text, again.text
+
+
+def test_a_key_named_by_the_part_that_sets_it_apart_from_the_product_other_keys(open_shop: OpenShop) -> None:
+    _, kb = open_shop("outdoor", FakeEncoder())
+    bag = kb.products["OUT-029"]  # 舒适温度 -5℃ and 极限温度 -12℃
+    assert named_spec(bag, "极限呢") == ("极限温度", "-12℃")
+    assert named_spec(bag, "那舒适的呢") == ("舒适温度", "-5℃")
+    assert named_spec(bag, "多少钱") is None

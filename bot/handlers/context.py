@@ -324,7 +324,8 @@ class TurnContext:
             # "有没有大瓶一点的", "那二段的有吗", "大包的有吗": no name, but a variant of the product talked
             # about; "还有膜吗" after the Mate 70 Pro case: the shop's film that goes with it.
             sibling = (
-                self.kb.sibling_named(context_sku, self.text)
+                self.kb.amount_named(context_sku, self.text)
+                or self.kb.sibling_named(context_sku, self.text)
                 or self.kb.sized_sibling(context_sku, self.text)
                 or self.kb.companion_named(context_sku, self.text)
             )
@@ -566,7 +567,12 @@ class TurnContext:
         if named_only and not named:
             return None
         if named:  # "眼影盘也想退" is not about the face mask being refunded
-            orders = [o for o in orders if o.sku in named]
+            mine = [o for o in orders if o.sku in named]
+            if not mine and self.kb:
+                # "我那四件浴袍到哪了": a word the shop's three bathrobes share, of which the shopper ordered one.
+                among = self.kb.named_among(self.text, [o.sku for o in orders])
+                mine = [o for o in orders if o.sku in among]
+            orders = mine
             if len({o.sku for o in orders}) == 1:
                 return orders[0]
         return orders[0] if len(orders) == 1 else None

@@ -33,6 +33,9 @@ STATUS_ASKED = re.compile(
     r"到(?:了)?(?:吗|没|么|哪)|到哪|发(?:货)?了(?:吗|没|么)|(?:什么时候|啥时候|几时|哪天|何时)(?:能)?发(?!票)"
     r"|(?:没|未)(?:有)?发(?:货|出)|还没(?:有)?发|(?:没|未)(?:有)?(?:付|支付)|签收了(?:吗|没)"
 )
+# Asking for the tracking number: the order's reply again carries it ("哪个快递 单号多少" right after
+# "窗帘发了吗"), unlike "物流一直不动", which the FAQ answers.
+TRACKING_ASKED = re.compile(r"单号|运单|快递号|物流号")
 # What a change of an order names: changing something (改, 换, 修改), not a question about delays.
 CHANGES = re.compile(r"改|换|更正|变更")
 

@@ -389,11 +389,19 @@ def _named_by_terms(text: str, terms: list[tuple[str, str]]) -> list[str]:
     return found
 
 
-def _faq_products(faqs: list[Faq], terms: list[tuple[str, str]]) -> dict[str, frozenset[str]]:
+def _faq_products(faqs: list[Faq], terms: list[tuple[str, str]], products: list[Product]) -> dict[str, frozenset[str]]:
     """The products each FAQ entry is about: its ``sku`` column, else those its question names
     ("沐森护发素可以涂头皮吗" is about the conditioner; "润境加湿器多久清洗一次" about every 润境
-    humidifier), else none (a shop-wide entry)."""
-    return {f.id: frozenset([f.sku] if f.sku else _named_by_terms(f.question, terms)) for f in faqs}
+    humidifier), else those of the category it names ("窗帘包安装吗": the shop's curtains), else none
+    (a shop-wide entry)."""
+    about: dict[str, frozenset[str]] = {}
+    for f in faqs:
+        named = [f.sku] if f.sku else _named_by_terms(f.question, terms)
+        if not named:
+            asked = f.question.lower()
+            named = [p.sku for p in products if len(p.category) >= 2 and p.category.lower() in asked]
+        about[f.id] = frozenset(named)
+    return about
 
 
 def _units_of(text: str) -> tuple[frozenset[str], float]:
@@ -582,7 +590,7 @@ class KnowledgeBase:
             self._key_gloss = _key_glosses(products, faqs)
             self._spec_rows = {d.ref: i for i, d in enumerate(docs) if d.kind == "spec"}
             self._entries = entries
-            self._faq_products = _faq_products(faqs, terms)
+            self._faq_products = _faq_products(faqs, terms, products)
             self.generation = plan.generation
         logger.info(
             "knowledge base: %d products, %d FAQ, %d texts (%d embedded now)",
@@ -1134,6 +1142,8 @@ class KnowledgeBase:
                 continue
             for option in sorted(options, key=len, reverse=True):
                 if option.lower() in lowered or (option.endswith("色") and len(option) > 2 and option[:-1].lower() in lowered):
+                    return key, option, options, True
+                if len(option) == 2 and option.endswith("色") and f"{option[0]}的" in lowered:  # "有白的吗": 白色
                     return key, option, options, True
             for other in sorted(self._variant_values.get(key, set()) - set(options), key=len, reverse=True):
                 if len(other) >= 2 and other.lower() in lowered:

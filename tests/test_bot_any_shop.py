@@ -1611,3 +1611,18 @@ def test_a_key_named_by_the_part_that_sets_it_apart_from_the_product_other_keys(
     assert named_spec(bag, "极限呢") == ("极限温度", "-12℃")
     assert named_spec(bag, "那舒适的呢") == ("舒适温度", "-5℃")
     assert named_spec(bag, "多少钱") is None
+
+
+def test_an_faq_entry_naming_a_category_is_about_its_products(open_shop: OpenShop) -> None:
+    _, kb = open_shop("textiles", FakeEncoder())
+    assert kb.faq_products("F027") == frozenset({"TEX-036", "TEX-037", "TEX-038"})  # "窗帘包安装吗": the curtains
+    assert kb.faq_products("F001") == frozenset()  # which carriers: shop-wide
+    _, kb = open_shop("outdoor", FakeEncoder())
+    assert kb.variant("OUT-017", "有白的吗") == ("颜色", "白色", ["黑色", "深灰", "藏青", "白色"], True)
+
+
+@pytest.mark.model
+async def test_a_question_an_faq_entry_of_the_category_answers_gets_it(open_shop: OpenShop, real_encoder: Encoder) -> None:
+    _, kb = open_shop("textiles", real_encoder)
+    hit = kb.about_product("TEX-036", "包安装吗")
+    assert hit is not None and (hit.kind, hit.ref) == ("faq", "F027"), hit

@@ -343,6 +343,12 @@ class Dialogue:
             if named_order is not None:
                 reply = await ctx.order_action("order_status", named_order)
                 return dataclasses.replace(reply, confidence=parse.confidence)
+        named = ctx.named_product()
+        if named and parse.confidence < self.config.doubtful and ctx.kb is not None and ctx.kb.names_only(named, ctx.text):
+            # "牛奶绒四件套多少" (complaint 0.42): a product's name and "how much" at most, whatever the model
+            # was unsure of, asks for its card.
+            reply = await ctx.answer_entry("product", named, intent="ask_price")
+            return dataclasses.replace(reply, confidence=parse.confidence)
         if ctx.conv.state == conv_store.QUEUED and ctx.conv.handoff_reason == "complaint":
             pending = await self._complaint_pending(ctx, unplaced)
             if pending is not None:

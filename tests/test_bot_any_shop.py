@@ -1626,3 +1626,11 @@ async def test_a_question_an_faq_entry_of_the_category_answers_gets_it(open_shop
     _, kb = open_shop("textiles", real_encoder)
     hit = kb.about_product("TEX-036", "包安装吗")
     assert hit is not None and (hit.kind, hit.ref) == ("faq", "F027"), hit
+
+
+async def test_a_product_name_and_how_much_the_model_is_unsure_of_gets_the_card(open_shop: OpenShop) -> None:
+    runner, kb = open_shop("textiles", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "complaint", 0.42))
+    reply = await d(said("oHowMuch", "牛奶绒四件套多少", 1))
+    assert reply.text is not None and "259" in reply.text and texts.HUMAN_ON_REQUEST not in reply.text, reply.text
+    assert await states(runner) == [conv_store.BOT]

@@ -27,7 +27,7 @@ from bot.handlers.context import ASKS, COMPLAINT_FAQ, LISTED, ORDER_ID, PREV_FAQ
 from bot.handlers.orders import CHANGES, KEEPS_ORDER, ORDER_TALK, ORDER_WORDS, STATUS_ASKED, TRACKING_ASKED, UNPAID, UNWANTED
 from bot.handlers.smalltalk import ABOUT_AGENTS
 from bot.metrics import Metrics
-from bot.orders import OrderSource
+from bot.orders import OrderSource, OrderSourceError
 from bot.router import Handler, Middleware, Router, chain
 from bot.store import Understood
 from bot.wechat import Inbound
@@ -342,6 +342,17 @@ class Dialogue:
             named_order = await ctx.order_about_product(named_only=True)
             if named_order is not None:
                 reply = await ctx.order_action("order_status", named_order)
+                return dataclasses.replace(reply, confidence=parse.confidence)
+        talked_order = ctx.conv.context.get("order_id")
+        if TRACKING_ASKED.search(ctx.text) and parse.intent not in ORDER_INTENTS and isinstance(talked_order, str):
+            # "顺丰单号发我下" right after where the sleeping bag's order is (taken for a shipping question):
+            # that order's tracking number, not the shop's carriers.
+            try:
+                order = await ctx.orders.get_order(ctx.inbound.openid, talked_order)
+            except OrderSourceError:
+                order = None
+            if order is not None:
+                reply = await ctx.order_action("order_status", order)
                 return dataclasses.replace(reply, confidence=parse.confidence)
         named = ctx.named_product()
         if named and parse.confidence < self.config.doubtful and ctx.kb is not None and ctx.kb.names_only(named, ctx.text):

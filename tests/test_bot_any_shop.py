@@ -1634,3 +1634,14 @@ async def test_a_product_name_and_how_much_the_model_is_unsure_of_gets_the_card(
     reply = await d(said("oHowMuch", "牛奶绒四件套多少", 1))
     assert reply.text is not None and "259" in reply.text and texts.HUMAN_ON_REQUEST not in reply.text, reply.text
     assert await states(runner) == [conv_store.BOT]
+
+
+async def test_the_tracking_number_asked_after_an_order_is_that_order_whatever_the_model_took_it_for(
+    open_shop: OpenShop,
+) -> None:
+    runner, kb = open_shop("outdoor", FakeEncoder())
+    d = dialogue(runner, kb, Parse("", "order_status", 0.83), Parse("", "ask_shipping", 0.49))
+    where = await d(said("oOut003", "我买的睡袋到哪了", 1))
+    assert where.text is not None and "SF1428891146620" in where.text, where.text
+    again = await d(said("oOut003", "顺丰单号发我下", 2))
+    assert again.text is not None and "SF1428891146620" in again.text, again.text

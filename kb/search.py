@@ -637,6 +637,10 @@ class KnowledgeBase:
             return found, True
         context = self.products.get(context_sku) if context_sku else None
         own = _product_text(context) if context else ""
+        if context is not None:
+            # ... or its own FAQ entries: "那能水洗吗" after the silk quilt, whose entry says 不能水洗, asks of
+            # it, not for the 水洗棉 bedding set.
+            own += " " + " ".join(f"{self.faqs[f].question} {self.faqs[f].answer}" for f in self._own_faqs(context.sku)).lower()
         counts: Counter[str] = Counter()
         for word in _words_cut(lowered, self._word_skus):
             if word in own:

@@ -1645,3 +1645,10 @@ async def test_the_tracking_number_asked_after_an_order_is_that_order_whatever_t
     assert where.text is not None and "SF1428891146620" in where.text, where.text
     again = await d(said("oOut003", "顺丰单号发我下", 2))
     assert again.text is not None and "SF1428891146620" in again.text, again.text
+
+
+def test_a_word_of_another_name_that_the_product_own_faq_speaks_of_is_about_that_product(open_shop: OpenShop) -> None:
+    _, kb = open_shop("textiles", FakeEncoder())
+    # 水洗 is a word of the 水洗棉 bedding set's name; the silk quilt's own entry (F046) says it cannot be washed.
+    assert kb.named_products("那能水洗吗") == (["TEX-004"], False)
+    assert kb.named_products("那能水洗吗", "TEX-013") == ([], False)

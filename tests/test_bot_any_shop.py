@@ -1652,3 +1652,13 @@ def test_a_word_of_another_name_that_the_product_own_faq_speaks_of_is_about_that
     # 水洗 is a word of the 水洗棉 bedding set's name; the silk quilt's own entry (F046) says it cannot be washed.
     assert kb.named_products("那能水洗吗") == (["TEX-004"], False)
     assert kb.named_products("那能水洗吗", "TEX-013") == ([], False)
+
+
+@pytest.mark.model
+async def test_a_measure_asked_of_a_product_named_off_the_usual_topics_gets_its_line(
+    open_shop: OpenShop, real_encoder: Encoder
+) -> None:
+    runner, kb = open_shop("textiles", real_encoder)
+    d = dialogue(runner, kb, Parse("", "out_of_scope", 0.37))
+    reply = await d(said("oHowHigh", "那遮光帘最高能做多高", 1))
+    assert reply.text is not None and "2.7米" in reply.text and "¥89" not in reply.text, reply.text

@@ -287,6 +287,11 @@ class TurnContext:
             return None
         named = self.named_product()
         if named and ((result and result.top and result.top.label == f"sku:{named}") or self.kb.names_only(named, self.text)):
+            stating = self.kb.lines_stating_measure(named, self.text)
+            if len(stating) == 1:
+                # "那遮光帘最高能做多高": the one line stating the measure asked (高度2.7米以内), not the card.
+                self.conv.context["sku"] = named
+                return spec_line(self.kb.products[named], stating[0])
             return await self.answer_entry("product", named, intent="kb_match")  # "想看看那个可视空气炸锅"
         product = await self.product()
         if product is None:
